@@ -1,0 +1,406 @@
+//! Coroutines: spawning, naming, joining and cancelling them.
+
+use std::cell::Cell;
+use std::fmt;
+use std::io;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::rc::Rc;
+use std::time::Duration;
+
+use crate::panic::{report_unjoined, Panic};
+use crate::park::{self, Reason, Wake, Waker};
+use crate::scheduler::{with_core, CancelUnwind, Core, Yielder};
+
+/// A coroutine's identity: its id (unique within its runtime, main is the first) and name.
+/// Cheap to clone. Display shows `#id 'name'`.
+#[derive(Clone)]
+pub struct Coroutine {
+    id: u64,
+    name: Option<Rc<str>>,
+    key: usize,
+    runtime_id: u64,
+}
+
+impl Coroutine {
+    /// Id, unique within the runtime for its whole life. The main coroutine has the smallest.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Name given with [`Builder::name`]; `"main"` for the main coroutine.
+    pub fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
+    /// True until the coroutine has finished (false outside its runtime).
+    pub fn is_alive(&self) -> bool {
+        with_core(|core| core.runtime_id == self.runtime_id && core.is_alive(self.key, self.id))
+            .unwrap_or(false)
+    }
+
+    /// What it is parked on right now, or `None` if it is running, runnable or finished.
+    pub fn parked_on(&self) -> Option<Reason> {
+        with_core(|core| {
+            if core.runtime_id == self.runtime_id {
+                core.parked_on(self.key, self.id)
+            } else {
+                None
+            }
+        })
+        .flatten()
+    }
+}
+
+impl PartialEq for Coroutine {
+    fn eq(&self, other: &Coroutine) -> bool {
+        self.id == other.id && self.runtime_id == other.runtime_id
+    }
+}
+
+impl Eq for Coroutine {}
+
+impl fmt::Debug for Coroutine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Coroutine").field("id", &self.id).field("name", &self.name).finish()
+    }
+}
+
+impl fmt::Display for Coroutine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "#{}", self.id)?;
+        if let Some(name) = &self.name {
+            write!(f, " '{name}'")?;
+        }
+        Ok(())
+    }
+}
+
+/// Why [`JoinHandle::join`] did not return the coroutine's value.
+#[derive(Debug)]
+pub enum JoinError {
+    /// The coroutine panicked. [`Panic`] holds the payload, message and location.
+    Panicked(Panic),
+    /// The coroutine was cancelled before it finished.
+    Cancelled,
+    /// [`JoinHandle::join_timeout`] gave up waiting; the coroutine still runs and the handle
+    /// can be joined again.
+    TimedOut,
+}
+
+impl JoinError {
+    /// True for [`JoinError::Panicked`].
+    pub fn is_panic(&self) -> bool {
+        matches!(self, JoinError::Panicked(_))
+    }
+
+    /// True for [`JoinError::Cancelled`].
+    pub fn is_cancelled(&self) -> bool {
+        matches!(self, JoinError::Cancelled)
+    }
+
+    /// The panic, if the coroutine panicked.
+    pub fn into_panic(self) -> Option<Panic> {
+        match self {
+            JoinError::Panicked(p) => Some(p),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for JoinError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            JoinError::Panicked(p) => write!(f, "coroutine {p}"),
+            JoinError::Cancelled => f.write_str("coroutine was cancelled"),
+            JoinError::TimedOut => f.write_str("timed out waiting for the coroutine to finish"),
+        }
+    }
+}
+
+impl std::error::Error for JoinError {}
+
+/// What a coroutine and its handle share.
+struct JoinShared<T> {
+    /// The outcome, once the coroutine finished and until the handle takes it.
+    outcome: Cell<Option<Result<T, JoinError>>>,
+    /// Set when the coroutine finished (even after the outcome was taken).
+    finished: Cell<bool>,
+    /// The coroutine parked in `join`, if any.
+    waiter: Cell<Option<Waker>>,
+    coroutine: Coroutine,
+}
+
+/// Owned permission to join a coroutine: wait for it, take its value, or cancel it.
+///
+/// Dropping the handle detaches the coroutine: it runs on, and if it panics the panic is
+/// reported on stderr since nobody can join it any more. Not `Send`: handles stay on the
+/// runtime's thread.
+pub struct JoinHandle<T> {
+    shared: Rc<JoinShared<T>>,
+}
+
+impl<T> JoinHandle<T> {
+    /// Waits for the coroutine to finish and returns its value, or how it failed.
+    ///
+    /// # Panics
+    /// If called outside the runtime while the coroutine has not finished, if a coroutine joins
+    /// itself, or if [`JoinHandle::join_timeout`] already took the outcome.
+    pub fn join(mut self) -> Result<T, JoinError> {
+        self.wait(None)
+    }
+
+    /// Like [`JoinHandle::join`] but gives up after `timeout` with [`JoinError::TimedOut`],
+    /// leaving the handle usable. (Takes `&mut self` rather than `self` for that reason.)
+    pub fn join_timeout(&mut self, timeout: Duration) -> Result<T, JoinError> {
+        let deadline = crate::time::now() + timeout;
+        self.wait(Some(deadline))
+    }
+
+    fn wait(&mut self, deadline: Option<std::time::Instant>) -> Result<T, JoinError> {
+        let shared = &self.shared;
+        loop {
+            if let Some(outcome) = shared.outcome.take() {
+                return outcome;
+            }
+            if shared.finished.get() {
+                panic!(
+                    "spindle: JoinHandle joined again after join_timeout already took its outcome"
+                );
+            }
+            let me = with_core(|core| core.current_coroutine().map(|c| c.id)).flatten();
+            if me == Some(shared.coroutine.id) {
+                panic!("spindle: coroutine {} tried to join itself", shared.coroutine);
+            }
+            let reason = Reason::on("join", shared.coroutine.id);
+            match park::park(reason, deadline, |w| shared.waiter.set(Some(w))) {
+                Wake::Notified => continue,
+                Wake::TimedOut => {
+                    shared.waiter.set(None);
+                    return Err(JoinError::TimedOut);
+                }
+                Wake::Cancelled => {
+                    shared.waiter.set(None);
+                    park::unwind();
+                }
+            }
+        }
+    }
+
+    /// True once the coroutine has finished (returned, panicked or been cancelled).
+    pub fn is_finished(&self) -> bool {
+        self.shared.finished.get()
+    }
+
+    /// Asks the coroutine to stop: if parked it wakes with `Cancelled` and unwinds, running its
+    /// destructors; if runnable it unwinds at its next park or yield; if it never ran it never
+    /// will. Returns at once; `join` afterwards returns `Err(JoinError::Cancelled)` unless it
+    /// finished first. Cancelling a finished coroutine does nothing.
+    pub fn cancel(&self) {
+        if self.shared.finished.get() {
+            return;
+        }
+        let c = &self.shared.coroutine;
+        with_core(|core| {
+            if core.runtime_id == c.runtime_id {
+                core.cancel(c.key, c.id);
+            }
+        })
+        .unwrap_or_else(|| panic!("{}", Core::outside_message("JoinHandle::cancel")));
+    }
+
+    /// The coroutine this handle joins.
+    pub fn coroutine(&self) -> &Coroutine {
+        &self.shared.coroutine
+    }
+}
+
+impl<T> Drop for JoinHandle<T> {
+    fn drop(&mut self) {
+        if let Some(Err(JoinError::Panicked(panic))) = self.shared.outcome.take() {
+            report_unjoined(&self.shared.coroutine, &panic);
+        }
+    }
+}
+
+impl<T> fmt::Debug for JoinHandle<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JoinHandle")
+            .field("coroutine", &self.shared.coroutine)
+            .field("finished", &self.shared.finished.get())
+            .finish()
+    }
+}
+
+/// Configures a coroutine before spawning it (std's `thread::Builder`, Python's `Thread(...)`).
+#[derive(Debug, Clone, Default)]
+pub struct Builder {
+    name: Option<String>,
+    stack_size: Option<usize>,
+    daemon: Option<bool>,
+}
+
+impl Builder {
+    /// Default settings: unnamed, the runtime's stack size, daemon status of the spawner.
+    pub fn new() -> Builder {
+        Builder::default()
+    }
+
+    /// Names the coroutine (shown in panics, overflow and deadlock reports).
+    pub fn name(mut self, name: impl Into<String>) -> Builder {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Usable stack size in bytes, rounded up to whole pages, at least 16 KiB.
+    pub fn stack_size(mut self, bytes: usize) -> Builder {
+        self.stack_size = Some(bytes);
+        self
+    }
+
+    /// A daemon coroutine does not keep `run` going: when `main` and every non-daemon
+    /// coroutine have finished, daemons still alive are cancelled. By default a coroutine
+    /// inherits the status of the coroutine that spawns it (main is not a daemon), as
+    /// Python threads do.
+    pub fn daemon(mut self, daemon: bool) -> Builder {
+        self.daemon = Some(daemon);
+        self
+    }
+
+    /// Spawns `f` as a new coroutine; it first runs when the spawner next parks or yields.
+    ///
+    /// # Errors
+    /// When no stack can be mapped; past ~32k live coroutines with guarded stacks the message
+    /// names `vm.max_map_count` and what to do (see the crate docs, "Many coroutines").
+    ///
+    /// # Panics
+    /// Outside a running spindle runtime.
+    pub fn spawn<F, T>(self, f: F) -> io::Result<JoinHandle<T>>
+    where
+        F: FnOnce() -> T + 'static,
+        T: 'static,
+    {
+        with_core(|core| spawn_in(core, self, f))
+            .unwrap_or_else(|| panic!("{}", Core::outside_message("spawn")))
+    }
+}
+
+fn spawn_in<F, T>(core: &Core, builder: Builder, f: F) -> io::Result<JoinHandle<T>>
+where
+    F: FnOnce() -> T + 'static,
+    T: 'static,
+{
+    let daemon =
+        builder.daemon.unwrap_or_else(|| core.current_coroutine().is_some_and(|c| c.daemon));
+    let name: Option<Rc<str>> = builder.name.map(Rc::from);
+    let stack_size = builder.stack_size.unwrap_or(core.config.stack_size);
+    let runtime_id = core.runtime_id;
+
+    let mut handle = None;
+    core.spawn(name.clone(), stack_size, daemon, |key, id| {
+        let shared = Rc::new(JoinShared {
+            outcome: Cell::new(None),
+            finished: Cell::new(false),
+            waiter: Cell::new(None),
+            coroutine: Coroutine { id, name, key, runtime_id },
+        });
+        let theirs = shared.clone();
+        handle = Some(JoinHandle { shared });
+        move |yielder: &Yielder, ()| {
+            let cancelled_early = with_core(|core| core.started(yielder)).unwrap_or(true);
+            let outcome = if cancelled_early {
+                drop(f);
+                Err(JoinError::Cancelled)
+            } else {
+                match catch_unwind(AssertUnwindSafe(f)) {
+                    Ok(value) => Ok(value),
+                    Err(payload) if payload.is::<CancelUnwind>() => Err(JoinError::Cancelled),
+                    Err(payload) => Err(JoinError::Panicked(Panic::new(payload, id))),
+                }
+            };
+            deliver(theirs, outcome);
+        }
+    })?;
+    Ok(handle.expect("spawn called the body maker"))
+}
+
+/// Stores the outcome for the handle and wakes a joiner; reports a panic nobody can join.
+fn deliver<T>(shared: Rc<JoinShared<T>>, outcome: Result<T, JoinError>) {
+    shared.finished.set(true);
+    if Rc::strong_count(&shared) == 1 {
+        // The handle is gone: nobody will ever join.
+        if let Err(JoinError::Panicked(panic)) = &outcome {
+            report_unjoined(&shared.coroutine, panic);
+        }
+        return;
+    }
+    shared.outcome.set(Some(outcome));
+    if let Some(waiter) = shared.waiter.take() {
+        waiter.wake();
+    }
+}
+
+/// Spawns a coroutine with default settings.
+///
+/// ```
+/// let sum = spindle_runtime::run(|| {
+///     let handles: Vec<_> = (1..=3).map(|i| spindle_runtime::spawn(move || i * 10)).collect();
+///     handles.into_iter().map(|h| h.join().unwrap()).sum::<i32>()
+/// });
+/// assert_eq!(sum, 60);
+/// ```
+///
+/// # Panics
+/// Outside a running spindle runtime, or when no stack can be mapped (see [`Builder::spawn`]
+/// for the error-returning form).
+pub fn spawn<F, T>(f: F) -> JoinHandle<T>
+where
+    F: FnOnce() -> T + 'static,
+    T: 'static,
+{
+    match Builder::new().spawn(f) {
+        Ok(handle) => handle,
+        Err(e) => panic!("spindle: spawn failed: {e}"),
+    }
+}
+
+/// The coroutine calling this.
+///
+/// # Panics
+/// Outside a coroutine of a running spindle runtime.
+pub fn current() -> Coroutine {
+    with_core(|core| {
+        core.current_coroutine().map(|c| Coroutine {
+            id: c.id,
+            name: c.name,
+            key: c.key,
+            runtime_id: core.runtime_id,
+        })
+    })
+    .flatten()
+    .unwrap_or_else(|| panic!("{}", Core::outside_message("current")))
+}
+
+/// Every coroutine alive in this runtime, main included, in slot order (Python's
+/// `threading.enumerate`).
+pub fn coroutines() -> Vec<Coroutine> {
+    with_core(|core| {
+        core.snapshot()
+            .into_iter()
+            .map(|c| Coroutine { id: c.id, name: c.name, key: c.key, runtime_id: core.runtime_id })
+            .collect()
+    })
+    .unwrap_or_else(|| panic!("{}", Core::outside_message("coroutines")))
+}
+
+/// Number of coroutines alive, main included (Python's `threading.active_count`).
+pub fn active_count() -> usize {
+    with_core(|core| core.task_count())
+        .unwrap_or_else(|| panic!("{}", Core::outside_message("active_count")))
+}
+
+/// Lets every other runnable coroutine run once before this one goes on. Returns at once when
+/// nothing else could run. A cancelled coroutine unwinds here.
+pub fn yield_now() {
+    with_core(|core| core.yield_now())
+        .unwrap_or_else(|| panic!("{}", Core::outside_message("yield_now")))
+}

@@ -1,0 +1,94 @@
+//! spindle's core: stackful coroutines scheduled on one OS thread.
+//!
+//! A *coroutine* here is a function running on its own small stack. It looks like a thread —
+//! it calls `sleep`, `lock`, `recv`, `read` and those calls appear to block — but when it must
+//! wait it *parks*: it records what it waits on, hands a waker to whatever will end the wait,
+//! and switches back to the scheduler, which runs another coroutine. Switching costs a few
+//! nanoseconds and an idle coroutine costs a page or two of memory, so a program can keep
+//! hundreds of thousands of them.
+//!
+//! ```
+//! use std::time::Duration;
+//! use spindle_runtime::{run, spawn, time::sleep};
+//!
+//! let order = run(|| {
+//!     let log = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+//!     let handles: Vec<_> = [30, 10, 20]
+//!         .into_iter()
+//!         .map(|ms| {
+//!             let log = log.clone();
+//!             spawn(move || {
+//!                 sleep(Duration::from_millis(ms));
+//!                 log.borrow_mut().push(ms);
+//!             })
+//!         })
+//!         .collect();
+//!     for h in handles {
+//!         h.join().unwrap();
+//!     }
+//!     let v = log.borrow().clone();
+//!     v
+//! });
+//! assert_eq!(order, [10, 20, 30]);
+//! ```
+//!
+//! # One thread
+//!
+//! Everything runs on the thread that called [`run`]. Handles, locks and channels are not
+//! `Send`. A call that blocks the OS thread (`std::thread::sleep`, a `std::sync::Mutex` held
+//! across a park, blocking file I/O) stalls every coroutine until it returns.
+//!
+//! # Parking
+//!
+//! Every blocking operation is built on [`park::park`]: park with a [`park::Reason`] and an
+//! optional deadline, and learn whether it was woken, timed out or cancelled. See [`park`].
+//!
+//! # Panics and cancellation
+//!
+//! A panic ends only its coroutine; [`JoinHandle::join`] returns it as
+//! [`JoinError::Panicked`], and one nobody joins is printed on stderr with the coroutine's name.
+//! [`JoinHandle::cancel`] wakes a parked coroutine with `Cancelled`; it unwinds, running its
+//! destructors. A deadlock (coroutines parked, nothing able to wake them) makes [`run`] panic
+//! with a report of who waits on what.
+//!
+//! # Timers
+//!
+//! Deadlines are read against one clock per runtime ([`time::now`]), real or virtual. Earlier
+//! deadlines fire first; equal deadlines fire in the order they were set. A timer fires no
+//! earlier than its deadline and, on the real clock, as soon after as the loop gets to it: a
+//! coroutine that computes without parking delays every timer (nothing preempts it).
+//!
+//! # Many coroutines
+//!
+//! Stacks are 64 KiB by default ([`RuntimeBuilder::stack_size`], [`Builder::stack_size`]),
+//! mapped once and pooled; only touched pages use memory. Each has a guard page below it, so
+//! an overflow is reported with the coroutine's name, not left to corrupt memory. A guarded
+//! stack costs two kernel memory mappings and Linux allows `vm.max_map_count` (65530 by
+//! default) per process, so about 32,700 coroutines can be alive at once; the next spawn fails
+//! with an error that says so. To go further, either raise the limit (as root:
+//! `sysctl vm.max_map_count=262144`) or build the runtime with the `unsafe`
+//! [`RuntimeBuilder::unguarded_stacks`], which carves 64 stacks from each mapping and checks a
+//! canary instead of relying on a guard page.
+
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(missing_docs, clippy::undocumented_unsafe_blocks)]
+
+mod coroutine;
+mod overflow;
+mod panic;
+pub mod park;
+pub mod reactor;
+mod remote;
+mod runtime;
+mod scheduler;
+mod stack;
+pub mod time;
+mod timer;
+
+pub use coroutine::{
+    active_count, coroutines, current, spawn, yield_now, Builder, Coroutine, JoinError, JoinHandle,
+};
+pub use panic::Panic;
+pub use runtime::{run, Runtime, RuntimeBuilder};
+pub use stack::{DEFAULT_MAIN_STACK_SIZE, DEFAULT_STACK_SIZE, MIN_STACK_SIZE};
+pub use time::{sleep, sleep_until};

@@ -1,0 +1,299 @@
+//! The reactor: one `mio::Poll` per runtime, and the table of registered I/O sources.
+//!
+//! # Contract with I/O types
+//!
+//! A socket is registered once, edge-triggered, for both directions ([`Registration::new`]).
+//! Every operation goes through [`Registration::io`], which tries the system call first and
+//! parks only when it returns `WouldBlock`:
+//!
+//! 1. run the operation; anything but `WouldBlock` is returned as is;
+//! 2. on `WouldBlock`, clear the direction's readiness and park on it;
+//! 3. when the scheduler's poll reports the source ready in that direction (or in error or
+//!    hang-up, which count as both), every coroutine parked on it is woken and retries.
+//!
+//! Events are only handled by the scheduler while no coroutine runs, so between a `WouldBlock`
+//! and the park no edge can be missed: an edge that arrives later is reported by a later poll.
+//!
+//! # When the scheduler polls
+//!
+//! * With nothing runnable: it blocks in `poll` until the next timer is due (or indefinitely).
+//! * Under load: after every [`EVENT_INTERVAL`] coroutine resumptions, with a zero timeout, so a
+//!   busy run queue never starves readiness, and never when no source is registered, so pure
+//!   compute and channel workloads make no system calls.
+
+use std::cell::{Cell, RefCell};
+use std::io;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use mio::{Events, Interest, Poll, Token};
+use slab::Slab;
+
+use crate::park::{self, Reason, WaitQueue, Wake};
+use crate::scheduler::{with_core, Core};
+
+/// Coroutine resumptions between two zero-timeout polls of a busy runtime.
+pub const EVENT_INTERVAL: u32 = 61;
+
+/// Token of the cross-thread waker; sources use their slab keys, which never reach it.
+pub(crate) const REMOTE_TOKEN: Token = Token(usize::MAX);
+
+/// A direction of readiness an operation waits for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    /// Readable: data, a connection to accept, EOF, or an error.
+    Read,
+    /// Writable: buffer space, a finished connect, or an error.
+    Write,
+}
+
+/// One registered source's readiness and waiters.
+#[derive(Default)]
+struct Source {
+    /// An event said readable (and no `WouldBlock` since).
+    readable: bool,
+    /// An event said writable (and no `WouldBlock` since).
+    writable: bool,
+    /// Set by [`Registration::close`]: waiters wake and get an error, new operations too.
+    closed: bool,
+    readers: WaitQueue,
+    writers: WaitQueue,
+}
+
+pub(crate) struct Reactor {
+    poll: RefCell<Poll>,
+    events: RefCell<Events>,
+    sources: RefCell<Slab<Source>>,
+    /// Coroutines parked on some source right now (for dumps and statistics).
+    waiting: Cell<usize>,
+    /// Wakers collected during one poll, kept to reuse its allocation.
+    wake_buffer: Cell<Vec<park::Waker>>,
+}
+
+impl Reactor {
+    pub(crate) fn new() -> io::Result<Reactor> {
+        Ok(Reactor {
+            poll: RefCell::new(Poll::new()?),
+            events: RefCell::new(Events::with_capacity(1024)),
+            sources: RefCell::new(Slab::new()),
+            waiting: Cell::new(0),
+            wake_buffer: Cell::new(Vec::new()),
+        })
+    }
+
+    pub(crate) fn make_waker(&self) -> io::Result<mio::Waker> {
+        mio::Waker::new(self.poll.borrow().registry(), REMOTE_TOKEN)
+    }
+
+    /// Number of registered sources.
+    pub(crate) fn sources(&self) -> usize {
+        self.sources.borrow().len()
+    }
+
+    /// Polls once and wakes the coroutines whose sources became ready. Returns whether the
+    /// cross-thread waker fired.
+    pub(crate) fn poll(&self, timeout: Option<Duration>) -> io::Result<bool> {
+        let mut events = self.events.borrow_mut();
+        match self.poll.borrow_mut().poll(&mut events, timeout) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(false),
+            Err(e) => return Err(e),
+        }
+        let mut remote = false;
+        let mut to_wake = self.wake_buffer.take();
+        {
+            let mut sources = self.sources.borrow_mut();
+            for event in events.iter() {
+                if event.token() == REMOTE_TOKEN {
+                    remote = true;
+                    continue;
+                }
+                let Some(source) = sources.get_mut(event.token().0) else { continue };
+                let failed = event.is_error();
+                if event.is_readable() || event.is_read_closed() || failed {
+                    source.readable = true;
+                    drain(&mut source.readers, &mut to_wake);
+                }
+                if event.is_writable() || event.is_write_closed() || failed {
+                    source.writable = true;
+                    drain(&mut source.writers, &mut to_wake);
+                }
+            }
+        }
+        for w in to_wake.drain(..) {
+            w.wake();
+        }
+        self.wake_buffer.set(to_wake);
+        Ok(remote)
+    }
+}
+
+/// Moves the queue's wakers out without waking them: the reactor wakes after it has released
+/// its borrow of the source table.
+fn drain(queue: &mut WaitQueue, into: &mut Vec<park::Waker>) {
+    queue.take_all(into);
+}
+
+/// A source registered with the current runtime's reactor. Dropping it removes the table entry
+/// (and wakes anyone still parked on it with an error); deregister the mio source first with
+/// [`Registration::deregister`].
+pub struct Registration {
+    core: Rc<Core>,
+    key: usize,
+    /// Shown in park reasons (a file descriptor), so dumps tell sockets apart.
+    id: u64,
+}
+
+impl Registration {
+    /// Registers `source` edge-triggered for reading and writing with the current runtime.
+    /// `id` (usually the file descriptor) identifies it in park reasons.
+    ///
+    /// # Panics
+    /// Outside a running spindle runtime.
+    pub fn new<S>(source: &mut S, id: u64) -> io::Result<Registration>
+    where
+        S: mio::event::Source + ?Sized,
+    {
+        Self::with_interest(source, Interest::READABLE | Interest::WRITABLE, id)
+    }
+
+    /// Like [`Registration::new`] with the given interest.
+    pub fn with_interest<S>(source: &mut S, interest: Interest, id: u64) -> io::Result<Registration>
+    where
+        S: mio::event::Source + ?Sized,
+    {
+        let core = with_core(|core| core.rc())
+            .unwrap_or_else(|| panic!("{}", Core::outside_message("registering an I/O source")));
+        let key = core.reactor().sources.borrow_mut().insert(Source::default());
+        let registered =
+            core.reactor().poll.borrow().registry().register(source, Token(key), interest);
+        if let Err(e) = registered {
+            core.reactor().sources.borrow_mut().remove(key);
+            return Err(e);
+        }
+        Ok(Registration { core, key, id })
+    }
+
+    /// Runs `op` until it does not return `WouldBlock`, parking on `direction` in between.
+    ///
+    /// With a deadline, a wait that outlasts it returns `io::ErrorKind::TimedOut`; the source
+    /// stays registered and usable. A source closed with [`Registration::close`] while this
+    /// waits makes it return `io::ErrorKind::NotConnected`. Cancellation unwinds.
+    pub fn io<R>(
+        &self,
+        direction: Direction,
+        what: &'static str,
+        deadline: Option<Instant>,
+        mut op: impl FnMut() -> io::Result<R>,
+    ) -> io::Result<R> {
+        loop {
+            if self.is_closed() {
+                return Err(closed_error(what));
+            }
+            match op() {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                result => return result,
+            }
+            let mut token = None;
+            let wake = park::park(Reason::on(what, self.id), deadline, |w| {
+                let mut sources = self.core.reactor().sources.borrow_mut();
+                let source = &mut sources[self.key];
+                let queue = match direction {
+                    Direction::Read => {
+                        source.readable = false;
+                        &mut source.readers
+                    }
+                    Direction::Write => {
+                        source.writable = false;
+                        &mut source.writers
+                    }
+                };
+                token = Some(queue.push(w));
+                self.core.reactor().waiting.set(self.core.reactor().waiting.get() + 1);
+            });
+            let reactor = self.core.reactor();
+            if token.is_some() {
+                reactor.waiting.set(reactor.waiting.get() - 1);
+            }
+            match wake {
+                Wake::Notified => continue,
+                Wake::TimedOut | Wake::Cancelled => {
+                    if let Some(token) = token {
+                        let mut sources = reactor.sources.borrow_mut();
+                        let source = &mut sources[self.key];
+                        match direction {
+                            Direction::Read => source.readers.remove(token),
+                            Direction::Write => source.writers.remove(token),
+                        };
+                    }
+                    if wake == Wake::Cancelled {
+                        park::unwind();
+                    }
+                    return Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        format!("{what} timed out"),
+                    ));
+                }
+            }
+        }
+    }
+
+    /// True if the last event said the source is ready in `direction` and no operation has
+    /// hit `WouldBlock` since.
+    pub fn is_ready(&self, direction: Direction) -> bool {
+        let sources = self.core.reactor().sources.borrow();
+        let source = &sources[self.key];
+        match direction {
+            Direction::Read => source.readable,
+            Direction::Write => source.writable,
+        }
+    }
+
+    /// Marks the source closed and wakes every coroutine parked on it; they, and every later
+    /// operation through this registration, get `NotConnected`.
+    pub fn close(&self) {
+        let mut to_wake = Vec::new();
+        {
+            let mut sources = self.core.reactor().sources.borrow_mut();
+            let source = &mut sources[self.key];
+            source.closed = true;
+            drain(&mut source.readers, &mut to_wake);
+            drain(&mut source.writers, &mut to_wake);
+        }
+        for w in to_wake {
+            w.wake();
+        }
+    }
+
+    /// True once [`Registration::close`] was called.
+    pub fn is_closed(&self) -> bool {
+        self.core.reactor().sources.borrow()[self.key].closed
+    }
+
+    /// Removes `source` from the poll set. Call before closing its file descriptor.
+    pub fn deregister<S>(&self, source: &mut S) -> io::Result<()>
+    where
+        S: mio::event::Source + ?Sized,
+    {
+        self.core.reactor().poll.borrow().registry().deregister(source)
+    }
+
+    /// Changes the interest `source` is registered with.
+    pub fn reregister<S>(&self, source: &mut S, interest: Interest) -> io::Result<()>
+    where
+        S: mio::event::Source + ?Sized,
+    {
+        self.core.reactor().poll.borrow().registry().reregister(source, Token(self.key), interest)
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        self.close();
+        self.core.reactor().sources.borrow_mut().remove(self.key);
+    }
+}
+
+fn closed_error(what: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::NotConnected, format!("{what}: the socket was closed"))
+}

@@ -1,0 +1,146 @@
+//! The runtime: building one and running `main` on it.
+
+use std::io;
+use std::rc::Rc;
+
+use crate::scheduler::{Config, Core};
+use crate::stack::{DEFAULT_MAIN_STACK_SIZE, DEFAULT_POOL_LIMIT, DEFAULT_STACK_SIZE};
+
+/// A spindle runtime: a scheduler, a reactor, timers and a stack pool, for one OS thread.
+///
+/// Most programs call [`run`]; build one explicitly to change settings or to run several
+/// `main`s in turn on the same pools (benchmarks do).
+///
+/// ```
+/// let rt = spindle_runtime::Runtime::builder().stack_size(32 * 1024).build().unwrap();
+/// assert_eq!(rt.run(|| 6 * 7), 42);
+/// assert_eq!(rt.run(|| "again"), "again");
+/// ```
+pub struct Runtime {
+    core: Rc<Core>,
+}
+
+impl Runtime {
+    /// A runtime with default settings.
+    pub fn new() -> io::Result<Runtime> {
+        Runtime::builder().build()
+    }
+
+    /// Settings for a new runtime.
+    pub fn builder() -> RuntimeBuilder {
+        RuntimeBuilder::new()
+    }
+
+    /// Runs `main` as the main coroutine, and with it every coroutine it spawns, on this
+    /// thread. Returns `main`'s value once `main` and every non-daemon coroutine have finished;
+    /// daemon coroutines still alive then are cancelled (unwound) first.
+    ///
+    /// `main` may borrow from the caller: it always finishes before `run` returns.
+    ///
+    /// # Panics
+    /// * If `main` panics: every other coroutine is cancelled, then the panic carries on here.
+    /// * On deadlock: when coroutines are parked and nothing (timer, socket, blocking call,
+    ///   remote waker) can ever wake one, every coroutine is cancelled and `run` panics with a
+    ///   report naming each parked coroutine and what it waits on.
+    /// * If called from inside a running spindle runtime.
+    pub fn run<T>(&self, main: impl FnOnce() -> T) -> T {
+        self.core.run_main(main)
+    }
+}
+
+/// Settings for a [`Runtime`].
+#[derive(Debug, Clone)]
+pub struct RuntimeBuilder {
+    config: Config,
+}
+
+impl Default for RuntimeBuilder {
+    fn default() -> Self {
+        RuntimeBuilder::new()
+    }
+}
+
+impl RuntimeBuilder {
+    /// Default settings: 64 KiB guarded stacks, 1 MiB for main, FIFO order, real time.
+    pub fn new() -> RuntimeBuilder {
+        RuntimeBuilder {
+            config: Config {
+                stack_size: DEFAULT_STACK_SIZE,
+                main_stack_size: DEFAULT_MAIN_STACK_SIZE,
+                seed: None,
+                virtual_time: false,
+                guarded: true,
+                pool_limit: DEFAULT_POOL_LIMIT,
+            },
+        }
+    }
+
+    /// Default stack size of spawned coroutines, in bytes (rounded up to pages, at least
+    /// 16 KiB). Default 64 KiB.
+    pub fn stack_size(mut self, bytes: usize) -> Self {
+        self.config.stack_size = bytes;
+        self
+    }
+
+    /// Stack size of the main coroutine. Default 1 MiB.
+    pub fn main_stack_size(mut self, bytes: usize) -> Self {
+        self.config.main_stack_size = bytes;
+        self
+    }
+
+    /// Runs coroutines in a random order drawn from `seed` instead of FIFO: each scheduling
+    /// step picks any runnable coroutine. The same seed and the same program give the same
+    /// order, so an interleaving that breaks something can be replayed.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.config.seed = Some(seed);
+        self
+    }
+
+    /// With `true`, time is virtual: it starts at the real time of `build` and stands still
+    /// while coroutines run; when nothing is runnable and no I/O event is ready, it jumps to
+    /// the next timer. `sleep(Duration::from_secs(3600))` then returns at once, in order with
+    /// every other timer. Read it with `time::now()`; `std::time::Instant::now()` still reads
+    /// the real clock.
+    pub fn virtual_time(mut self, on: bool) -> Self {
+        self.config.virtual_time = on;
+        self
+    }
+
+    /// How many free stacks of one size the pool keeps for reuse. Default 1024.
+    pub fn pooled_stacks(mut self, count: usize) -> Self {
+        self.config.pool_limit = count;
+        self
+    }
+
+    /// Gives coroutines stacks without guard pages, carved 64 to a mapping, so the number of
+    /// live coroutines is no longer capped by `vm.max_map_count` (~32k with guard pages).
+    ///
+    /// # Safety
+    /// Without a guard page nothing stops a coroutine that overflows its stack from writing
+    /// over another's: a canary checked at every switch reports most overflows and aborts, but
+    /// only after the fact. The caller promises that no coroutine of this runtime needs more
+    /// stack than it was given.
+    pub unsafe fn unguarded_stacks(mut self) -> Self {
+        self.config.guarded = false;
+        self
+    }
+
+    /// Builds the runtime: creates its `mio::Poll` and cross-thread waker.
+    pub fn build(self) -> io::Result<Runtime> {
+        Ok(Runtime { core: Core::new(self.config)? })
+    }
+}
+
+/// Runs `main` on a new default runtime on this thread; see [`Runtime::run`].
+///
+/// ```
+/// let answer = spindle_runtime::run(|| {
+///     let h = spindle_runtime::spawn(|| 21);
+///     h.join().unwrap() * 2
+/// });
+/// assert_eq!(answer, 42);
+/// ```
+pub fn run<T>(main: impl FnOnce() -> T) -> T {
+    let runtime = Runtime::new().unwrap_or_else(|e| panic!("spindle: cannot build a runtime: {e}"));
+    runtime.run(main)
+}

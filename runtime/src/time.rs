@@ -1,0 +1,81 @@
+//! Time: the runtime's clock, sleeping, and timeouts around any blocking code.
+
+use std::fmt;
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::time::{Duration, Instant};
+
+use crate::park::{park_until, Reason};
+use crate::scheduler::{with_core, Core, ElapsedUnwind};
+
+/// The runtime's current time: the real clock, or the virtual one when the runtime was built
+/// with `virtual_time(true)`. Outside a runtime, the real clock.
+pub fn now() -> Instant {
+    with_core(|core| core.now()).unwrap_or_else(Instant::now)
+}
+
+/// Parks the current coroutine for `duration`; other coroutines run meanwhile.
+///
+/// # Panics
+/// Outside a coroutine of a running spindle runtime.
+pub fn sleep(duration: Duration) {
+    let deadline = with_core(|core| core.now() + duration)
+        .unwrap_or_else(|| panic!("{}", Core::outside_message("sleep")));
+    park_until(Reason::new("sleep"), deadline);
+}
+
+/// Parks the current coroutine until `deadline` (by [`now`]); returns at once if it passed.
+///
+/// # Panics
+/// Outside a coroutine of a running spindle runtime.
+pub fn sleep_until(deadline: Instant) {
+    if with_core(|_| ()).is_none() {
+        panic!("{}", Core::outside_message("sleep_until"));
+    }
+    park_until(Reason::new("sleep"), deadline);
+}
+
+/// The error of [`timeout`]: the time ran out before the closure finished.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Elapsed(());
+
+impl fmt::Display for Elapsed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("deadline has elapsed")
+    }
+}
+
+impl std::error::Error for Elapsed {}
+
+/// Runs `f` in the current coroutine, and if `duration` passes while it is parked or when it
+/// yields, unwinds it and returns `Err(Elapsed)` (gevent's `Timeout`).
+///
+/// Unwinding runs destructors, so locks and other guards taken inside are released. Timeouts
+/// nest: an inner one expiring returns `Err` from the inner call only; an outer one expiring
+/// unwinds through the inner call too. `f` is only interrupted where it parks or yields: a
+/// computation that never does runs to its end, and the result is then `Ok`.
+///
+/// ```
+/// use std::time::Duration;
+/// use spindle_runtime::time::{sleep, timeout};
+/// spindle_runtime::run(|| {
+///     assert!(timeout(Duration::from_millis(5), || sleep(Duration::from_secs(60))).is_err());
+///     assert_eq!(timeout(Duration::from_secs(60), || 7), Ok(7));
+/// });
+/// ```
+///
+/// # Panics
+/// Outside a coroutine of a running spindle runtime.
+pub fn timeout<T>(duration: Duration, f: impl FnOnce() -> T) -> Result<T, Elapsed> {
+    let id = with_core(|core| core.push_scope(core.now() + duration))
+        .unwrap_or_else(|| panic!("{}", Core::outside_message("time::timeout")));
+    let result = catch_unwind(AssertUnwindSafe(f));
+    let expired = with_core(|core| core.pop_scope(id)).unwrap_or(false);
+    match result {
+        Ok(value) => Ok(value),
+        Err(payload) => match payload.downcast::<ElapsedUnwind>() {
+            Ok(elapsed) if elapsed.0 == id && expired => Err(Elapsed(())),
+            Ok(elapsed) => resume_unwind(elapsed),
+            Err(other) => resume_unwind(other),
+        },
+    }
+}

@@ -1,0 +1,34 @@
+//! # spindle
+//!
+//! Green threads for Rust: stackful coroutines scheduled in user space on one OS thread. Code
+//! inside a coroutine looks blocking — `stream.read(&mut buf)`, `mutex.lock()`, `rx.recv()`,
+//! `sleep(d)` — and spindle parks that coroutine and runs another until the socket is ready,
+//! the lock is free, the message has arrived or the timer has fired.
+//!
+//! ```
+//! use std::time::Duration;
+//!
+//! let total = spindle::run(|| {
+//!     let workers: Vec<_> = (1..=4)
+//!         .map(|i| {
+//!             spindle::spawn(move || {
+//!                 spindle::sleep(Duration::from_millis(i));
+//!                 i * 100
+//!             })
+//!         })
+//!         .collect();
+//!     workers.into_iter().map(|w| w.join().unwrap()).sum::<u64>()
+//! });
+//! assert_eq!(total, 1000);
+//! ```
+//!
+//! This crate re-exports the parts: [`spindle_runtime`] (coroutines, scheduler, park/wake,
+//! timers) and [`spindle_io`] (sockets). See the crate docs of `spindle_runtime` for how
+//! coroutines park, what is and is not guaranteed about order and timers, and how to run more
+//! than ~32k coroutines at once.
+
+pub use spindle_runtime::{
+    active_count, coroutines, current, park, reactor, run, sleep, sleep_until, spawn, time,
+    yield_now, Builder, Coroutine, JoinError, JoinHandle, Panic, Runtime, RuntimeBuilder,
+    DEFAULT_STACK_SIZE,
+};
