@@ -194,3 +194,45 @@ fn timeout_interrupts_a_yielding_loop() {
         helper.join().unwrap();
     });
 }
+
+#[test]
+fn timer_calls_its_function_after_the_delay() {
+    util::run_virtual(|| {
+        let start = now();
+        let at = Rc::new(std::cell::Cell::new(None));
+        let a = at.clone();
+        let t = spindle::time::Timer::after(Duration::from_secs(2), move || a.set(Some(now())));
+        assert!(t.join().unwrap());
+        assert_eq!(at.get(), Some(start + Duration::from_secs(2)));
+    });
+}
+
+#[test]
+fn a_cancelled_timer_never_calls_its_function() {
+    util::run_virtual(|| {
+        let called = Rc::new(std::cell::Cell::new(false));
+        let c = called.clone();
+        let t = spindle::time::Timer::after(Duration::from_secs(2), move || c.set(true));
+        sleep(Duration::from_secs(1));
+        assert!(t.cancel());
+        assert!(!t.join().unwrap());
+        sleep(Duration::from_secs(5));
+        assert!(!called.get());
+    });
+}
+
+#[test]
+fn cancelling_a_due_timer_that_has_not_run_yet_still_stops_it() {
+    util::run_virtual(|| {
+        let called = Rc::new(std::cell::Cell::new(false));
+        let c = called.clone();
+        let t = spindle::time::Timer::after(Duration::from_secs(1), move || c.set(true));
+        // Sleep to exactly the timer's deadline: both wake in the same step, we run first.
+        sleep(Duration::from_secs(1));
+        let stopped = t.cancel();
+        let ran = t.join().unwrap();
+        // Whatever the interleaving, cancel's answer and the effect agree.
+        assert_eq!(stopped, !called.get());
+        assert_eq!(ran, called.get());
+    });
+}

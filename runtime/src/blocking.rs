@@ -70,7 +70,7 @@ impl BlockingPool {
             drop(state);
             let pool = self.clone();
             let spawned =
-                thread::Builder::new().name("spindle-blocking".into()).spawn(move || pool.worker());
+                thread::Builder::new().name("spindle-unblock".into()).spawn(move || pool.worker());
             if spawned.is_err() {
                 // Could not start a thread: the queued job waits for an existing one. With none
                 // at all it would wait forever, so run nothing silently: count the thread back.
