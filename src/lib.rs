@@ -32,3 +32,4 @@ pub use spindle_runtime::{
     yield_now, Builder, Coroutine, JoinError, JoinHandle, Panic, Runtime, RuntimeBuilder,
     DEFAULT_STACK_SIZE,
 };
+pub use spindle_runtime::{select, sync};

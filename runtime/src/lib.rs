@@ -82,6 +82,7 @@ mod remote;
 mod runtime;
 mod scheduler;
 mod stack;
+pub mod sync;
 pub mod time;
 mod timer;
 
