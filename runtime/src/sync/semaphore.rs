@@ -75,7 +75,7 @@ impl Semaphore {
 
     /// Takes a permit if one is free now.
     pub fn try_acquire(&self) -> Option<SemaphoreGuard<'_>> {
-        self.try_take().then_some(SemaphoreGuard { sem: self, bounded: None })
+        self.try_take().then(|| SemaphoreGuard { sem: self, bounded: None })
     }
 
     /// Like [`Semaphore::acquire`], giving up after `timeout`.
@@ -208,7 +208,7 @@ impl BoundedSemaphore {
 
     /// Takes a permit if one is free now.
     pub fn try_acquire(&self) -> Option<SemaphoreGuard<'_>> {
-        self.sem.try_take().then_some(SemaphoreGuard { sem: &self.sem, bounded: Some(self) })
+        self.sem.try_take().then(|| SemaphoreGuard { sem: &self.sem, bounded: Some(self) })
     }
 
     /// Like [`BoundedSemaphore::acquire`], giving up after `timeout`.
