@@ -10,6 +10,10 @@ use crate::park::{self, Reason, Wake};
 
 /// A lock for data shared by coroutines. `lock` parks the coroutine while another holds it.
 ///
+/// Use it instead of `std::sync::Mutex` whenever a lock may be held across a yield point
+/// (`sleep`, `recv`, a socket read, another `lock`): a std mutex would block the one OS thread
+/// every coroutine runs on, and the holder could never run again to release it.
+///
 /// # Fairness
 ///
 /// Unlocking with coroutines waiting hands the lock to the one that has waited longest: the
