@@ -20,9 +20,12 @@
 //!
 //! * [`bounded(n)`](bounded): `send` parks while `n` messages are buffered.
 //! * [`unbounded()`](unbounded): `send` never parks.
-//! * `bounded(0)`, a *rendezvous*: a `send` completes only when a receiver takes the value;
-//!   the sender parks until then. `try_send` succeeds only if a receiver is parked in `recv`
-//!   (or a `select!` with a `recv` arm) at that moment.
+//! * `bounded(0)`, a *rendezvous*: no buffer of its own. If a receiver is parked in `recv`,
+//!   `send` hands it the value and returns at once (the woken receiver takes it when it runs);
+//!   otherwise the sender parks, its value on offer, until a receiver takes it. `try_send`
+//!   succeeds only if a receiver is parked (in `recv` or in a `select!` with a `recv` arm).
+//!   Not guaranteed: that the receiver woken for a value is the one that takes it — a `select!`
+//!   woken for it may choose another arm, and the value then goes to the next receiver.
 //!
 //! # Disconnection
 //!
