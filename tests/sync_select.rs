@@ -213,3 +213,29 @@ fn select_in_a_loop_drains_several_channels() {
         assert_eq!(got, (0..50).chain(100..150).collect::<Vec<_>>());
     });
 }
+
+#[test]
+fn arms_accept_blocks_expressions_and_optional_commas() {
+    let rt = Runtime::builder().virtual_time(true).build().unwrap();
+    rt.run(|| {
+        let (tx, rx) = channel::unbounded::<i32>();
+        tx.send(1).unwrap();
+        let a = select! {
+            recv(rx) -> m => { m.unwrap() }
+            default => 0
+        };
+        let b = select! {
+            recv(rx) -> m => m.unwrap(),
+            default => { -1 },
+        };
+        let c = select! {
+            default(Duration::from_millis(1)) => 5
+        };
+        let d = select! {
+            send(tx, 9) -> r => { r.unwrap(); 9 },
+            recv(rx) -> _ => 0,
+        };
+        assert_eq!((a, b, c, d), (1, -1, 5, 9));
+        assert_eq!(rx.try_recv(), Ok(9));
+    });
+}
