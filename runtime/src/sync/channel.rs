@@ -318,11 +318,42 @@ impl<T> Chan<T> {
 }
 
 /// The sending half of a channel. Clone it for more producers.
+///
+/// ```
+/// use std::time::Duration;
+/// use spindle_runtime::sync::channel::{self, SendTimeoutError, TrySendError};
+///
+/// spindle_runtime::run(|| {
+///     let (tx, rx) = channel::bounded(1);
+///     tx.try_send(1).unwrap();
+///     assert!(matches!(tx.try_send(2), Err(TrySendError::Full(2))));
+///     let late = tx.send_timeout(3, Duration::from_millis(1));
+///     assert!(matches!(late, Err(SendTimeoutError::Timeout(3))));
+///     drop(rx);
+///     assert_eq!(tx.send(4).unwrap_err().into_inner(), 4); // nobody to receive it
+/// });
+/// ```
 pub struct Sender<T> {
     chan: Rc<Chan<T>>,
 }
 
 /// The receiving half of a channel. Clone it for more consumers; each message goes to one.
+///
+/// ```
+/// use std::time::Duration;
+/// use spindle_runtime::sync::channel::{self, RecvTimeoutError, TryRecvError};
+///
+/// spindle_runtime::run(|| {
+///     let (tx, rx) = channel::unbounded();
+///     assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
+///     assert_eq!(rx.recv_timeout(Duration::from_millis(1)), Err(RecvTimeoutError::Timeout));
+///     tx.send("a").unwrap();
+///     tx.send("b").unwrap();
+///     drop(tx);
+///     assert_eq!(rx.try_iter().collect::<Vec<_>>(), ["a", "b"]);
+///     assert_eq!(rx.try_recv(), Err(TryRecvError::Disconnected));
+/// });
+/// ```
 pub struct Receiver<T> {
     chan: Rc<Chan<T>>,
 }
