@@ -32,3 +32,7 @@ pub use spindle_runtime::{
     yield_now, Builder, Coroutine, JoinError, JoinHandle, Panic, Runtime, RuntimeBuilder,
     DEFAULT_STACK_SIZE,
 };
+
+/// Sockets that park the coroutine, not the thread: `spindle::net::TcpStream` and friends.
+pub use spindle_io::net;
+pub use spindle_io::IoSource;
