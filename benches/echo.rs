@@ -149,7 +149,8 @@ fn server_cpu(pid: u32) -> Duration {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
     let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks: u64 = fields.get(11..13).map_or(0, |f| f.iter().filter_map(|t| t.parse::<u64>().ok()).sum());
+    let ticks: u64 =
+        fields.get(11..13).map_or(0, |f| f.iter().filter_map(|t| t.parse::<u64>().ok()).sum());
     // SAFETY: sysconf has no preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
     Duration::from_secs_f64(ticks as f64 / hz as f64)
@@ -451,7 +452,12 @@ fn mio_server() {
                                     Interest::READABLE | Interest::WRITABLE,
                                 )
                                 .expect("register");
-                            entry.insert(Echo { stream, buf: Box::new([0; 4096]), start: 0, end: 0 });
+                            entry.insert(Echo {
+                                stream,
+                                buf: Box::new([0; 4096]),
+                                start: 0,
+                                end: 0,
+                            });
                         }
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                         Err(_) => break,

@@ -44,9 +44,7 @@ fn serve(addr: &str) -> io::Result<()> {
     loop {
         match listener.accept() {
             Ok((conn, _peer)) => {
-                spindle::Builder::new()
-                    .stack_size(CONNECTION_STACK)
-                    .spawn(move || echo(conn))?;
+                spindle::Builder::new().stack_size(CONNECTION_STACK).spawn(move || echo(conn))?;
             }
             Err(e) if is_out_of_descriptors(&e) => {
                 eprintln!("echo_server: accept: {e}; backing off for 50 ms");

@@ -111,10 +111,7 @@ pub(crate) fn deadline_after(timeout: Duration) -> Instant {
 /// std refuses a zero timeout with `InvalidInput`; so do we.
 fn check_timeout(timeout: Option<Duration>) -> io::Result<Option<Duration>> {
     if timeout == Some(Duration::ZERO) {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "cannot set a 0 duration timeout",
-        ));
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "cannot set a 0 duration timeout"));
     }
     Ok(timeout)
 }

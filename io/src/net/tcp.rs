@@ -157,7 +157,10 @@ pub struct TcpStream {
 impl TcpStream {
     fn new(stream: mio::net::TcpStream) -> io::Result<TcpStream> {
         Ok(TcpStream {
-            shared: Rc::new(Shared { source: IoSource::new(stream)?, timeouts: Timeouts::default() }),
+            shared: Rc::new(Shared {
+                source: IoSource::new(stream)?,
+                timeouts: Timeouts::default(),
+            }),
         })
     }
 
@@ -298,16 +301,16 @@ impl Write for &TcpStream {
     #[inline]
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let deadline = self.shared.timeouts.write_deadline();
-        self.shared.source.wait(Direction::Write, "TcpStream::write", deadline, |mut s| {
-            s.write(buf)
-        })
+        self.shared
+            .source
+            .wait(Direction::Write, "TcpStream::write", deadline, |mut s| s.write(buf))
     }
 
     fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         let deadline = self.shared.timeouts.write_deadline();
-        self.shared.source.wait(Direction::Write, "TcpStream::write", deadline, |mut s| {
-            s.write_vectored(bufs)
-        })
+        self.shared
+            .source
+            .wait(Direction::Write, "TcpStream::write", deadline, |mut s| s.write_vectored(bufs))
     }
 
     fn flush(&mut self) -> io::Result<()> {

@@ -57,7 +57,8 @@ impl UdpSocket {
             io::Error::new(io::ErrorKind::InvalidInput, "no addresses to send data to")
         })?;
         let deadline = self.timeouts.write_deadline();
-        self.source.wait(Direction::Write, "UdpSocket::send_to", deadline, |s| s.send_to(buf, target))
+        self.source
+            .wait(Direction::Write, "UdpSocket::send_to", deadline, |s| s.send_to(buf, target))
     }
 
     /// Receives one datagram; returns its length (truncated to `buf`) and its sender.

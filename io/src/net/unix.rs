@@ -141,7 +141,10 @@ pub struct UnixStream {
 impl UnixStream {
     fn new(stream: mio::net::UnixStream) -> io::Result<UnixStream> {
         Ok(UnixStream {
-            shared: Rc::new(Shared { source: IoSource::new(stream)?, timeouts: Timeouts::default() }),
+            shared: Rc::new(Shared {
+                source: IoSource::new(stream)?,
+                timeouts: Timeouts::default(),
+            }),
         })
     }
 
