@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! cargo bench --bench echo
-//! SPINDLE_ECHO_SECS=1 SPINDLE_ECHO_CONNS=50,2000 cargo bench --bench echo   # quick
+//! SPINDLE_ECHO_SECS=1 SPINDLE_ECHO_ROUNDS=1 SPINDLE_ECHO_CONNS=50,2000 cargo bench --bench echo   # quick
 //! ```
 //!
 //! Each server runs in a child process (this binary re-executed with `SPINDLE_ECHO_SERVE` set)
@@ -17,12 +17,14 @@
 //!
 //! The load: 64-byte messages, one in flight per connection, every echoed byte checked. Every
 //! connection is opened and completes a checked round trip, then a warm-up of 0.5 s, before the
-//! timed window (`SPINDLE_ECHO_SECS`, default 3 s). Reported: round trips per second, the ratio
+//! timed window (`SPINDLE_ECHO_SECS`, default 2 s). Each count runs `SPINDLE_ECHO_ROUNDS`
+//! (default 3) rounds, each round every server once, and the table shows medians. Reported: round trips per second, the ratio
 //! to the mio loop measured in the same run, and the server's CPU time (user + system, from
 //! `/proc/<pid>/stat`) per round trip. When the load generator's core is saturated (50
 //! connections), req/s bounds the server from below and CPU per round trip is the fairer figure.
 //!
-//! Environment: `SPINDLE_ECHO_SECS` (default 3), `SPINDLE_ECHO_CONNS` (default 50,2000,10000;
+//! Environment: `SPINDLE_ECHO_SECS` (default 2), `SPINDLE_ECHO_ROUNDS` (default 3),
+//! `SPINDLE_ECHO_CONNS` (default 50,2000,10000;
 //! counts above what the descriptor limit allows are skipped), `SPINDLE_ECHO_SERVERS` (default
 //! mio,spindle,tokio,threads).
 
@@ -48,7 +50,9 @@ fn main() {
         serve(&kind);
         return;
     }
-    let secs: f64 = env_or("SPINDLE_ECHO_SECS", "3").parse().expect("SPINDLE_ECHO_SECS: seconds");
+    let secs: f64 = env_or("SPINDLE_ECHO_SECS", "2").parse().expect("SPINDLE_ECHO_SECS: seconds");
+    let rounds: usize =
+        env_or("SPINDLE_ECHO_ROUNDS", "3").parse().expect("SPINDLE_ECHO_ROUNDS: a count");
     let counts: Vec<usize> = env_or("SPINDLE_ECHO_CONNS", "50,2000,10000")
         .split(',')
         .map(|c| c.trim().parse().expect("SPINDLE_ECHO_CONNS: counts"))
@@ -61,7 +65,8 @@ fn main() {
     let limit = raise_fd_limit();
     let cpus = online_cpus();
     println!(
-        "echo: {MESSAGE}-byte messages, one in flight per connection, {secs} s per run; \
+        "echo: {MESSAGE}-byte messages, one in flight per connection, {rounds} rounds of {secs} s \
+         per server; \
          server on CPU {SERVER_CPU}, load generator on CPU {CLIENT_CPU} ({cpus} CPUs); \
          descriptor limit {limit}"
     );
@@ -72,39 +77,76 @@ fn main() {
             println!("{conns} connections: skipped, the descriptor limit is {limit}");
             continue;
         }
-        let mut mio_rate = None;
-        for server in &servers {
-            let m = match measure(server, conns, Duration::from_secs_f64(secs)) {
-                Ok(m) => m,
-                Err(e) => {
-                    println!("{server:>8} {conns:>6} conns: failed: {e}");
-                    continue;
+        // Rounds interleave the servers, so a burst of load from elsewhere on the machine
+        // hits all of them; the table shows medians.
+        let mut runs: Vec<Vec<Measurement>> = servers.iter().map(|_| Vec::new()).collect();
+        for round in 1..=rounds {
+            for (server, runs) in servers.iter().zip(&mut runs) {
+                match measure(server, conns, Duration::from_secs_f64(secs)) {
+                    Ok(m) => {
+                        println!(
+                            "round {round}: {server:>8} {conns:>6} conns: {:>9.0} req/s, \
+                             {:>5.2} us server CPU per round trip",
+                            m.rate, m.cpu_per_rt_us
+                        );
+                        runs.push(m);
+                    }
+                    Err(e) => println!("round {round}: {server:>8} {conns:>6} conns: failed: {e}"),
                 }
-            };
-            if server == "mio" {
-                mio_rate = Some(m.rate);
             }
-            let ratio = mio_rate.map(|r| m.rate / r);
-            println!(
-                "{server:>8} {conns:>6} conns: {:>9.0} req/s  {:>5}  {:>5.2} us server CPU per round trip",
-                m.rate,
-                ratio.map(|r| format!("{r:.2}x")).unwrap_or_else(|| "-".into()),
-                m.cpu_per_rt_us
-            );
-            rows.push((conns, server.clone(), m, ratio));
+        }
+        let medians: Vec<Option<Measurement>> = runs.iter().map(|r| median(r)).collect();
+        let mio_rate = servers
+            .iter()
+            .zip(&medians)
+            .find(|(s, _)| s.as_str() == "mio")
+            .and_then(|(_, m)| m.as_ref().map(|m| m.rate));
+        for (server, m) in servers.iter().zip(medians) {
+            if let Some(m) = m {
+                let ratio = mio_rate.map(|r| m.rate / r);
+                rows.push((conns, server.clone(), m, ratio));
+            }
         }
     }
     println!();
-    println!("| connections | server | round trips/s | vs mio loop | server CPU per round trip |");
-    println!("|---:|---|---:|---:|---:|");
+    println!(
+        "| connections | server | round trips/s (median of {rounds}) | vs mio loop | \
+         server CPU per round trip | CPU vs mio loop |"
+    );
+    println!("|---:|---|---:|---:|---:|---:|");
+    let mut mio_cpu = None;
     for (conns, server, m, ratio) in rows {
+        if server == "mio" {
+            mio_cpu = Some(m.cpu_per_rt_us);
+        }
         println!(
-            "| {conns} | {server} | {:.0} | {} | {:.2} us |",
+            "| {conns} | {server} | {:.0} | {} | {:.2} us | {} |",
             m.rate,
             ratio.map(|r| format!("{r:.2}x")).unwrap_or_else(|| "-".into()),
-            m.cpu_per_rt_us
+            m.cpu_per_rt_us,
+            mio_cpu.map(|c| format!("{:.2}x", m.cpu_per_rt_us / c)).unwrap_or_else(|| "-".into()),
         );
     }
+}
+
+/// Median rate and median CPU per round trip of several runs (each median on its own).
+fn median(runs: &[Measurement]) -> Option<Measurement> {
+    if runs.is_empty() {
+        return None;
+    }
+    let mid = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        let n = v.len();
+        if n % 2 == 1 {
+            v[n / 2]
+        } else {
+            (v[n / 2 - 1] + v[n / 2]) / 2.0
+        }
+    };
+    Some(Measurement {
+        rate: mid(runs.iter().map(|m| m.rate).collect()),
+        cpu_per_rt_us: mid(runs.iter().map(|m| m.cpu_per_rt_us).collect()),
+    })
 }
 
 fn env_or(name: &str, default: &str) -> String {
