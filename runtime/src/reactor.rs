@@ -251,46 +251,60 @@ impl Registration {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 result => return result,
             }
-            let mut token = None;
-            let wake = park::park(Reason::on(what, self.id), deadline, |w| {
-                let mut sources = self.core.reactor().sources.borrow_mut();
-                let source = &mut sources[self.key];
-                let waiters = match direction {
-                    Direction::Read => {
-                        source.readable = false;
-                        &mut source.readers
-                    }
-                    Direction::Write => {
-                        source.writable = false;
-                        &mut source.writers
-                    }
-                };
-                token = Some(waiters.push(w));
-                self.core.reactor().waiting.set(self.core.reactor().waiting.get() + 1);
-            });
+            self.wait_ready(direction, what, deadline)?;
+        }
+    }
+
+    /// Parks until the source is reported ready in `direction` (`Ok`: retry), the deadline
+    /// passes (`TimedOut`) or the source is closed (`Ok`, and the retry loop reports it).
+    /// Unwinds when cancelled.
+    ///
+    /// Kept out of line and free of `op`'s type, so the frames that stay on a parked
+    /// coroutine's stack (and are touched again, cold, when it resumes) are small.
+    #[inline(never)]
+    fn wait_ready(
+        &self,
+        direction: Direction,
+        what: &'static str,
+        deadline: Option<Instant>,
+    ) -> io::Result<()> {
+        let mut token = None;
+        let wake = park::park(Reason::on(what, self.id), deadline, |w| {
             let reactor = self.core.reactor();
-            if token.is_some() {
-                reactor.waiting.set(reactor.waiting.get() - 1);
-            }
-            match wake {
-                Wake::Notified => continue,
-                Wake::TimedOut | Wake::Cancelled => {
-                    if let Some(token) = token {
-                        let mut sources = reactor.sources.borrow_mut();
-                        let source = &mut sources[self.key];
-                        match direction {
-                            Direction::Read => source.readers.remove(token),
-                            Direction::Write => source.writers.remove(token),
-                        }
-                    }
-                    if wake == Wake::Cancelled {
-                        park::unwind();
-                    }
-                    return Err(io::Error::new(
-                        io::ErrorKind::TimedOut,
-                        format!("{what} timed out"),
-                    ));
+            let mut sources = reactor.sources.borrow_mut();
+            let source = &mut sources[self.key];
+            let waiters = match direction {
+                Direction::Read => {
+                    source.readable = false;
+                    &mut source.readers
                 }
+                Direction::Write => {
+                    source.writable = false;
+                    &mut source.writers
+                }
+            };
+            token = Some(waiters.push(w));
+            reactor.waiting.set(reactor.waiting.get() + 1);
+        });
+        let reactor = self.core.reactor();
+        if token.is_some() {
+            reactor.waiting.set(reactor.waiting.get() - 1);
+        }
+        match wake {
+            Wake::Notified => Ok(()),
+            Wake::TimedOut | Wake::Cancelled => {
+                if let Some(token) = token {
+                    let mut sources = reactor.sources.borrow_mut();
+                    let source = &mut sources[self.key];
+                    match direction {
+                        Direction::Read => source.readers.remove(token),
+                        Direction::Write => source.writers.remove(token),
+                    }
+                }
+                if wake == Wake::Cancelled {
+                    park::unwind();
+                }
+                Err(timed_out_error(what))
             }
         }
     }
@@ -351,6 +365,12 @@ impl Drop for Registration {
     }
 }
 
+#[cold]
+fn timed_out_error(what: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::TimedOut, format!("{what} timed out"))
+}
+
+#[cold]
 fn closed_error(what: &str) -> io::Error {
     io::Error::new(io::ErrorKind::NotConnected, format!("{what}: the socket was closed"))
 }
