@@ -13,6 +13,19 @@
 //!
 //! Events are only handled by the scheduler while no coroutine runs, so between a `WouldBlock`
 //! and the park no edge can be missed: an edge that arrives later is reported by a later poll.
+//! A wake can be spurious (an edge reported for data an earlier operation already consumed):
+//! the retry then hits `WouldBlock` again and parks again, costing one system call.
+//!
+//! Each direction keeps its first waiter inline in the source's table entry and queues further
+//! ones, so the usual case (one reader, one writer per socket) parks and wakes without touching
+//! any other memory and a socket allocates nothing after registration. Several waiters in one
+//! direction are all woken on readiness and retry in run-queue order.
+//!
+//! # Closing
+//!
+//! [`Registration::close`] wakes every waiter with `NotConnected`; dropping a registration does
+//! the same and removes the entry. Owners must [`Registration::deregister`] the mio source before
+//! its descriptor is closed (`spindle_io::IoSource` does so in its `Drop`).
 //!
 //! # When the scheduler polls
 //!
