@@ -189,3 +189,19 @@ fn socket_options_read_back_what_was_set() {
         assert!(stream.take_error().unwrap().is_none());
     });
 }
+
+#[test]
+#[should_panic(expected = "registered with another runtime")]
+fn a_socket_used_in_another_runtime_is_refused_with_a_clear_panic() {
+    let (listener, client) = spindle::run(|| {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        (listener, client)
+    });
+    spindle::run(move || {
+        // Nothing to accept beyond `client`'s connection: the second accept would park.
+        let _first = listener.accept().unwrap();
+        let _ = listener.accept();
+        drop(client);
+    });
+}

@@ -281,6 +281,12 @@ impl Registration {
         what: &'static str,
         deadline: Option<Instant>,
     ) -> io::Result<()> {
+        if with_core(|core| core.runtime_id) != Some(self.core.runtime_id) {
+            panic!(
+                "spindle: {what} on an I/O source registered with another runtime; a socket \
+                 belongs to the runtime that created it"
+            );
+        }
         let mut token = None;
         let wake = park::park(Reason::on(what, self.id), deadline, |w| {
             let reactor = self.core.reactor();

@@ -58,6 +58,22 @@ impl TcpListener {
     }
 
     /// An endless iterator of `accept` results (never `None`).
+    ///
+    /// ```
+    /// use spindle_io::net::{TcpListener, TcpStream};
+    ///
+    /// spindle_runtime::run(|| {
+    ///     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    ///     let addr = listener.local_addr().unwrap();
+    ///     let clients = spindle_runtime::spawn(move || {
+    ///         (0..2).map(|_| TcpStream::connect(addr).unwrap()).collect::<Vec<_>>()
+    ///     });
+    ///     let accepted: Vec<TcpStream> =
+    ///         listener.incoming().take(2).map(|conn| conn.unwrap()).collect();
+    ///     assert_eq!(accepted.len(), 2);
+    ///     clients.join().unwrap();
+    /// });
+    /// ```
     pub fn incoming(&self) -> Incoming<'_> {
         Incoming { listener: self }
     }
