@@ -33,3 +33,7 @@ pub use spindle_runtime::{
     LocalKey, Panic, Runtime, RuntimeBuilder, Scope, ScopedJoinHandle, DEFAULT_STACK_SIZE,
 };
 pub use spindle_runtime::{select, sync};
+
+/// Sockets that park the coroutine, not the thread: `spindle::net::TcpStream` and friends.
+pub use spindle_io::net;
+pub use spindle_io::IoSource;

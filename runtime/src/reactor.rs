@@ -13,6 +13,19 @@
 //!
 //! Events are only handled by the scheduler while no coroutine runs, so between a `WouldBlock`
 //! and the park no edge can be missed: an edge that arrives later is reported by a later poll.
+//! A wake can be spurious (an edge reported for data an earlier operation already consumed):
+//! the retry then hits `WouldBlock` again and parks again, costing one system call.
+//!
+//! Each direction keeps its first waiter inline in the source's table entry and queues further
+//! ones, so the usual case (one reader, one writer per socket) parks and wakes without touching
+//! any other memory and a socket allocates nothing after registration. Several waiters in one
+//! direction are all woken on readiness and retry in run-queue order.
+//!
+//! # Closing
+//!
+//! [`Registration::close`] wakes every waiter with `NotConnected`; dropping a registration does
+//! the same and removes the entry. Owners must [`Registration::deregister`] the mio source before
+//! its descriptor is closed (`spindle_io::IoSource` does so in its `Drop`).
 //!
 //! # When the scheduler polls
 //!
@@ -47,6 +60,65 @@ pub enum Direction {
     Write,
 }
 
+/// The coroutines parked on one direction of one source.
+///
+/// Almost every socket has at most one reader and one writer, so the first waiter lives in
+/// `first`, inside the source's slab entry: parking and waking then touch no other memory.
+/// Only a second concurrent waiter in the same direction goes to `more`, allocated on first use.
+#[derive(Default)]
+struct Waiters {
+    /// The longest-waiting coroutine, if any. Only live wakers are kept here: a waiter that
+    /// times out or is cancelled removes itself, and a wake empties the slot.
+    first: Option<park::Waker>,
+    /// Later waiters, in arrival order.
+    more: Option<Box<WaitQueue>>,
+}
+
+/// Where a parked coroutine's waker went, so a timed-out or cancelled waiter can remove it.
+#[derive(Clone, Copy)]
+enum Parked {
+    /// In `Waiters::first`, with this waker.
+    First(park::Waker),
+    /// In `Waiters::more`.
+    More(park::Token),
+}
+
+impl Waiters {
+    fn push(&mut self, w: park::Waker) -> Parked {
+        if self.first.is_none() {
+            self.first = Some(w);
+            Parked::First(w)
+        } else {
+            Parked::More(self.more.get_or_insert_with(Default::default).push(w))
+        }
+    }
+
+    fn remove(&mut self, parked: Parked) {
+        match parked {
+            Parked::First(w) => {
+                if self.first == Some(w) {
+                    self.first = None;
+                }
+            }
+            Parked::More(token) => {
+                if let Some(more) = &mut self.more {
+                    more.remove(token);
+                }
+            }
+        }
+    }
+
+    /// Moves every waker into `into` without waking any.
+    fn take_all(&mut self, into: &mut Vec<park::Waker>) {
+        if let Some(w) = self.first.take() {
+            into.push(w);
+        }
+        if let Some(more) = &mut self.more {
+            more.take_all(into);
+        }
+    }
+}
+
 /// One registered source's readiness and waiters.
 #[derive(Default)]
 struct Source {
@@ -54,10 +126,10 @@ struct Source {
     readable: bool,
     /// An event said writable (and no `WouldBlock` since).
     writable: bool,
-    /// Set by [`Registration::close`]: waiters wake and get an error, new operations too.
-    closed: bool,
-    readers: WaitQueue,
-    writers: WaitQueue,
+    /// Coroutines waiting to read (or accept).
+    readers: Waiters,
+    /// Coroutines waiting to write (or for a connect to finish).
+    writers: Waiters,
 }
 
 pub(crate) struct Reactor {
@@ -112,11 +184,11 @@ impl Reactor {
                 let failed = event.is_error();
                 if event.is_readable() || event.is_read_closed() || failed {
                     source.readable = true;
-                    drain(&mut source.readers, &mut to_wake);
+                    source.readers.take_all(&mut to_wake);
                 }
                 if event.is_writable() || event.is_write_closed() || failed {
                     source.writable = true;
-                    drain(&mut source.writers, &mut to_wake);
+                    source.writers.take_all(&mut to_wake);
                 }
             }
         }
@@ -128,20 +200,18 @@ impl Reactor {
     }
 }
 
-/// Moves the queue's wakers out without waking them: the reactor wakes after it has released
-/// its borrow of the source table.
-fn drain(queue: &mut WaitQueue, into: &mut Vec<park::Waker>) {
-    queue.take_all(into);
-}
-
 /// A source registered with the current runtime's reactor. Dropping it removes the table entry
 /// (and wakes anyone still parked on it with an error); deregister the mio source first with
 /// [`Registration::deregister`].
 pub struct Registration {
     core: Rc<Core>,
+    /// The source's key in the reactor's table (and its mio token).
     key: usize,
     /// Shown in park reasons (a file descriptor), so dumps tell sockets apart.
     id: u64,
+    /// Set by [`Registration::close`]: waiters wake and get an error, new operations too. Kept
+    /// here rather than in the table so the fast path of `io` reads no shared state.
+    closed: Cell<bool>,
 }
 
 impl Registration {
@@ -171,7 +241,7 @@ impl Registration {
             core.reactor().sources.borrow_mut().remove(key);
             return Err(e);
         }
-        Ok(Registration { core, key, id })
+        Ok(Registration { core, key, id, closed: Cell::new(false) })
     }
 
     /// Runs `op` until it does not return `WouldBlock`, parking on `direction` in between.
@@ -187,53 +257,73 @@ impl Registration {
         mut op: impl FnMut() -> io::Result<R>,
     ) -> io::Result<R> {
         loop {
-            if self.is_closed() {
+            if self.closed.get() {
                 return Err(closed_error(what));
             }
             match op() {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 result => return result,
             }
-            let mut token = None;
-            let wake = park::park(Reason::on(what, self.id), deadline, |w| {
-                let mut sources = self.core.reactor().sources.borrow_mut();
-                let source = &mut sources[self.key];
-                let queue = match direction {
-                    Direction::Read => {
-                        source.readable = false;
-                        &mut source.readers
-                    }
-                    Direction::Write => {
-                        source.writable = false;
-                        &mut source.writers
-                    }
-                };
-                token = Some(queue.push(w));
-                self.core.reactor().waiting.set(self.core.reactor().waiting.get() + 1);
-            });
+            self.wait_ready(direction, what, deadline)?;
+        }
+    }
+
+    /// Parks until the source is reported ready in `direction` (`Ok`: retry), the deadline
+    /// passes (`TimedOut`) or the source is closed (`Ok`, and the retry loop reports it).
+    /// Unwinds when cancelled.
+    ///
+    /// Kept out of line and free of `op`'s type, so the frames that stay on a parked
+    /// coroutine's stack (and are touched again, cold, when it resumes) are small.
+    #[inline(never)]
+    fn wait_ready(
+        &self,
+        direction: Direction,
+        what: &'static str,
+        deadline: Option<Instant>,
+    ) -> io::Result<()> {
+        if with_core(|core| core.runtime_id) != Some(self.core.runtime_id) {
+            panic!(
+                "spindle: {what} on an I/O source registered with another runtime; a socket \
+                 belongs to the runtime that created it"
+            );
+        }
+        let mut token = None;
+        let wake = park::park(Reason::on(what, self.id), deadline, |w| {
             let reactor = self.core.reactor();
-            if token.is_some() {
-                reactor.waiting.set(reactor.waiting.get() - 1);
-            }
-            match wake {
-                Wake::Notified => continue,
-                Wake::TimedOut | Wake::Cancelled => {
-                    if let Some(token) = token {
-                        let mut sources = reactor.sources.borrow_mut();
-                        let source = &mut sources[self.key];
-                        match direction {
-                            Direction::Read => source.readers.remove(token),
-                            Direction::Write => source.writers.remove(token),
-                        };
-                    }
-                    if wake == Wake::Cancelled {
-                        park::unwind();
-                    }
-                    return Err(io::Error::new(
-                        io::ErrorKind::TimedOut,
-                        format!("{what} timed out"),
-                    ));
+            let mut sources = reactor.sources.borrow_mut();
+            let source = &mut sources[self.key];
+            let waiters = match direction {
+                Direction::Read => {
+                    source.readable = false;
+                    &mut source.readers
                 }
+                Direction::Write => {
+                    source.writable = false;
+                    &mut source.writers
+                }
+            };
+            token = Some(waiters.push(w));
+            reactor.waiting.set(reactor.waiting.get() + 1);
+        });
+        let reactor = self.core.reactor();
+        if token.is_some() {
+            reactor.waiting.set(reactor.waiting.get() - 1);
+        }
+        match wake {
+            Wake::Notified => Ok(()),
+            Wake::TimedOut | Wake::Cancelled => {
+                if let Some(token) = token {
+                    let mut sources = reactor.sources.borrow_mut();
+                    let source = &mut sources[self.key];
+                    match direction {
+                        Direction::Read => source.readers.remove(token),
+                        Direction::Write => source.writers.remove(token),
+                    }
+                }
+                if wake == Wake::Cancelled {
+                    park::unwind();
+                }
+                Err(timed_out_error(what))
             }
         }
     }
@@ -252,13 +342,13 @@ impl Registration {
     /// Marks the source closed and wakes every coroutine parked on it; they, and every later
     /// operation through this registration, get `NotConnected`.
     pub fn close(&self) {
+        self.closed.set(true);
         let mut to_wake = Vec::new();
         {
             let mut sources = self.core.reactor().sources.borrow_mut();
             let source = &mut sources[self.key];
-            source.closed = true;
-            drain(&mut source.readers, &mut to_wake);
-            drain(&mut source.writers, &mut to_wake);
+            source.readers.take_all(&mut to_wake);
+            source.writers.take_all(&mut to_wake);
         }
         for w in to_wake {
             w.wake();
@@ -267,7 +357,7 @@ impl Registration {
 
     /// True once [`Registration::close`] was called.
     pub fn is_closed(&self) -> bool {
-        self.core.reactor().sources.borrow()[self.key].closed
+        self.closed.get()
     }
 
     /// Removes `source` from the poll set. Call before closing its file descriptor.
@@ -294,6 +384,12 @@ impl Drop for Registration {
     }
 }
 
+#[cold]
+fn timed_out_error(what: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::TimedOut, format!("{what} timed out"))
+}
+
+#[cold]
 fn closed_error(what: &str) -> io::Error {
     io::Error::new(io::ErrorKind::NotConnected, format!("{what}: the socket was closed"))
 }

@@ -1,0 +1,376 @@
+//! TCP: [`TcpListener`] and [`TcpStream`].
+
+use std::fmt;
+use std::io::{self, IoSlice, Read, Write};
+use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
+use std::os::fd::{AsRawFd, RawFd};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use spindle_runtime::reactor::Direction;
+
+use super::{deadline_after, each_addr, relisten, Timeouts};
+use crate::IoSource;
+
+/// A TCP socket server, listening for connections; `accept` parks the coroutine until a
+/// connection arrives.
+///
+/// ```
+/// use spindle_io::net::{TcpListener, TcpStream};
+///
+/// spindle_runtime::run(|| {
+///     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+///     let addr = listener.local_addr().unwrap();
+///     let client = spindle_runtime::spawn(move || TcpStream::connect(addr).unwrap());
+///     let (_conn, peer) = listener.accept().unwrap();
+///     assert_eq!(peer, client.join().unwrap().local_addr().unwrap());
+/// });
+/// ```
+///
+/// Errors of `accept` such as `EMFILE` (too many open files) are returned, not retried: the
+/// caller decides how to back off. The pending connection stays queued, and the next `accept`
+/// tries again.
+pub struct TcpListener {
+    source: IoSource<mio::net::TcpListener>,
+}
+
+impl TcpListener {
+    /// Binds to `addr` (the first address that works) and listens with a backlog of
+    /// [`super::LISTEN_BACKLOG`].
+    pub fn bind<A: ToSocketAddrs>(addr: A) -> io::Result<TcpListener> {
+        let std = std::net::TcpListener::bind(addr)?;
+        relisten(std.as_raw_fd())?;
+        std.set_nonblocking(true)?;
+        Ok(TcpListener { source: IoSource::new(mio::net::TcpListener::from_std(std))? })
+    }
+
+    /// Takes a std listener (switched to non-blocking mode here) into the runtime.
+    pub fn from_std(listener: std::net::TcpListener) -> io::Result<TcpListener> {
+        listener.set_nonblocking(true)?;
+        Ok(TcpListener { source: IoSource::new(mio::net::TcpListener::from_std(listener))? })
+    }
+
+    /// Waits for a connection and returns it with the peer's address.
+    pub fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
+        let (stream, addr) =
+            self.source.wait(Direction::Read, "TcpListener::accept", None, |l| l.accept())?;
+        Ok((TcpStream::new(stream)?, addr))
+    }
+
+    /// An endless iterator of `accept` results (never `None`).
+    ///
+    /// ```
+    /// use spindle_io::net::{TcpListener, TcpStream};
+    ///
+    /// spindle_runtime::run(|| {
+    ///     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    ///     let addr = listener.local_addr().unwrap();
+    ///     let clients = spindle_runtime::spawn(move || {
+    ///         (0..2).map(|_| TcpStream::connect(addr).unwrap()).collect::<Vec<_>>()
+    ///     });
+    ///     let accepted: Vec<TcpStream> =
+    ///         listener.incoming().take(2).map(|conn| conn.unwrap()).collect();
+    ///     assert_eq!(accepted.len(), 2);
+    ///     clients.join().unwrap();
+    /// });
+    /// ```
+    pub fn incoming(&self) -> Incoming<'_> {
+        Incoming { listener: self }
+    }
+
+    /// The address this listener is bound to.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.source.get_ref().local_addr()
+    }
+
+    /// Sets the IP time-to-live of the socket.
+    pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
+        self.source.get_ref().set_ttl(ttl)
+    }
+
+    /// The IP time-to-live of the socket.
+    pub fn ttl(&self) -> io::Result<u32> {
+        self.source.get_ref().ttl()
+    }
+
+    /// Takes the pending socket error (`SO_ERROR`), if any.
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        self.source.get_ref().take_error()
+    }
+
+    /// Stops accepting for every handle: coroutines parked in `accept` wake with
+    /// `io::ErrorKind::NotConnected`, as does every later `accept`. The socket is closed when
+    /// the listener is dropped.
+    pub fn close(&self) {
+        self.source.close();
+    }
+}
+
+impl AsRawFd for TcpListener {
+    fn as_raw_fd(&self) -> RawFd {
+        self.source.as_raw_fd()
+    }
+}
+
+impl fmt::Debug for TcpListener {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TcpListener").field("fd", &self.as_raw_fd()).finish()
+    }
+}
+
+/// The iterator of [`TcpListener::incoming`].
+#[derive(Debug)]
+pub struct Incoming<'a> {
+    listener: &'a TcpListener,
+}
+
+impl Iterator for Incoming<'_> {
+    type Item = io::Result<TcpStream>;
+
+    fn next(&mut self) -> Option<io::Result<TcpStream>> {
+        Some(self.listener.accept().map(|(s, _)| s))
+    }
+}
+
+/// The state every handle of one TCP connection shares.
+struct Shared {
+    source: IoSource<mio::net::TcpStream>,
+    timeouts: Timeouts,
+}
+
+/// A TCP connection. [`Read`] and [`Write`] park the coroutine while the socket is not ready.
+///
+/// Both traits are implemented for `&TcpStream` too, and [`TcpStream::try_clone`] hands out
+/// another handle to the same socket, so one coroutine can read while another writes:
+///
+/// ```
+/// use std::io::{Read, Write};
+/// use spindle_io::net::{TcpListener, TcpStream};
+///
+/// spindle_runtime::run(|| {
+///     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+///     let mut client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+///     let (conn, _) = listener.accept().unwrap();
+///     let mut writer = conn.try_clone().unwrap();
+///     let echo = spindle_runtime::spawn(move || {
+///         // Reader coroutine: copies until EOF into the writer handle.
+///         let mut reader = &conn;
+///         std::io::copy(&mut reader, &mut writer).unwrap()
+///     });
+///     client.write_all(b"split").unwrap();
+///     let mut buf = [0; 5];
+///     client.read_exact(&mut buf).unwrap();
+///     client.shutdown(std::net::Shutdown::Write).unwrap();
+///     assert_eq!(&buf, b"split");
+///     assert_eq!(echo.join().unwrap(), 5);
+/// });
+/// ```
+#[derive(Clone)]
+pub struct TcpStream {
+    shared: Rc<Shared>,
+}
+
+impl TcpStream {
+    fn new(stream: mio::net::TcpStream) -> io::Result<TcpStream> {
+        Ok(TcpStream {
+            shared: Rc::new(Shared {
+                source: IoSource::new(stream)?,
+                timeouts: Timeouts::default(),
+            }),
+        })
+    }
+
+    /// Connects to `addr`, trying each resolved address in turn; parks until the connection
+    /// is established or refused.
+    pub fn connect<A: ToSocketAddrs>(addr: A) -> io::Result<TcpStream> {
+        each_addr(addr.to_socket_addrs()?, |a| Self::connect_until(a, None))
+    }
+
+    /// Connects to `addr`, failing with `io::ErrorKind::TimedOut` after `timeout`.
+    pub fn connect_timeout(addr: &SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
+        if timeout == Duration::ZERO {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "cannot set a 0 duration timeout",
+            ));
+        }
+        Self::connect_until(*addr, Some(deadline_after(timeout)))
+    }
+
+    fn connect_until(addr: SocketAddr, deadline: Option<Instant>) -> io::Result<TcpStream> {
+        let stream = TcpStream::new(mio::net::TcpStream::connect(addr)?)?;
+        stream.shared.source.wait(Direction::Write, "TcpStream::connect", deadline, |s| {
+            if let Some(e) = s.take_error()? {
+                return Err(e);
+            }
+            match s.peer_addr() {
+                Ok(_) => Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::NotConnected => {
+                    Err(io::ErrorKind::WouldBlock.into())
+                }
+                Err(e) => Err(e),
+            }
+        })?;
+        Ok(stream)
+    }
+
+    /// Takes a connected std stream (switched to non-blocking mode here) into the runtime.
+    pub fn from_std(stream: std::net::TcpStream) -> io::Result<TcpStream> {
+        stream.set_nonblocking(true)?;
+        TcpStream::new(mio::net::TcpStream::from_std(stream))
+    }
+
+    /// Another handle to the same socket (not a `dup`: same descriptor, same timeouts), for
+    /// giving a reader and a writer coroutine one handle each. Never fails; `io::Result` keeps
+    /// std's signature.
+    pub fn try_clone(&self) -> io::Result<TcpStream> {
+        Ok(self.clone())
+    }
+
+    /// Reads without removing the data from the queue; parks like `read`.
+    pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
+        let deadline = self.shared.timeouts.read_deadline();
+        self.shared.source.wait(Direction::Read, "TcpStream::peek", deadline, |s| s.peek(buf))
+    }
+
+    /// Shuts down the read half, the write half or both (the peer reads EOF after a write
+    /// shutdown). Does not wake coroutines parked on this socket; see [`TcpStream::close`].
+    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        self.shared.source.get_ref().shutdown(how)
+    }
+
+    /// Closes the connection for every handle: coroutines parked on it wake with
+    /// `io::ErrorKind::NotConnected`, every later operation fails the same way, and the peer
+    /// reads EOF. The descriptor is released when the last handle is dropped.
+    pub fn close(&self) {
+        self.shared.source.close();
+        let _ = self.shared.source.get_ref().shutdown(Shutdown::Both);
+    }
+
+    /// The remote address.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.shared.source.get_ref().peer_addr()
+    }
+
+    /// The local address.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.shared.source.get_ref().local_addr()
+    }
+
+    /// Sets `TCP_NODELAY` (disables Nagle's algorithm when `true`).
+    pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
+        self.shared.source.get_ref().set_nodelay(nodelay)
+    }
+
+    /// Whether `TCP_NODELAY` is set.
+    pub fn nodelay(&self) -> io::Result<bool> {
+        self.shared.source.get_ref().nodelay()
+    }
+
+    /// Sets the IP time-to-live.
+    pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
+        self.shared.source.get_ref().set_ttl(ttl)
+    }
+
+    /// The IP time-to-live.
+    pub fn ttl(&self) -> io::Result<u32> {
+        self.shared.source.get_ref().ttl()
+    }
+
+    /// Bounds every later read-side wait (`read`, `peek`) by `timeout`; `None` waits forever.
+    /// An expired wait returns `io::ErrorKind::TimedOut` and leaves the socket usable. Shared
+    /// by every handle. A zero duration is refused with `InvalidInput`, as in std.
+    pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        self.shared.timeouts.set_read(timeout)
+    }
+
+    /// Bounds every later write-side wait by `timeout`, like [`TcpStream::set_read_timeout`].
+    pub fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        self.shared.timeouts.set_write(timeout)
+    }
+
+    /// The read timeout.
+    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
+        Ok(self.shared.timeouts.read())
+    }
+
+    /// The write timeout.
+    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
+        Ok(self.shared.timeouts.write())
+    }
+
+    /// Takes the pending socket error (`SO_ERROR`), if any.
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        self.shared.source.get_ref().take_error()
+    }
+}
+
+impl Read for &TcpStream {
+    #[inline]
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let deadline = self.shared.timeouts.read_deadline();
+        self.shared.source.wait(Direction::Read, "TcpStream::read", deadline, |mut s| s.read(buf))
+    }
+}
+
+impl Write for &TcpStream {
+    #[inline]
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let deadline = self.shared.timeouts.write_deadline();
+        self.shared
+            .source
+            .wait(Direction::Write, "TcpStream::write", deadline, |mut s| s.write(buf))
+    }
+
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        let deadline = self.shared.timeouts.write_deadline();
+        self.shared
+            .source
+            .wait(Direction::Write, "TcpStream::write", deadline, |mut s| s.write_vectored(bufs))
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Read for TcpStream {
+    #[inline]
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        (&*self).read(buf)
+    }
+}
+
+impl Write for TcpStream {
+    #[inline]
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        (&*self).write(buf)
+    }
+
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        (&*self).write_vectored(bufs)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl AsRawFd for TcpStream {
+    fn as_raw_fd(&self) -> RawFd {
+        self.shared.source.as_raw_fd()
+    }
+}
+
+impl fmt::Debug for TcpStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("TcpStream");
+        if let Ok(addr) = self.local_addr() {
+            d.field("local", &addr);
+        }
+        if let Ok(addr) = self.peer_addr() {
+            d.field("peer", &addr);
+        }
+        d.field("fd", &self.as_raw_fd()).finish()
+    }
+}
