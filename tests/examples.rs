@@ -127,3 +127,18 @@ fn semaphore_bounds_concurrency() {
     assert!(stdout.contains("at most 2 downloads ran at once"), "{stdout}");
     assert!(!stdout.contains("(3 running)"), "{stdout}");
 }
+
+#[test]
+fn crawler_times_out_slow_sites_and_bounds_the_pool() {
+    let (stdout, _) = run_ok("crawler", &["--sites", "12", "--slow", "3", "--fetchers", "4"]);
+    assert!(
+        stdout.contains("fetched 9 pages, 3 timed out, 0 failed; at most 4 requests in flight"),
+        "{stdout}"
+    );
+    assert_eq!(stdout.lines().filter(|l| l.contains(": page of site ")).count(), 9, "{stdout}");
+    let (stdout, _) = run_ok("crawler", &["--sites", "6", "--slow", "1", "--fetchers", "2"]);
+    assert!(
+        stdout.contains("fetched 5 pages, 1 timed out, 0 failed; at most 2 requests in flight"),
+        "{stdout}"
+    );
+}
