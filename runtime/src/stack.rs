@@ -48,13 +48,22 @@ const CANARY_SHIFT: usize = 16;
 /// Written at the lowest word of every unguarded stack; checked when its coroutine switches out.
 pub(crate) const CANARY: u64 = 0x5350_494e_444c_4521; // "SPINDLE!"
 
+/// The system's page size, asked once per process: every spawn needs it several times
+/// (rounding the size, finding the overflow range), and `sysconf` is a libc call each time.
+#[inline]
 pub(crate) fn page_size() -> usize {
-    // SAFETY: sysconf with a valid name has no preconditions.
-    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    if page > 0 {
-        page as usize
-    } else {
-        4096
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    /// 0 until first asked.
+    static PAGE: AtomicUsize = AtomicUsize::new(0);
+    match PAGE.load(Ordering::Relaxed) {
+        0 => {
+            // SAFETY: sysconf with a valid name has no preconditions.
+            let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+            let page = if page > 0 { page as usize } else { 4096 };
+            PAGE.store(page, Ordering::Relaxed);
+            page
+        }
+        page => page,
     }
 }
 
