@@ -575,15 +575,30 @@ impl Core {
     #[inline(always)]
     pub(crate) fn yield_now(&self) {
         let key = self.current_key("yield_now");
-        self.check_interrupt(key);
+        // Whether anything else could run, asked before the interrupt check: that check reads
+        // only the task and the clock, so the order makes no difference to either answer.
         let alone = self.run_queue.borrow().is_empty()
             && self.timers.borrow().is_empty()
             && self.reactor.sources() == 0
             && self.remote.outstanding() == 0;
         if alone {
+            self.check_interrupt(key);
             return;
         }
-        self.tasks.borrow_mut()[key].state = State::Runnable;
+        // check_interrupt and marking the task runnable, in one borrow of the table.
+        let flagged = {
+            let mut tasks = self.tasks.borrow_mut();
+            let task = &mut tasks[key];
+            let flagged = task.cancel_requested || !task.scopes.is_empty();
+            if !flagged {
+                task.state = State::Runnable;
+            }
+            flagged
+        };
+        if flagged {
+            self.check_interrupt_slow(key);
+            self.tasks.borrow_mut()[key].state = State::Runnable;
+        }
         self.run_queue.borrow_mut().push_back(key);
         self.suspend();
         self.check_interrupt(key);
