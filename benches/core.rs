@@ -64,6 +64,29 @@ fn yield_round_trip(c: &mut Criterion) {
         })
     });
 
+    // The same, with each yield inside a function that is not inlined: the coroutine then
+    // returns from that function between two switches, which the CPU's return predictor gets
+    // wrong (it was filled on the scheduler's stack). Real code that yields or parks deep in a
+    // call chain pays this; the plain `spindle` row is the best case of a loop that yields.
+    group.bench_function("spindle_nested_call", |b| {
+        rt.run(|| {
+            let stop = Rc::new(Cell::new(false));
+            let partner = {
+                let stop = stop.clone();
+                spindle::spawn(move || {
+                    while !stop.get() {
+                        yield_in_a_call();
+                    }
+                })
+            };
+            yield_in_a_call();
+            b.iter(yield_in_a_call);
+            stop.set(true);
+            yield_in_a_call();
+            partner.join().unwrap();
+        })
+    });
+
     group.bench_function("raw_corosensei", |b| {
         let mut a: Coroutine<(), (), ()> = Coroutine::new(|y, ()| loop {
             y.suspend(());
@@ -84,6 +107,61 @@ fn yield_round_trip(c: &mut Criterion) {
     });
     group.bench_function("threads_mpsc", |b| {
         b.iter_custom(threads_mpsc);
+    });
+    group.finish();
+}
+
+#[inline(never)]
+fn yield_in_a_call() {
+    spindle::yield_now();
+}
+
+// ----- park/wake round trip --------------------------------------------------------------------
+
+/// A -> B -> A where each side wakes the other's waker and parks (what a channel or lock
+/// hand-over does underneath), against the same raw corosensei floor.
+fn park_wake_round_trip(c: &mut Criterion) {
+    use spindle::park::{self, Reason, Wake, Waker};
+
+    /// Wakes whoever parked in `slot` last, then parks and leaves its own waker there.
+    fn hand_over(mine: &Cell<Option<Waker>>, theirs: &Cell<Option<Waker>>) {
+        if let Some(w) = theirs.take() {
+            w.wake();
+        }
+        match park::park(Reason::new("bench hand-over"), None, |w| mine.set(Some(w))) {
+            Wake::Notified => {}
+            Wake::TimedOut | Wake::Cancelled => park::unwind(),
+        }
+    }
+
+    let mut group = c.benchmark_group("park_wake_round_trip");
+    let rt = spindle::Runtime::new().unwrap();
+    group.bench_function("spindle", |b| {
+        rt.run(|| {
+            let a_slot = Rc::new(Cell::new(None));
+            let b_slot = Rc::new(Cell::new(None));
+            let stop = Rc::new(Cell::new(false));
+            let partner = {
+                let (a_slot, b_slot, stop) = (a_slot.clone(), b_slot.clone(), stop.clone());
+                spindle::spawn(move || {
+                    while !stop.get() {
+                        hand_over(&b_slot, &a_slot);
+                    }
+                    if let Some(w) = a_slot.take() {
+                        w.wake();
+                    }
+                })
+            };
+            // B runs first and parks, leaving its waker; from then on each iteration is one
+            // full A -> B -> A hand-over.
+            spindle::yield_now();
+            b.iter(|| hand_over(&a_slot, &b_slot));
+            stop.set(true);
+            if let Some(w) = b_slot.take() {
+                w.wake();
+            }
+            partner.join().unwrap();
+        })
     });
     group.finish();
 }
@@ -165,7 +243,7 @@ fn spawn_join(c: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = config();
-    targets = yield_round_trip, spawn_join
+    targets = yield_round_trip, park_wake_round_trip, spawn_join
 }
 
 // ----- ratios ---------------------------------------------------------------------------------
@@ -190,6 +268,8 @@ fn report_ratios() {
     let raw = median_ns("yield_round_trip", "raw_corosensei");
     let condvar = median_ns("yield_round_trip", "threads_mutex_condvar");
     let mpsc = median_ns("yield_round_trip", "threads_mpsc");
+    let nested = median_ns("yield_round_trip", "spindle_nested_call");
+    let park_wake = median_ns("park_wake_round_trip", "spindle");
     let spindle_spawn = median_ns("spawn_join", "spindle");
     let thread_spawn = median_ns("spawn_join", "std_thread");
 
@@ -200,6 +280,8 @@ fn report_ratios() {
     };
     show("yield round trip, spindle", spindle_yield);
     show("yield round trip, raw corosensei (floor)", raw);
+    show("yield round trip, spindle, nested call", nested);
+    show("park/wake round trip, spindle", park_wake);
     show("token round trip, threads Mutex+Condvar", condvar);
     show("token round trip, threads mpsc", mpsc);
     show("spawn+join, spindle", spindle_spawn);
@@ -208,6 +290,12 @@ fn report_ratios() {
         let ratio = s / r;
         let verdict = if ratio <= 3.0 { "meets" } else { "MISSES" };
         println!("  yield: spindle / raw corosensei = {ratio:.2}x ({verdict} target <= 3x)");
+    }
+    if let (Some(s), Some(r)) = (nested, raw) {
+        println!("  yield in a nested call: spindle / raw corosensei = {:.2}x", s / r);
+    }
+    if let (Some(s), Some(r)) = (park_wake, raw) {
+        println!("  park/wake: spindle / raw corosensei = {:.2}x", s / r);
     }
     if let (Some(s), Some(t)) = (spindle_yield, condvar) {
         println!("  yield: threads Mutex+Condvar / spindle = {:.0}x", t / s);
