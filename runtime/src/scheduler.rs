@@ -60,7 +60,8 @@ thread_local! {
 }
 
 /// Calls `f` with the runtime running on this thread, or returns `None` if there is none.
-#[inline]
+/// Always inlined, so that `yield_now` and `park` inline through it (see `Core::yield_now`).
+#[inline(always)]
 pub(crate) fn with_core<R>(f: impl FnOnce(&Core) -> R) -> Option<R> {
     let core = CURRENT.with(|c| c.get());
     if core.is_null() {
@@ -460,35 +461,70 @@ impl Core {
 
     // ----- park / wake ------------------------------------------------------------------
 
+    /// `park::park`. Always inlined down to the stack switch, like `yield_now` (see there): the
+    /// steps before and after the switch are out of line, so what inlines is small.
+    #[inline(always)]
     pub(crate) fn park(
         &self,
         reason: Reason,
         deadline: Option<Instant>,
         register: impl FnOnce(Waker),
     ) -> Wake {
+        let (key, seq, scope_deadline) = match self.park_begin(reason, deadline) {
+            Ok(started) => started,
+            Err(wake) => return wake,
+        };
+        register(Waker { key, seq, _not_send: PhantomData });
+        if let Some(wake) = self.park_commit(key, seq, deadline, scope_deadline) {
+            return wake;
+        }
+        self.suspend();
+        self.park_end(key)
+    }
+
+    /// First step of `park`: records the park in progress; `Err` if the coroutine is cancelled.
+    /// Returns the slot, the park's sequence number and the earliest timeout-scope deadline.
+    /// Inlined too: `reason` is then written straight from constants (out of line, reading it
+    /// back from the caller's frame stalled on store forwarding).
+    #[inline(always)]
+    fn park_begin(
+        &self,
+        reason: Reason,
+        deadline: Option<Instant>,
+    ) -> Result<(usize, u64, Option<Instant>), Wake> {
         let key = self.current_key(reason.what);
         let seq = self.next_seq.get();
         self.next_seq.set(seq + 1);
-        let scope_deadline;
-        {
-            let mut tasks = self.tasks.borrow_mut();
-            let task = &mut tasks[key];
-            if task.cancel_requested {
-                return Wake::Cancelled;
-            }
-            scope_deadline = task.scopes.iter().map(|s| s.deadline).min();
-            task.park_seq = seq;
-            task.woke = None;
-            task.op_deadline = deadline;
-            task.reason = reason;
+        let mut tasks = self.tasks.borrow_mut();
+        let task = &mut tasks[key];
+        if task.cancel_requested {
+            return Err(Wake::Cancelled);
         }
-        register(Waker { key, seq, _not_send: PhantomData });
+        let scope_deadline =
+            if task.scopes.is_empty() { None } else { earliest_scope_deadline(&task.scopes) };
+        task.park_seq = seq;
+        task.woke = None;
+        task.op_deadline = deadline;
+        task.reason = reason;
+        Ok((key, seq, scope_deadline))
+    }
+
+    /// Second step of `park`, after `register`: `Some` if the park already ended (woken while
+    /// registering, or the deadline passed); else arms the timer and marks the task parked.
+    #[inline(never)]
+    fn park_commit(
+        &self,
+        key: usize,
+        seq: u64,
+        deadline: Option<Instant>,
+        scope_deadline: Option<Instant>,
+    ) -> Option<Wake> {
         let mut tasks = self.tasks.borrow_mut();
         let task = &mut tasks[key];
         if let Some(wake) = task.woke.take() {
             // Woken while registering.
             task.reason = Reason::RUNNING;
-            return wake;
+            return Some(wake);
         }
         let effective = match (deadline, scope_deadline) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -499,16 +535,18 @@ impl Core {
             if at <= now {
                 task.park_seq = 0;
                 task.reason = Reason::RUNNING;
-                return Self::deadline_outcome(task, at);
+                return Some(Self::deadline_outcome(task, at));
             }
             self.timers.borrow_mut().insert(at, key, seq);
             task.timer_armed = true;
         }
         task.state = State::Parked;
-        drop(tasks);
+        None
+    }
 
-        self.suspend();
-
+    /// Last step of `park`, once resumed: why it woke.
+    #[inline(never)]
+    fn park_end(&self, key: usize) -> Wake {
         let mut tasks = self.tasks.borrow_mut();
         let task = &mut tasks[key];
         task.reason = Reason::RUNNING;
@@ -942,6 +980,12 @@ impl Core {
         }
         report
     }
+}
+
+#[cold]
+#[inline(never)]
+fn earliest_scope_deadline(scopes: &[Scope]) -> Option<Instant> {
+    scopes.iter().map(|s| s.deadline).min()
 }
 
 fn poll_failed(e: io::Error) -> String {
