@@ -15,10 +15,12 @@
 
 use std::time::Duration;
 
-fn vm_rss_kib() -> u64 {
+/// A `kB` field of `/proc/self/status`: `VmRSS` (resident pages) or `VmPTE` (page tables,
+/// which `VmRSS` does not count).
+fn status_kib(field: &str) -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").expect("read /proc/self/status");
-    let line = status.lines().find(|l| l.starts_with("VmRSS:")).expect("VmRSS line");
-    line.split_whitespace().nth(1).expect("VmRSS value").parse().expect("VmRSS number")
+    let line = status.lines().find(|l| l.starts_with(field)).expect("field in /proc/self/status");
+    line.split_whitespace().nth(1).expect("value").parse().expect("a number of kB")
 }
 
 fn map_count() -> usize {
@@ -32,9 +34,19 @@ struct Row {
     guarded: bool,
 }
 
-/// Parks `count` coroutines in `sleep` and returns (RSS growth in KiB, maps while parked), or the
-/// error that stopped the spawning.
-fn measure(row: &Row) -> Result<(u64, usize), String> {
+/// What one row measured.
+struct Measured {
+    /// Growth of VmRSS while the coroutines are parked, KiB.
+    rss: u64,
+    /// Growth of VmPTE (page tables), KiB.
+    pte: u64,
+    /// Memory mappings of the process while they are parked.
+    maps: usize,
+}
+
+/// Parks `count` coroutines in `sleep` and measures, or returns the error that stopped the
+/// spawning.
+fn measure(row: &Row) -> Result<Measured, String> {
     let mut builder = spindle::Runtime::builder().stack_size(row.stack);
     if !row.guarded {
         // SAFETY: every coroutine here only sleeps: it needs a few hundred bytes of its stack,
@@ -43,7 +55,7 @@ fn measure(row: &Row) -> Result<(u64, usize), String> {
     }
     let rt = builder.build().map_err(|e| e.to_string())?;
     rt.run(|| {
-        let before = vm_rss_kib();
+        let (rss_before, pte_before) = (status_kib("VmRSS:"), status_kib("VmPTE:"));
         let mut handles = Vec::with_capacity(row.count);
         for _ in 0..row.count {
             let h = spindle::Builder::new()
@@ -56,13 +68,17 @@ fn measure(row: &Row) -> Result<(u64, usize), String> {
         spindle::yield_now();
         let parked = handles.iter().filter(|h| h.coroutine().parked_on().is_some()).count();
         assert_eq!(parked, row.count, "every coroutine is parked when measured");
-        let after = vm_rss_kib();
+        let (rss_after, pte_after) = (status_kib("VmRSS:"), status_kib("VmPTE:"));
         let maps = map_count();
         // Cancel them all; `run` then returns once they have unwound.
         for h in &handles {
             h.cancel();
         }
-        Ok((after.saturating_sub(before), maps))
+        Ok(Measured {
+            rss: rss_after.saturating_sub(rss_before),
+            pte: pte_after.saturating_sub(pte_before),
+            maps,
+        })
     })
 }
 
@@ -85,16 +101,17 @@ fn rows() -> Vec<Row> {
 /// Measures one row in this process and prints its line.
 fn run_row(row: &Row) {
     match measure(row) {
-        Ok((kib, maps)) => {
-            let per = kib as f64 / row.count as f64;
+        Ok(m) => {
+            let per = m.rss as f64 / row.count as f64;
+            let pte_per = m.pte as f64 * 1024.0 / row.count as f64;
             let verdict = match (row.count >= 100_000, per <= 8.0) {
                 (true, true) => " (meets <= 8 KiB)",
                 (true, false) => " (MISSES <= 8 KiB)",
                 (false, _) => "",
             };
             println!(
-                "{:<28} {:>8} {:>9} KiB {:>10.2} KiB {:>8}{verdict}",
-                row.what, row.count, kib, per, maps
+                "{:<28} {:>8} {:>9} KiB {:>10.2} KiB {:>11.0} B {:>8}{verdict}",
+                row.what, row.count, m.rss, per, pte_per, m.maps
             );
         }
         Err(e) => println!("{:<28} {:>8} failed: {e}", row.what, row.count),
@@ -121,8 +138,12 @@ fn main() {
             .unwrap_or_else(|_| "unknown".into())
     );
     println!(
-        "{:<28} {:>8} {:>12} {:>14} {:>8}",
-        "stacks", "count", "RSS growth", "per coroutine", "maps"
+        "(RSS = VmRSS growth while all are parked; page tables, VmPTE, are not in VmRSS and are \
+         shown apart; stacks below 16 KiB are rounded up to 16 KiB)"
+    );
+    println!(
+        "{:<28} {:>8} {:>12} {:>14} {:>13} {:>8}",
+        "stacks", "count", "RSS growth", "RSS/coroutine", "PTE/coroutine", "maps"
     );
     let exe = std::env::current_exe().expect("path of this bench binary");
     for (i, row) in rows.iter().enumerate() {
