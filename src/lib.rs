@@ -28,7 +28,7 @@
 //! than ~32k coroutines at once.
 
 pub use spindle_runtime::{
-    active_count, coroutines, current, park, reactor, run, sleep, sleep_until, spawn, time,
-    yield_now, Builder, Coroutine, JoinError, JoinHandle, Panic, Runtime, RuntimeBuilder,
-    DEFAULT_STACK_SIZE,
+    active_count, coroutine_local, coroutines, current, park, pool, reactor, run, scope, sleep,
+    sleep_until, spawn, time, unblock, yield_now, Builder, Coroutine, JoinError, JoinHandle,
+    LocalKey, Panic, Runtime, RuntimeBuilder, Scope, ScopedJoinHandle, DEFAULT_STACK_SIZE,
 };

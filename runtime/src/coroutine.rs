@@ -38,6 +38,16 @@ impl Coroutine {
             .unwrap_or(false)
     }
 
+    /// Cancels the coroutine, as [`JoinHandle::cancel`] does (for scopes and pools, which
+    /// hold the identity but not the handle).
+    pub(crate) fn cancel_inner(&self) {
+        with_core(|core| {
+            if core.runtime_id == self.runtime_id {
+                core.cancel(self.key, self.id);
+            }
+        });
+    }
+
     /// What it is parked on right now, or `None` if it is running, runnable or finished.
     pub fn parked_on(&self) -> Option<Reason> {
         with_core(|core| {
@@ -289,6 +299,24 @@ where
     F: FnOnce() -> T + 'static,
     T: 'static,
 {
+    // SAFETY: `f` and `T` are 'static, so the coroutine borrows nothing that could go away.
+    unsafe { spawn_raw(core, builder, f, ()) }
+}
+
+/// Spawns `f`; `on_exit` is dropped as the very last thing the coroutine does (after its
+/// outcome is delivered), even if it was cancelled before it ran.
+///
+/// # Safety
+/// Everything `f`, `T` and `on_exit` borrow must stay valid until the coroutine has finished.
+pub(crate) unsafe fn spawn_raw<F, T, X>(
+    core: &Core,
+    builder: Builder,
+    f: F,
+    on_exit: X,
+) -> io::Result<JoinHandle<T>>
+where
+    F: FnOnce() -> T,
+{
     let daemon =
         builder.daemon.unwrap_or_else(|| core.current_coroutine().is_some_and(|c| c.daemon));
     let name: Option<Rc<str>> = builder.name.map(Rc::from);
@@ -296,16 +324,17 @@ where
     let runtime_id = core.runtime_id;
 
     let mut handle = None;
-    core.spawn(name.clone(), stack_size, daemon, |key, id| {
+    let make_body = |key, id| {
         let shared = Rc::new(JoinShared {
             outcome: Cell::new(None),
             finished: Cell::new(false),
             waiter: Cell::new(None),
-            coroutine: Coroutine { id, name, key, runtime_id },
+            coroutine: Coroutine { id, name: name.clone(), key, runtime_id },
         });
         let theirs = shared.clone();
         handle = Some(JoinHandle { shared });
         move |yielder: &Yielder, ()| {
+            let _on_exit = on_exit; // declared first, dropped last
             let cancelled_early = with_core(|core| core.started(yielder)).unwrap_or(true);
             let outcome = if cancelled_early {
                 drop(f);
@@ -317,9 +346,14 @@ where
                     Err(payload) => Err(JoinError::Panicked(Panic::new(payload, id))),
                 }
             };
+            // Locals are dropped here, on the coroutine's own stack, where they may still park.
+            let locals = with_core(|core| core.take_locals()).unwrap_or_default();
+            let _ = catch_unwind(AssertUnwindSafe(move || drop(locals)));
             deliver(theirs, outcome);
         }
-    })?;
+    };
+    // SAFETY: forwarded to our caller.
+    unsafe { core.spawn(name.clone(), stack_size, daemon, make_body) }?;
     Ok(handle.expect("spawn called the body maker"))
 }
 

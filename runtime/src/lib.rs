@@ -73,22 +73,29 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs, clippy::undocumented_unsafe_blocks)]
 
+mod blocking;
 mod coroutine;
+mod local;
 mod overflow;
 mod panic;
 pub mod park;
+pub mod pool;
 pub mod reactor;
 mod remote;
 mod runtime;
 mod scheduler;
+mod scope;
 mod stack;
 pub mod time;
 mod timer;
 
+pub use blocking::unblock;
 pub use coroutine::{
     active_count, coroutines, current, spawn, yield_now, Builder, Coroutine, JoinError, JoinHandle,
 };
+pub use local::LocalKey;
 pub use panic::Panic;
 pub use runtime::{run, Runtime, RuntimeBuilder};
+pub use scope::{scope, Scope, ScopedJoinHandle};
 pub use stack::{DEFAULT_MAIN_STACK_SIZE, DEFAULT_STACK_SIZE, MIN_STACK_SIZE};
 pub use time::{sleep, sleep_until};

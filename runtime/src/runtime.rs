@@ -2,6 +2,7 @@
 
 use std::io;
 use std::rc::Rc;
+use std::time::Duration;
 
 use crate::scheduler::{Config, Core};
 use crate::stack::{DEFAULT_MAIN_STACK_SIZE, DEFAULT_POOL_LIMIT, DEFAULT_STACK_SIZE};
@@ -71,6 +72,8 @@ impl RuntimeBuilder {
                 virtual_time: false,
                 guarded: true,
                 pool_limit: DEFAULT_POOL_LIMIT,
+                blocking_threads: 16,
+                blocking_keep_alive: Duration::from_secs(10),
             },
         }
     }
@@ -122,6 +125,18 @@ impl RuntimeBuilder {
     /// stack than it was given.
     pub unsafe fn unguarded_stacks(mut self) -> Self {
         self.config.guarded = false;
+        self
+    }
+
+    /// Most OS threads [`crate::unblock`] runs work on at once; more work queues. Default 16.
+    pub fn blocking_threads(mut self, threads: usize) -> Self {
+        self.config.blocking_threads = threads;
+        self
+    }
+
+    /// How long an idle blocking-pool thread waits for work before it exits. Default 10 s.
+    pub fn blocking_keep_alive(mut self, keep_alive: Duration) -> Self {
+        self.config.blocking_keep_alive = keep_alive;
         self
     }
 

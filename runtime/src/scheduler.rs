@@ -41,6 +41,7 @@ use std::time::{Duration, Instant};
 use corosensei::CoroutineResult;
 use slab::Slab;
 
+use crate::blocking::BlockingPool;
 use crate::overflow::{self, Running};
 use crate::park::{Reason, Wake, Waker};
 use crate::reactor::{Reactor, EVENT_INTERVAL};
@@ -143,6 +144,8 @@ pub(crate) struct Task {
     overflow: (usize, usize),
     /// Where the canary of an unguarded stack sits, checked at each switch out.
     canary: Option<usize>,
+    /// `coroutine_local!` values, by key index; boxed so their addresses never move.
+    locals: Vec<Option<Box<dyn Any>>>,
 }
 
 /// A copy of what a task record says about a coroutine, for handles and dumps.
@@ -168,6 +171,8 @@ pub(crate) struct Config {
     pub virtual_time: bool,
     pub guarded: bool,
     pub pool_limit: usize,
+    pub blocking_threads: usize,
+    pub blocking_keep_alive: Duration,
 }
 
 /// The clock every deadline is read against.
@@ -205,9 +210,19 @@ pub(crate) struct Core {
     next_seq: Cell<u64>,
     /// xorshift state when seeded.
     rng: Cell<u64>,
+    /// Threads for `unblock`, started on first use.
+    blocking: std::cell::OnceCell<Arc<BlockingPool>>,
 }
 
 static RUNTIME_IDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+impl Drop for Core {
+    fn drop(&mut self) {
+        if let Some(pool) = self.blocking.get() {
+            pool.shutdown();
+        }
+    }
+}
 
 /// Resets CURRENT when `run_main` exits, by return or by unwind.
 struct CurrentGuard;
@@ -251,6 +266,7 @@ impl Core {
             next_id: Cell::new(0),
             next_seq: Cell::new(1),
             rng: Cell::new(seed),
+            blocking: std::cell::OnceCell::new(),
         }))
     }
 
@@ -315,7 +331,11 @@ impl Core {
     /// Puts a new coroutine with `body` in the table and the run queue. `'static` bodies only:
     /// see [`Core::spawn_main`] for the borrowing one.
     /// `make_body` learns the slot and id the coroutine will have before it builds the body.
-    pub(crate) fn spawn<F>(
+    ///
+    /// # Safety
+    /// Whatever `F` borrows must outlive the coroutine: the caller guarantees the coroutine
+    /// finishes before the borrowed data goes away (trivially true for `F: 'static`).
+    pub(crate) unsafe fn spawn<F>(
         &self,
         name: Option<Rc<str>>,
         stack_size: usize,
@@ -323,12 +343,14 @@ impl Core {
         make_body: impl FnOnce(usize, u64) -> F,
     ) -> io::Result<(usize, u64)>
     where
-        F: FnOnce(&Yielder, ()) + 'static,
+        F: FnOnce(&Yielder, ()),
     {
         let stack = self.stacks.borrow_mut().take(stack_size)?;
         let info = StackInfo::of(&stack);
         let (key, id) = (self.tasks.borrow().vacant_key(), self.next_id.get());
-        let coro = Coro::with_stack(stack, make_body(key, id));
+        // SAFETY: forwarded to our caller, see above. The scheduler never leaks a coroutine:
+        // `run_main` returns only once the table is empty.
+        let coro = unsafe { Coro::with_stack_unchecked(stack, make_body(key, id)) };
         let assigned = self.insert(coro, info, name, daemon);
         debug_assert_eq!(assigned, (key, id));
         Ok(assigned)
@@ -380,6 +402,7 @@ impl Core {
             stack_size: info.size,
             overflow: info.overflow,
             canary: info.canary,
+            locals: Vec::new(),
         });
         if !daemon {
             self.non_daemon.set(self.non_daemon.get() + 1);
@@ -470,7 +493,27 @@ impl Core {
         deadline: Option<Instant>,
         register: impl FnOnce(Waker),
     ) -> Wake {
-        let (key, seq, scope_deadline) = match self.park_begin(reason, deadline) {
+        self.park_inner(reason, deadline, register, false)
+    }
+
+    /// A park that cancellation and timeout scopes cannot cut short: it starts even when the
+    /// coroutine is cancelled and ignores scope deadlines (a `cancel` during it still wakes it
+    /// with `Cancelled`, once). For waits that must finish for soundness: a scope that was
+    /// interrupted waiting for the coroutines that borrow from it.
+    pub(crate) fn park_shielded(&self, reason: Reason, register: impl FnOnce(Waker)) -> Wake {
+        self.park_inner(reason, None, register, true)
+    }
+
+    /// Both parks: a short sequence, always inlined, around the stack switch.
+    #[inline(always)]
+    fn park_inner(
+        &self,
+        reason: Reason,
+        deadline: Option<Instant>,
+        register: impl FnOnce(Waker),
+        shielded: bool,
+    ) -> Wake {
+        let (key, seq, scope_deadline) = match self.park_begin(reason, deadline, shielded) {
             Ok(started) => started,
             Err(wake) => return wake,
         };
@@ -482,26 +525,31 @@ impl Core {
         self.park_end(key)
     }
 
-    /// First step of `park`: records the park in progress; `Err` if the coroutine is cancelled.
-    /// Returns the slot, the park's sequence number and the earliest timeout-scope deadline.
-    /// Inlined too: `reason` is then written straight from constants (out of line, reading it
-    /// back from the caller's frame stalled on store forwarding).
+    /// First step of `park`: records the park in progress; `Err` if the coroutine is cancelled
+    /// (unless `shielded`). Returns the slot, the park's sequence number and the earliest
+    /// timeout-scope deadline (none when `shielded`). Inlined too: `reason` is then written
+    /// straight from constants (out of line, reading it back from the caller's frame stalled
+    /// on store forwarding).
     #[inline(always)]
     fn park_begin(
         &self,
         reason: Reason,
         deadline: Option<Instant>,
+        shielded: bool,
     ) -> Result<(usize, u64, Option<Instant>), Wake> {
         let key = self.current_key(reason.what);
         let seq = self.next_seq.get();
         self.next_seq.set(seq + 1);
         let mut tasks = self.tasks.borrow_mut();
         let task = &mut tasks[key];
-        if task.cancel_requested {
+        if task.cancel_requested && !shielded {
             return Err(Wake::Cancelled);
         }
-        let scope_deadline =
-            if task.scopes.is_empty() { None } else { earliest_scope_deadline(&task.scopes) };
+        let scope_deadline = if shielded || task.scopes.is_empty() {
+            None
+        } else {
+            earliest_scope_deadline(&task.scopes)
+        };
         task.park_seq = seq;
         task.woke = None;
         task.op_deadline = deadline;
@@ -697,6 +745,33 @@ impl Core {
         }
     }
 
+    /// The running coroutine's value for `coroutine_local!` key `index`, made with `init` on
+    /// first use. The pointer stays valid until the coroutine's locals are taken at its end.
+    pub(crate) fn local<T: 'static>(&self, index: usize, init: fn() -> T) -> *const T {
+        let key = self.current_key("coroutine_local access");
+        if let Some(Some(value)) = self.tasks.borrow()[key].locals.get(index) {
+            return value.downcast_ref::<T>().expect("one type per local key");
+        }
+        // `init` may use the runtime, so no borrow is held while it runs.
+        let value: Box<dyn Any> = Box::new(init());
+        let mut tasks = self.tasks.borrow_mut();
+        let locals = &mut tasks[key].locals;
+        if locals.len() <= index {
+            locals.resize_with(index + 1, || None);
+        }
+        let slot = locals[index].get_or_insert(value);
+        slot.downcast_ref::<T>().expect("one type per local key")
+    }
+
+    /// Takes the running coroutine's locals, so its body can drop them on its own stack.
+    pub(crate) fn take_locals(&self) -> Vec<Option<Box<dyn Any>>> {
+        let key = self.current.get();
+        if key == NO_TASK {
+            return Vec::new();
+        }
+        std::mem::take(&mut self.tasks.borrow_mut()[key].locals)
+    }
+
     /// Opens a `time::timeout` scope for the running coroutine; returns its id.
     pub(crate) fn push_scope(&self, deadline: Instant) -> u64 {
         let key = self.current_key("time::timeout");
@@ -718,6 +793,15 @@ impl Core {
         } else {
             false
         }
+    }
+
+    /// The runtime's blocking pool, created on first use.
+    pub(crate) fn blocking_pool(&self) -> Arc<BlockingPool> {
+        self.blocking
+            .get_or_init(|| {
+                BlockingPool::new(self.config.blocking_threads, self.config.blocking_keep_alive)
+            })
+            .clone()
     }
 
     pub(crate) fn remote_waker(&self, waker: Waker) -> RemoteWaker {
@@ -745,6 +829,8 @@ impl Core {
         let body = |yielder: &Yielder, ()| {
             self.started(yielder);
             let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(main));
+            let locals = self.take_locals();
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(locals)));
             self.set_main_panicked(result.is_err());
             outcome.set(Some(result));
         };

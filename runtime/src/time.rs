@@ -4,6 +4,10 @@ use std::fmt;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
+use std::cell::Cell;
+use std::rc::Rc;
+
+use crate::coroutine::{Builder, JoinError, JoinHandle};
 use crate::park::{park_until, Reason};
 use crate::scheduler::{with_core, Core, ElapsedUnwind};
 
@@ -77,5 +81,83 @@ pub fn timeout<T>(duration: Duration, f: impl FnOnce() -> T) -> Result<T, Elapse
             Ok(elapsed) => resume_unwind(elapsed),
             Err(other) => resume_unwind(other),
         },
+    }
+}
+
+/// Calls a function after a delay unless cancelled first (Python's `threading.Timer`).
+///
+/// The function runs in a coroutine of its own, named `"timer"`, that sleeps until then.
+///
+/// ```
+/// use std::{cell::Cell, rc::Rc, time::Duration};
+/// use spindle_runtime::time::Timer;
+///
+/// spindle_runtime::run(|| {
+///     let rang = Rc::new(Cell::new(0));
+///     let r = rang.clone();
+///     let bell = Timer::after(Duration::from_millis(5), move || r.set(r.get() + 1));
+///     let r = rang.clone();
+///     let never = Timer::after(Duration::from_secs(60), move || r.set(r.get() + 10));
+///     assert!(never.cancel());
+///     bell.join().unwrap();
+///     assert_eq!(rang.get(), 1);
+/// });
+/// ```
+pub struct Timer {
+    handle: JoinHandle<bool>,
+    /// Set by `cancel` before the function started: the coroutine must not call it.
+    cancelled: Rc<Cell<bool>>,
+    /// Set just before the function is called.
+    started: Rc<Cell<bool>>,
+}
+
+impl Timer {
+    /// Starts a timer that calls `f` once `delay` has passed.
+    ///
+    /// # Panics
+    /// Outside a running spindle runtime.
+    pub fn after(delay: Duration, f: impl FnOnce() + 'static) -> Timer {
+        let cancelled = Rc::new(Cell::new(false));
+        let started = Rc::new(Cell::new(false));
+        let (c, s) = (cancelled.clone(), started.clone());
+        let handle = Builder::new()
+            .name("timer")
+            .spawn(move || {
+                sleep(delay);
+                if c.get() {
+                    return false;
+                }
+                s.set(true);
+                f();
+                true
+            })
+            .unwrap_or_else(|e| panic!("spindle: Timer::after failed: {e}"));
+        Timer { handle, cancelled, started }
+    }
+
+    /// Stops the timer if its function has not started; returns whether it was stopped.
+    /// A function already running is left to finish (as in Python).
+    pub fn cancel(&self) -> bool {
+        if self.started.get() {
+            return false;
+        }
+        self.cancelled.set(true);
+        self.handle.cancel();
+        true
+    }
+
+    /// True once the function has run or the timer was cancelled.
+    pub fn is_finished(&self) -> bool {
+        self.handle.is_finished()
+    }
+
+    /// Waits until the timer fires and its function returns, or until it is cancelled.
+    /// Returns `Ok(true)` if the function ran, `Ok(false)` if the timer was cancelled, and the
+    /// function's panic if it panicked.
+    pub fn join(self) -> Result<bool, JoinError> {
+        match self.handle.join() {
+            Err(JoinError::Cancelled) => Ok(false),
+            other => other,
+        }
     }
 }

@@ -1,0 +1,126 @@
+//! Deadlock is an error, not a hang.
+
+mod util;
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::Duration;
+
+use spindle::park::{self, Reason, WaitQueue};
+use spindle::Builder;
+
+fn deadlock_message(f: impl FnOnce() + std::panic::UnwindSafe) -> String {
+    let payload = std::panic::catch_unwind(f).expect_err("run should have reported a deadlock");
+    util::panic_message(&*payload)
+}
+
+#[test]
+fn a_lone_parked_main_is_reported() {
+    let msg = deadlock_message(|| {
+        spindle::run(|| {
+            park::park(Reason::new("Gate::wait"), None, |_| {});
+        })
+    });
+    assert!(msg.starts_with("spindle: deadlock"), "{msg}");
+    assert!(msg.contains("'main' parked on Gate::wait"), "{msg}");
+}
+
+#[test]
+fn the_report_names_every_parked_coroutine_and_its_reason() {
+    let msg = deadlock_message(|| {
+        spindle::run(|| {
+            let a = Builder::new()
+                .name("left")
+                .spawn(|| {
+                    park::park(Reason::on("Fork::take", 1), None, |_| {});
+                })
+                .unwrap();
+            let _b = Builder::new()
+                .name("right")
+                .spawn(|| {
+                    park::park(Reason::on("Fork::take", 2), None, |_| {});
+                })
+                .unwrap();
+            let id = a.coroutine().id();
+            a.join().unwrap();
+            let _ = id;
+        })
+    });
+    assert!(msg.contains("'main' parked on join"), "{msg}");
+    assert!(msg.contains("'left' parked on Fork::take (1)"), "{msg}");
+    assert!(msg.contains("'right' parked on Fork::take (2)"), "{msg}");
+}
+
+#[test]
+fn parked_coroutines_are_unwound_before_the_report() {
+    let drops = util::Drops::default();
+    let d = drops.clone();
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+        spindle::run(move || {
+            let d2 = d.clone();
+            let h = spindle::spawn(move || {
+                let _g = d2.guard();
+                park::park(Reason::new("never"), None, |_| {});
+            });
+            let _g = d.guard();
+            h.join().unwrap();
+        })
+    }));
+    assert!(result.is_err());
+    assert_eq!(drops.count(), 2, "main and the worker both unwound");
+}
+
+#[test]
+fn a_pending_timer_is_not_a_deadlock() {
+    util::run_virtual(|| {
+        let queue = Rc::new(RefCell::new(WaitQueue::new()));
+        let q = queue.clone();
+        spindle::spawn(move || {
+            spindle::sleep(Duration::from_secs(1));
+            q.borrow_mut().wake_all();
+        });
+        park::park(Reason::new("until the timer"), None, |w| {
+            queue.borrow_mut().push(w);
+        });
+    });
+}
+
+#[test]
+fn an_outstanding_remote_waker_is_not_a_deadlock() {
+    spindle::run(|| {
+        let (tx, rx) = std::sync::mpsc::channel::<spindle::park::RemoteWaker>();
+        let t = std::thread::spawn(move || rx.recv().unwrap().wake());
+        park::park(Reason::new("other thread"), None, |w| {
+            tx.send(park::remote_waker(w)).unwrap();
+        });
+        t.join().unwrap();
+    });
+}
+
+#[test]
+fn a_dropped_remote_waker_turns_into_a_deadlock_report() {
+    let msg = deadlock_message(|| {
+        spindle::run(|| {
+            let (tx, rx) = std::sync::mpsc::channel::<spindle::park::RemoteWaker>();
+            let t = std::thread::spawn(move || drop(rx.recv().unwrap()));
+            park::park(Reason::new("a waker that is dropped"), None, |w| {
+                tx.send(park::remote_waker(w)).unwrap();
+            });
+            t.join().unwrap();
+        })
+    });
+    assert!(msg.contains("a waker that is dropped"), "{msg}");
+}
+
+#[test]
+fn only_daemons_parked_after_main_is_not_a_deadlock() {
+    spindle::run(|| {
+        Builder::new()
+            .daemon(true)
+            .spawn(|| {
+                park::park(Reason::new("forever"), None, |_| {});
+            })
+            .unwrap();
+        spindle::yield_now();
+    });
+}

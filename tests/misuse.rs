@@ -1,0 +1,86 @@
+//! Misuse gets a clear message.
+
+mod util;
+
+fn message_of(f: impl FnOnce() + std::panic::UnwindSafe) -> String {
+    util::panic_message(&*std::panic::catch_unwind(f).expect_err("misuse must panic"))
+}
+
+#[test]
+fn spawn_outside_a_runtime() {
+    let msg = message_of(|| drop(spindle::spawn(|| ())));
+    assert!(msg.contains("spawn must be called inside a spindle runtime"), "{msg}");
+    assert!(msg.contains("spindle::run"), "{msg}");
+}
+
+#[test]
+fn builder_spawn_outside_a_runtime() {
+    let msg = message_of(|| drop(spindle::Builder::new().spawn(|| ())));
+    assert!(msg.contains("spawn must be called inside a spindle runtime"), "{msg}");
+}
+
+#[test]
+fn yield_now_outside_a_runtime() {
+    let msg = message_of(spindle::yield_now);
+    assert!(msg.contains("yield_now must be called inside a spindle runtime"), "{msg}");
+}
+
+#[test]
+fn sleep_outside_a_runtime() {
+    let msg = message_of(|| spindle::sleep(std::time::Duration::from_millis(1)));
+    assert!(msg.contains("sleep must be called inside a spindle runtime"), "{msg}");
+    let msg = message_of(|| spindle::sleep_until(std::time::Instant::now()));
+    assert!(msg.contains("sleep_until must be called inside a spindle runtime"), "{msg}");
+}
+
+#[test]
+fn current_outside_a_runtime() {
+    let msg = message_of(|| drop(spindle::current()));
+    assert!(msg.contains("current must be called inside a spindle runtime"), "{msg}");
+}
+
+#[test]
+fn run_nested_inside_a_runtime() {
+    let msg = message_of(|| {
+        spindle::run(|| spindle::run(|| ()));
+    });
+    assert!(msg.contains("run called inside a running spindle runtime"), "{msg}");
+    assert!(msg.contains("spindle::spawn"), "{msg}");
+}
+
+#[test]
+fn joining_itself_panics_with_a_clear_message() {
+    let seen = std::rc::Rc::new(std::cell::RefCell::new(String::new()));
+    let out = seen.clone();
+    spindle::run(move || {
+        let slot = std::rc::Rc::new(std::cell::RefCell::new(None::<spindle::JoinHandle<()>>));
+        let s = slot.clone();
+        let h = spindle::spawn(move || {
+            spindle::yield_now();
+            let me = s.borrow_mut().take().unwrap();
+            let msg = message_of(std::panic::AssertUnwindSafe(|| drop(me.join())));
+            *out.borrow_mut() = msg;
+        });
+        *slot.borrow_mut() = Some(h);
+        spindle::yield_now();
+        spindle::yield_now();
+    });
+    assert!(seen.borrow().contains("tried to join itself"), "{}", seen.borrow());
+}
+
+#[test]
+fn a_finished_handle_joins_after_run_returned() {
+    let h = spindle::run(|| {
+        let h = spindle::spawn(|| 11);
+        spindle::yield_now();
+        h
+    });
+    assert_eq!(h.join().unwrap(), 11);
+}
+
+#[test]
+fn a_runtime_on_another_thread_is_independent() {
+    let t = std::thread::spawn(|| spindle::run(|| spindle::spawn(|| 3).join().unwrap()));
+    let here = spindle::run(|| spindle::spawn(|| 4).join().unwrap());
+    assert_eq!((t.join().unwrap(), here), (3, 4));
+}
