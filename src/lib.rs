@@ -32,3 +32,4 @@ pub use spindle_runtime::{
     sleep_until, spawn, time, unblock, yield_now, Builder, Coroutine, JoinError, JoinHandle,
     LocalKey, Panic, Runtime, RuntimeBuilder, Scope, ScopedJoinHandle, DEFAULT_STACK_SIZE,
 };
+pub use spindle_runtime::{select, sync};

@@ -47,3 +47,83 @@ fn timer_fires_unless_cancelled() {
     assert!(stdout.contains("alarm ran: false"), "{stdout}");
     assert!(!stdout.contains("never printed"), "{stdout}");
 }
+
+#[test]
+fn producer_consumer_loses_and_duplicates_nothing() {
+    let (stdout, _) = run_ok("producer_consumer", &[]);
+    assert!(
+        stdout.contains("consumed 3000 of 3000 items, sum 4498500 (expected 4498500)"),
+        "{stdout}"
+    );
+    for i in 0..2 {
+        let took = stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("consumer {i} took ")))
+            .unwrap_or_else(|| panic!("{stdout}"));
+        let n: u64 = took.trim_end_matches(" items").parse().unwrap();
+        assert!(n > 0, "both consumers work: {stdout}");
+    }
+}
+
+#[test]
+fn logger_rolls_files_by_time_and_keeps_every_line() {
+    let dir = std::env::temp_dir().join(format!("spindle-logger-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let (stdout, _) =
+        run_ok("logger", &["--dir", dir.to_str().unwrap(), "--roll-ms", "20", "--lines", "40"]);
+    let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    files.sort_by_key(|p| {
+        let name = p.file_name().unwrap().to_str().unwrap().to_owned();
+        name.trim_start_matches("app.").trim_end_matches(".log").parse::<u32>().unwrap()
+    });
+    // 20 lines per worker, 5 ms apart: about 100 ms of logging, rolled every 20 ms.
+    assert!(files.len() >= 2, "expected several files, got {files:?}");
+    let mut lines: Vec<String> = Vec::new();
+    for f in &files {
+        lines.extend(std::fs::read_to_string(f).unwrap().lines().map(str::to_owned));
+    }
+    assert_eq!(lines.len(), 40, "{lines:?}");
+    for w in 0..2 {
+        let mine: Vec<_> =
+            lines.iter().filter(|l| l.starts_with(&format!("worker {w} "))).collect();
+        let expect: Vec<_> = (0..20).map(|i| format!("worker {w} line {i}")).collect();
+        assert_eq!(mine, expect.iter().collect::<Vec<_>>(), "each worker's lines, in order, once");
+    }
+    assert!(stdout.contains(&format!("logged 40 lines into {} files", files.len())), "{stdout}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn task_queue_joins_all_tasks() {
+    let (stdout, _) = run_ok("task_queue", &[]);
+    assert_eq!(stdout.trim(), "20 tasks done by 4 workers; sum of squares 2870");
+}
+
+#[test]
+fn barrier_has_one_leader_per_lap() {
+    let (stdout, _) = run_ok("barrier", &[]);
+    let laps: Vec<_> = stdout.lines().collect();
+    assert_eq!(
+        laps,
+        ["lap 1: all 3 runners in", "lap 2: all 3 runners in", "lap 3: all 3 runners in"]
+    );
+}
+
+#[test]
+fn event_releases_the_waiters_only_once_set() {
+    let (stdout, _) = run_ok("event", &[]);
+    let ready = stdout.find("ready: setting the event").expect(&stdout);
+    for w in 0..3 {
+        let started = stdout.find(&format!("worker {w} started")).expect(&stdout);
+        assert!(started > ready, "worker {w} started before the event: {stdout}");
+    }
+    assert!(stdout.contains("nobody sets: false"), "{stdout}");
+}
+
+#[test]
+fn semaphore_bounds_concurrency() {
+    let (stdout, _) = run_ok("semaphore", &[]);
+    assert_eq!(stdout.lines().filter(|l| l.contains("started")).count(), 6, "{stdout}");
+    assert!(stdout.contains("at most 2 downloads ran at once"), "{stdout}");
+    assert!(!stdout.contains("(3 running)"), "{stdout}");
+}

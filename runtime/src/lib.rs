@@ -86,6 +86,7 @@ mod runtime;
 mod scheduler;
 mod scope;
 mod stack;
+pub mod sync;
 pub mod time;
 mod timer;
 

@@ -1,0 +1,199 @@
+//! [`Barrier`]: `n` coroutines wait for each other (Python's `threading.Barrier`).
+
+use std::cell::{Cell, RefCell};
+use std::fmt;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use super::{deadline_after, forget, Waiters};
+use crate::park::{self, Reason, Wake};
+
+/// Lets a fixed number of coroutines (`parties`) wait until all of them have arrived, then
+/// releases them together; it then resets itself for the next round (a *generation*).
+///
+/// The last coroutine to arrive is the round's leader ([`BarrierWaitResult::is_leader`]).
+///
+/// # Breaking, as in Python
+///
+/// A [`Barrier::wait_timeout`] that times out *breaks* the barrier: every coroutine waiting
+/// in that round, and every later `wait`, gets `Err(BrokenBarrier)` until [`Barrier::reset`].
+/// [`Barrier::abort`] breaks it on purpose. A coroutine *cancelled* while waiting does not
+/// break it: it withdraws, and the round waits for another arrival in its place.
+///
+/// ```
+/// use std::rc::Rc;
+/// use spindle_runtime::sync::Barrier;
+///
+/// spindle_runtime::run(|| {
+///     let barrier = Rc::new(Barrier::new(3));
+///     let handles: Vec<_> = (0..3)
+///         .map(|_| {
+///             let b = barrier.clone();
+///             spindle_runtime::spawn(move || b.wait().unwrap().is_leader())
+///         })
+///         .collect();
+///     let leaders = handles.into_iter().map(|h| h.join().unwrap());
+///     assert_eq!(leaders.filter(|&l| l).count(), 1);
+/// });
+/// ```
+pub struct Barrier {
+    /// How many coroutines each round waits for.
+    parties: usize,
+    /// Coroutines arrived (and parked) in the current round.
+    arrived: Cell<usize>,
+    /// The current round's outcome, shared with its waiters: `None` while it fills,
+    /// `Some(true)` once it passed, `Some(false)` if it was broken. Each round gets a fresh
+    /// one, so a waiter reads its own round's outcome however late it runs.
+    round: RefCell<Rc<Cell<Option<bool>>>>,
+    /// Set by a timeout or `abort`: waits fail at once until `reset`.
+    broken: Cell<bool>,
+    /// Coroutines parked in `wait`.
+    waiters: Waiters,
+}
+
+/// What [`Barrier::wait`] returns to each coroutine of a round that passed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BarrierWaitResult {
+    leader: bool,
+    index: usize,
+}
+
+impl BarrierWaitResult {
+    /// True for exactly one coroutine per round: the last to arrive.
+    pub fn is_leader(&self) -> bool {
+        self.leader
+    }
+
+    /// Arrival order in the round, `0..parties` (Python's `wait()` return value).
+    pub fn index(&self) -> usize {
+        self.index
+    }
+}
+
+/// The error of [`Barrier::wait`] on a broken barrier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BrokenBarrier;
+
+impl fmt::Display for BrokenBarrier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the barrier is broken")
+    }
+}
+
+impl std::error::Error for BrokenBarrier {}
+
+impl Barrier {
+    /// A barrier for `parties` coroutines.
+    ///
+    /// # Panics
+    /// If `parties` is 0.
+    pub fn new(parties: usize) -> Barrier {
+        assert!(parties > 0, "Barrier::new: parties must be at least 1");
+        Barrier {
+            parties,
+            arrived: Cell::new(0),
+            round: RefCell::new(Rc::new(Cell::new(None))),
+            broken: Cell::new(false),
+            waiters: Waiters::new(),
+        }
+    }
+
+    /// Parks until `parties` coroutines have called `wait` in this round.
+    pub fn wait(&self) -> Result<BarrierWaitResult, BrokenBarrier> {
+        self.wait_until(None)
+    }
+
+    /// Like [`Barrier::wait`]; if `timeout` passes first, breaks the barrier for everyone.
+    pub fn wait_timeout(&self, timeout: Duration) -> Result<BarrierWaitResult, BrokenBarrier> {
+        self.wait_until(Some(deadline_after(timeout)))
+    }
+
+    /// Breaks the barrier: waiters and later `wait`s get `Err(BrokenBarrier)` until `reset`.
+    pub fn abort(&self) {
+        self.broken.set(true);
+        self.end_round(false);
+    }
+
+    /// Returns the barrier to its empty, unbroken state; coroutines waiting get
+    /// `Err(BrokenBarrier)`.
+    pub fn reset(&self) {
+        if self.arrived.get() > 0 {
+            self.end_round(false);
+        }
+        self.broken.set(false);
+    }
+
+    /// True once broken (by a timeout or `abort`) and not reset.
+    pub fn is_broken(&self) -> bool {
+        self.broken.get()
+    }
+
+    /// Coroutines waiting in the current round.
+    pub fn n_waiting(&self) -> usize {
+        self.arrived.get()
+    }
+
+    /// The number of coroutines each round waits for.
+    pub fn parties(&self) -> usize {
+        self.parties
+    }
+
+    /// Ends the current round with `passed`, wakes its waiters, starts a new one.
+    fn end_round(&self, passed: bool) {
+        let round = self.round.replace(Rc::new(Cell::new(None)));
+        round.set(Some(passed));
+        self.arrived.set(0);
+        self.waiters.wake_all();
+    }
+
+    fn wait_until(&self, deadline: Option<Instant>) -> Result<BarrierWaitResult, BrokenBarrier> {
+        if self.broken.get() {
+            return Err(BrokenBarrier);
+        }
+        let index = self.arrived.get();
+        if index + 1 == self.parties {
+            self.end_round(true);
+            return Ok(BarrierWaitResult { leader: true, index });
+        }
+        self.arrived.set(index + 1);
+        let round = self.round.borrow().clone();
+        let passed = BarrierWaitResult { leader: false, index };
+        loop {
+            let mut token = None;
+            let wake = park::park(Reason::at("Barrier::wait", self), deadline, |w| {
+                token = Some(self.waiters.push(w));
+            });
+            match (wake, round.get()) {
+                (_, Some(true)) => {
+                    forget(&self.waiters, token);
+                    return Ok(passed);
+                }
+                (_, Some(false)) => {
+                    forget(&self.waiters, token);
+                    return Err(BrokenBarrier);
+                }
+                (Wake::Notified, None) => continue,
+                (Wake::TimedOut, None) => {
+                    forget(&self.waiters, token);
+                    self.abort();
+                    return Err(BrokenBarrier);
+                }
+                (Wake::Cancelled, None) => {
+                    forget(&self.waiters, token);
+                    self.arrived.set(self.arrived.get() - 1);
+                    park::unwind()
+                }
+            }
+        }
+    }
+}
+
+impl fmt::Debug for Barrier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Barrier")
+            .field("parties", &self.parties)
+            .field("waiting", &self.arrived.get())
+            .field("broken", &self.broken.get())
+            .finish()
+    }
+}

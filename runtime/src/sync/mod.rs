@@ -1,0 +1,182 @@
+//! Coroutine-aware locks, queues and channels: what Python's `threading` and `queue` give
+//! threads and what Go gives goroutines, for spindle's coroutines.
+//!
+//! | spindle | Python | Go / Rust |
+//! |---|---|---|
+//! | [`Mutex`] | `threading.Lock` | `std::sync::Mutex` |
+//! | [`ReentrantMutex`] | `threading.RLock` | `std::sync::ReentrantLock` |
+//! | [`RwLock`] | — | `std::sync::RwLock` |
+//! | [`Condvar`] | `threading.Condition` | `std::sync::Condvar` |
+//! | [`Semaphore`], [`BoundedSemaphore`] | `threading.Semaphore`, `BoundedSemaphore` | — |
+//! | [`Barrier`] | `threading.Barrier` | `std::sync::Barrier` |
+//! | [`Event`] | `threading.Event` | — |
+//! | [`WaitGroup`] | — | Go's `sync.WaitGroup` |
+//! | [`OnceCell`] | — | `std::sync::OnceLock` |
+//! | [`channel`], [`select!`](crate::select) | — | Go's channels and `select`, crossbeam-channel |
+//! | [`Queue`] | `queue.Queue`, `LifoQueue`, `PriorityQueue` | — |
+//!
+//! Waiting parks the coroutine ([`crate::park::park`]); it never blocks the thread. Every wait
+//! has a timeout flavour, and every wait is cancellation-safe: a coroutine cancelled
+//! ([`crate::JoinHandle::cancel`], an enclosing [`crate::time::timeout`]) or timed out while
+//! waiting leaves no trace — it is removed from the wait queue, and the lock, permit or message
+//! it did not get goes to the next waiter.
+//!
+//! ```
+//! use std::rc::Rc;
+//! use spindle_runtime::sync::{channel, Mutex};
+//!
+//! spindle_runtime::run(|| {
+//!     let total = Rc::new(Mutex::new(0));
+//!     let (tx, rx) = channel::bounded(4);
+//!     let workers: Vec<_> = (0..3)
+//!         .map(|_| {
+//!             let (rx, total) = (rx.clone(), total.clone());
+//!             spindle_runtime::spawn(move || {
+//!                 for n in rx.iter() {
+//!                     *total.lock() += n;
+//!                 }
+//!             })
+//!         })
+//!         .collect();
+//!     for n in 1..=100 {
+//!         tx.send(n).unwrap();
+//!     }
+//!     drop(tx); // receivers drain the channel, then see it disconnected
+//!     for w in workers {
+//!         w.join().unwrap();
+//!     }
+//!     assert_eq!(*total.lock(), 5050);
+//! });
+//! ```
+//!
+//! # Never block the thread
+//!
+//! All coroutines share one OS thread. A `std::sync::Mutex` (or `parking_lot`, or any lock
+//! made for threads) held across a spindle yield point — `sleep`, `lock`, `recv`, a socket read,
+//! `yield_now` — stalls every coroutine if another coroutine then tries to take it: the OS
+//! thread blocks on the lock and the holder never runs again to release it, a deadlock the
+//! runtime cannot even report. The same goes for `std::sync::mpsc::Receiver::recv`,
+//! `std::thread::sleep`, `std::sync::Condvar::wait` and blocking file or socket calls: each
+//! stops every coroutine until it returns. Use the types in this module instead, and move
+//! unavoidable blocking calls to another thread.
+//!
+//! # Not `Send`
+//!
+//! These types are for coroutines of one runtime, on one thread: none is `Send` or `Sync`, so
+//! the compiler keeps them on their thread. Share them between coroutines with `Rc`.
+//!
+//! # Fairness
+//!
+//! [`Mutex`], [`ReentrantMutex`], [`Semaphore`] and [`RwLock`] hand a released lock or permit
+//! directly to the longest waiter (FIFO handoff): it stays taken while the woken coroutine waits
+//! for its turn to run, so a coroutine that calls `try_lock` meanwhile cannot barge in. Channels
+//! and [`Queue`] wake their waiters in FIFO order but do not reserve the message for the woken
+//! one: a coroutine that is running when the message arrives may take it first, and the woken
+//! one waits again (at the back).
+
+mod barrier;
+pub mod channel;
+mod condvar;
+mod event;
+mod mutex;
+mod once_cell;
+pub mod queue;
+mod reentrant;
+mod rwlock;
+#[doc(hidden)]
+pub mod select;
+mod semaphore;
+mod wait_group;
+
+pub use barrier::{Barrier, BarrierWaitResult, BrokenBarrier};
+pub use condvar::{Condvar, WaitTimeoutResult};
+pub use event::Event;
+pub use mutex::{Mutex, MutexGuard};
+pub use once_cell::OnceCell;
+pub use queue::Queue;
+pub use reentrant::{ReentrantMutex, ReentrantMutexGuard};
+pub use rwlock::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+pub use semaphore::{BoundedSemaphore, OverRelease, Semaphore, SemaphoreGuard};
+pub use wait_group::WaitGroup;
+
+use std::cell::{Cell, RefCell};
+use std::time::{Duration, Instant};
+
+use crate::park::{Token, WaitQueue, Waker};
+
+/// A [`WaitQueue`] with its length mirrored in a `Cell`, so that the uncontended paths (unlock
+/// with nobody waiting, send with no receiver parked) cost one `Cell` read and never borrow the
+/// queue.
+#[derive(Debug, Default)]
+pub(crate) struct Waiters {
+    /// The parked coroutines, FIFO; may hold stale entries until a wake skips them.
+    queue: RefCell<WaitQueue>,
+    /// `queue.len()`, refreshed after every change.
+    len: Cell<usize>,
+}
+
+impl Waiters {
+    pub(crate) const fn new() -> Waiters {
+        Waiters { queue: RefCell::new(WaitQueue::new()), len: Cell::new(0) }
+    }
+
+    /// True if no entry (live or stale) is queued: nobody needs waking.
+    #[inline]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len.get() == 0
+    }
+
+    pub(crate) fn push(&self, waker: Waker) -> Token {
+        let mut q = self.queue.borrow_mut();
+        let token = q.push(waker);
+        self.len.set(q.len());
+        token
+    }
+
+    /// Removes a registration after a timeout or cancellation (or a select that won elsewhere).
+    pub(crate) fn remove(&self, token: Token) -> bool {
+        if self.is_empty() {
+            return false;
+        }
+        let mut q = self.queue.borrow_mut();
+        let removed = q.remove(token);
+        self.len.set(q.len());
+        removed
+    }
+
+    /// Wakes the longest live waiter; `None` if there was none.
+    #[inline]
+    pub(crate) fn wake_one(&self) -> Option<Waker> {
+        if self.is_empty() {
+            return None;
+        }
+        let mut q = self.queue.borrow_mut();
+        let woken = q.wake_one();
+        self.len.set(q.len());
+        woken
+    }
+
+    /// Wakes every live waiter; returns how many.
+    pub(crate) fn wake_all(&self) -> usize {
+        if self.is_empty() {
+            return 0;
+        }
+        let mut q = self.queue.borrow_mut();
+        let n = q.wake_all();
+        self.len.set(q.len());
+        n
+    }
+}
+
+/// The deadline `timeout` from now on the runtime's clock ([`crate::time::now`]).
+pub(crate) fn deadline_after(timeout: Duration) -> Instant {
+    let now = crate::time::now();
+    now.checked_add(timeout).unwrap_or_else(|| now + Duration::from_secs(86_400 * 365 * 30))
+}
+
+/// Removes `token` (if park registered one) from `waiters`.
+pub(crate) fn forget(waiters: &Waiters, token: Option<Token>) {
+    if let Some(token) = token {
+        waiters.remove(token);
+    }
+}

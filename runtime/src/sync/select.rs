@@ -1,0 +1,269 @@
+//! The machinery behind [`select!`](crate::select): wait on several channel operations at
+//! once and complete exactly one.
+//!
+//! `select!` registers the same waker in the queue of every arm's channel, parks once, and on
+//! waking retries the arms in order. Registrations left in the other queues are removed on the
+//! way out (a stale one would be skipped anyway). A select that was woken for one channel but
+//! completed an operation on another passes the wakeup on to the next waiter of every other
+//! channel that is ready, so no message or slot is left with nobody woken for it.
+
+use std::time::Duration;
+
+use super::deadline_after;
+use crate::park::{self, Reason, Token, Wake, Waker};
+
+/// One operation of a `select!`: a receive on a [`super::channel::Receiver`] or a send on a
+/// [`super::channel::Sender`]. Implementation detail of the macro.
+#[doc(hidden)]
+pub trait SelectArm {
+    /// True if the operation can complete now; then the arm is chosen and the macro completes
+    /// it at once. (A send on a rendezvous channel commits here: it wakes the receiver that
+    /// will take the value.)
+    fn try_begin(&self) -> bool;
+    /// Like `try_begin` without committing; may err towards `true`.
+    fn maybe_ready(&self) -> bool;
+    /// Queues the select's waker where this operation's progress will wake it.
+    fn register(&self, waker: Waker) -> Token;
+    /// Removes what `register` queued.
+    fn unregister(&self, token: Token);
+    /// Wakes the next waiter of the same kind, for a wakeup this select consumed.
+    fn pass_on(&self);
+}
+
+/// How long a `select!` may wait. Implementation detail of the macro.
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug)]
+pub enum Mode {
+    /// No `default` arm: park until an arm is ready.
+    Block,
+    /// `default =>`: never park.
+    Never,
+    /// `default(timeout) =>`: park at most this long.
+    Timeout(Duration),
+}
+
+/// Arms up to this many keep their registrations on the stack.
+const INLINE_ARMS: usize = 16;
+
+/// Chooses an arm: the first ready one in the order written, parking until one is. `None`
+/// when the default arm is due. Implementation detail of the macro.
+#[doc(hidden)]
+pub fn select(arms: &[&dyn SelectArm], mode: Mode) -> Option<usize> {
+    let deadline = match mode {
+        Mode::Timeout(d) => Some(deadline_after(d)),
+        _ => None,
+    };
+    let mut inline = [None; INLINE_ARMS];
+    let mut spilled = Vec::new();
+    let tokens: &mut [Option<Token>] = if arms.len() <= INLINE_ARMS {
+        &mut inline[..arms.len()]
+    } else {
+        spilled.resize(arms.len(), None);
+        &mut spilled
+    };
+    let mut notified = false;
+    loop {
+        if let Some(chosen) = arms.iter().position(|arm| arm.try_begin()) {
+            if notified {
+                for (i, arm) in arms.iter().enumerate() {
+                    if i != chosen && arm.maybe_ready() {
+                        arm.pass_on();
+                    }
+                }
+            }
+            return Some(chosen);
+        }
+        if let Mode::Never = mode {
+            return None;
+        }
+        let wake = park::park(Reason::new("select!"), deadline, |waker| {
+            for (arm, token) in arms.iter().zip(tokens.iter_mut()) {
+                *token = Some(arm.register(waker));
+            }
+        });
+        for (arm, token) in arms.iter().zip(tokens.iter_mut()) {
+            if let Some(t) = token.take() {
+                arm.unregister(t);
+            }
+        }
+        match wake {
+            Wake::Notified => notified = true,
+            Wake::TimedOut => return None,
+            Wake::Cancelled => park::unwind(),
+        }
+    }
+}
+
+/// Waits on several channel operations and runs the arm of the one that completes, like
+/// crossbeam-channel's `select!` (and Go's `select`).
+///
+/// Arms, in any number and order, separated by commas (optional after a block):
+///
+/// * `recv(rx) -> msg => body`: `msg` is `Result<T, RecvError>`; a disconnected channel is
+///   ready at once with `Err`.
+/// * `send(tx, value) -> res => body`: `res` is `Result<(), SendError<T>>`; the `value`
+///   expression is evaluated only if this arm is chosen.
+/// * `default => body`: runs if no operation is ready now (never parks).
+/// * `default(timeout) => body` (or `timeout(timeout) => body`): parks at most `timeout`,
+///   then runs `body`.
+///
+/// Without a default arm, `select!` parks until an operation can complete.
+///
+/// # Which arm, when several are ready
+///
+/// The **first ready arm in the order written** wins, every time: the choice is deterministic
+/// and can express priorities, but an arm listed first that is always ready starves the
+/// others. Rotate the order yourself (or loop with `try_recv`) if you need fairness.
+///
+/// ```
+/// use std::time::Duration;
+/// use spindle_runtime::{select, sync::channel};
+///
+/// spindle_runtime::run(|| {
+///     let (tx1, rx1) = channel::unbounded::<i32>();
+///     let (_tx2, rx2) = channel::unbounded::<&str>();
+///     tx1.send(7).unwrap();
+///     let got = select! {
+///         recv(rx2) -> msg => format!("rx2: {:?}", msg),
+///         recv(rx1) -> msg => format!("rx1: {}", msg.unwrap()),
+///         default(Duration::from_secs(1)) => "timed out".to_string(),
+///     };
+///     assert_eq!(got, "rx1: 7");
+/// });
+/// ```
+#[macro_export]
+macro_rules! select {
+    ($($tokens:tt)*) => {
+        $crate::__select_parse!(@ops [] @default [] @rest $($tokens)*)
+    };
+}
+
+/// Parses `select!` arms into a normalized list. Implementation detail.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __select_parse {
+    // All parsed.
+    (@ops [$($ops:tt)*] @default [$($default:tt)*] @rest $(,)?) => {
+        $crate::__select_bind!(@bound [] @ops [$($ops)*] @default [$($default)*])
+    };
+    // Arm heads.
+    (@ops $ops:tt @default $default:tt @rest recv($rx:expr) -> $p:pat => $($rest:tt)*) => {
+        $crate::__select_parse!(@ops $ops @default $default @head (recv $rx ; $p) @body $($rest)*)
+    };
+    (@ops $ops:tt @default $default:tt @rest send($tx:expr, $v:expr) -> $p:pat => $($rest:tt)*) => {
+        $crate::__select_parse!(@ops $ops @default $default @head (send $tx ; $v ; $p) @body $($rest)*)
+    };
+    (@ops $ops:tt @default [] @rest default => $($rest:tt)*) => {
+        $crate::__select_parse!(@ops $ops @default [] @head (default) @body $($rest)*)
+    };
+    (@ops $ops:tt @default [] @rest default($d:expr) => $($rest:tt)*) => {
+        $crate::__select_parse!(@ops $ops @default [] @head (timeout $d) @body $($rest)*)
+    };
+    (@ops $ops:tt @default [] @rest timeout($d:expr) => $($rest:tt)*) => {
+        $crate::__select_parse!(@ops $ops @default [] @head (timeout $d) @body $($rest)*)
+    };
+    (@ops $ops:tt @default [$($d:tt)+] @rest default $($rest:tt)*) => {
+        compile_error!("select! takes at most one default (or timeout) arm")
+    };
+    (@ops $ops:tt @default [$($d:tt)+] @rest timeout $($rest:tt)*) => {
+        compile_error!("select! takes at most one default (or timeout) arm")
+    };
+    // Arm bodies: a block (comma optional) or an expression (comma unless last).
+    (@ops $ops:tt @default $default:tt @head $head:tt @body $body:block $(, $($rest:tt)*)?) => {
+        $crate::__select_parse!(@push $ops $default $head [$body] @rest $($($rest)*)?)
+    };
+    (@ops $ops:tt @default $default:tt @head $head:tt @body $body:block $($rest:tt)+) => {
+        $crate::__select_parse!(@push $ops $default $head [$body] @rest $($rest)*)
+    };
+    (@ops $ops:tt @default $default:tt @head $head:tt @body $body:expr $(, $($rest:tt)*)?) => {
+        $crate::__select_parse!(@push $ops $default $head [$body] @rest $($($rest)*)?)
+    };
+    // Store a parsed arm.
+    (@push [$($ops:tt)*] $default:tt (default) [$body:expr] @rest $($rest:tt)*) => {
+        $crate::__select_parse!(@ops [$($ops)*] @default [(never) $body] @rest $($rest)*)
+    };
+    (@push [$($ops:tt)*] $default:tt (timeout $d:expr) [$body:expr] @rest $($rest:tt)*) => {
+        $crate::__select_parse!(@ops [$($ops)*] @default [(timeout $d) $body] @rest $($rest)*)
+    };
+    (@push [$($ops:tt)*] $default:tt $head:tt [$body:expr] @rest $($rest:tt)*) => {
+        $crate::__select_parse!(@ops [$($ops)* ($head $body)] @default $default @rest $($rest)*)
+    };
+    (@ops $ops:tt @default $default:tt @rest $($rest:tt)+) => {
+        compile_error!(concat!(
+            "select!: expected `recv(rx) -> msg => ...`, `send(tx, value) -> res => ...`, ",
+            "`default => ...` or `default(timeout) => ...`, found: ",
+            stringify!($($rest)+)
+        ))
+    };
+}
+
+/// Evaluates each arm's channel expression once, binding it to its own (hygienic) name, then
+/// generates the select. Implementation detail.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __select_bind {
+    (@bound [$($bound:tt)*] @ops [((recv $rx:expr ; $p:pat) $body:expr) $($ops:tt)*] @default $default:tt) => {{
+        let handle = &$rx;
+        $crate::__select_bind!(@bound [$($bound)* (recv handle [] $p => $body)] @ops [$($ops)*] @default $default)
+    }};
+    (@bound [$($bound:tt)*] @ops [((send $tx:expr ; $v:expr ; $p:pat) $body:expr) $($ops:tt)*] @default $default:tt) => {{
+        let handle = &$tx;
+        $crate::__select_bind!(@bound [$($bound)* (send handle [$v] $p => $body)] @ops [$($ops)*] @default $default)
+    }};
+    (@bound [$(($kind:ident $h:ident [$($v:expr)?] $p:pat => $body:expr))*] @ops [] @default [$($default:tt)*]) => {{
+        let arms: &[&dyn $crate::sync::select::SelectArm] = &[$($h.__select_arm()),*];
+        let chosen = $crate::sync::select::select(arms, $crate::__select_mode!($($default)*));
+        #[allow(unused_mut, unused_variables)]
+        let mut index = 0usize;
+        match chosen {
+            #[allow(unused_assignments)]
+            ::std::option::Option::Some(chosen) => {
+                $(
+                    if { index += 1; chosen + 1 == index } {
+                        $crate::__select_arm!($kind $h [$($v)?] $p => $body)
+                    } else
+                )*
+                { ::std::unreachable!("select! chose an arm it does not have") }
+            }
+            ::std::option::Option::None => $crate::__select_default!($($default)*),
+        }
+    }};
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __select_arm {
+    (recv $h:ident [] $p:pat => $body:expr) => {{
+        let $p = $h.__select_recv();
+        $body
+    }};
+    (send $h:ident [$v:expr] $p:pat => $body:expr) => {{
+        let $p = $h.__select_send($v);
+        $body
+    }};
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __select_mode {
+    () => {
+        $crate::sync::select::Mode::Block
+    };
+    ((never) $body:expr) => {
+        $crate::sync::select::Mode::Never
+    };
+    ((timeout $d:expr) $body:expr) => {
+        $crate::sync::select::Mode::Timeout($d)
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __select_default {
+    () => {
+        ::std::unreachable!("select! without a default arm returned without choosing")
+    };
+    (($($mode:tt)*) $body:expr) => {
+        $body
+    };
+}

@@ -1,0 +1,240 @@
+//! [`Semaphore`] and [`BoundedSemaphore`]: counted permits (Python's `threading.Semaphore`).
+
+use std::cell::Cell;
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use super::{deadline_after, forget, Waiters};
+use crate::park::{self, Reason, Wake};
+
+/// A set of permits; `acquire` parks while none is free.
+///
+/// `acquire` returns a [`SemaphoreGuard`] that gives the permit back when dropped, so a
+/// coroutine that panics or is cancelled does not leak it. Python-style manual use is
+/// [`SemaphoreGuard::forget`] after acquiring and [`Semaphore::release`] later.
+///
+/// # Fairness
+///
+/// A released permit goes straight to the longest waiter (FIFO handoff); `try_acquire` cannot
+/// take it from under the woken coroutine.
+///
+/// ```
+/// use std::rc::Rc;
+/// use std::cell::Cell;
+/// use spindle_runtime::sync::Semaphore;
+///
+/// spindle_runtime::run(|| {
+///     let sem = Rc::new(Semaphore::new(2));
+///     let (inside, most) = (Rc::new(Cell::new(0)), Rc::new(Cell::new(0)));
+///     let workers: Vec<_> = (0..6)
+///         .map(|_| {
+///             let (sem, inside, most) = (sem.clone(), inside.clone(), most.clone());
+///             spindle_runtime::spawn(move || {
+///                 let _permit = sem.acquire();
+///                 inside.set(inside.get() + 1);
+///                 most.set(most.get().max(inside.get()));
+///                 spindle_runtime::yield_now();
+///                 inside.set(inside.get() - 1);
+///             })
+///         })
+///         .collect();
+///     for w in workers {
+///         w.join().unwrap();
+///     }
+///     assert_eq!(most.get(), 2);
+/// });
+/// ```
+#[derive(Debug)]
+pub struct Semaphore {
+    /// Free permits. Stays 0 while coroutines wait: a release with a live waiter hands the
+    /// permit over instead of incrementing this.
+    permits: Cell<usize>,
+    /// Coroutines parked in `acquire`, longest first.
+    waiters: Waiters,
+}
+
+/// A permit of a [`Semaphore`] or [`BoundedSemaphore`]; dropping it gives the permit back.
+#[must_use = "the permit is given back as soon as the guard is dropped"]
+pub struct SemaphoreGuard<'a> {
+    sem: &'a Semaphore,
+    /// The bounded semaphore to tell when the permit is forgotten.
+    bounded: Option<&'a BoundedSemaphore>,
+}
+
+impl Semaphore {
+    /// A semaphore with `permits` free permits.
+    pub const fn new(permits: usize) -> Semaphore {
+        Semaphore { permits: Cell::new(permits), waiters: Waiters::new() }
+    }
+
+    /// Takes a permit, parking until one is free and this coroutine's turn has come.
+    pub fn acquire(&self) -> SemaphoreGuard<'_> {
+        self.take(None).expect("an acquire without deadline does not time out");
+        SemaphoreGuard { sem: self, bounded: None }
+    }
+
+    /// Takes a permit if one is free now.
+    pub fn try_acquire(&self) -> Option<SemaphoreGuard<'_>> {
+        self.try_take().then(|| SemaphoreGuard { sem: self, bounded: None })
+    }
+
+    /// Like [`Semaphore::acquire`], giving up after `timeout`.
+    pub fn acquire_timeout(&self, timeout: Duration) -> Option<SemaphoreGuard<'_>> {
+        self.take(Some(deadline_after(timeout)))?;
+        Some(SemaphoreGuard { sem: self, bounded: None })
+    }
+
+    /// Adds a permit (hands it to the longest waiter if any). Use it to give back permits
+    /// whose guard was [forgotten](SemaphoreGuard::forget), or to grow the semaphore.
+    pub fn release(&self) {
+        if self.waiters.wake_one().is_none() {
+            self.permits.set(self.permits.get() + 1);
+        }
+    }
+
+    /// Permits free right now.
+    pub fn available_permits(&self) -> usize {
+        self.permits.get()
+    }
+
+    fn try_take(&self) -> bool {
+        let p = self.permits.get();
+        if p == 0 {
+            return false;
+        }
+        self.permits.set(p - 1);
+        true
+    }
+
+    fn take(&self, deadline: Option<Instant>) -> Option<()> {
+        if self.try_take() {
+            return Some(());
+        }
+        let mut token = None;
+        let wake = park::park(Reason::at("Semaphore::acquire", self), deadline, |w| {
+            token = Some(self.waiters.push(w));
+        });
+        match wake {
+            // Handed a permit by `release`.
+            Wake::Notified => Some(()),
+            // Not handed one: `release` skipped our ended park.
+            Wake::TimedOut => {
+                forget(&self.waiters, token);
+                None
+            }
+            Wake::Cancelled => {
+                forget(&self.waiters, token);
+                park::unwind()
+            }
+        }
+    }
+}
+
+impl SemaphoreGuard<'_> {
+    /// Keeps the permit taken after the guard is gone; give it back with `release`.
+    pub fn forget(self) {
+        if let Some(b) = self.bounded {
+            b.forgotten.set(b.forgotten.get() + 1);
+        }
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for SemaphoreGuard<'_> {
+    fn drop(&mut self) {
+        self.sem.release();
+    }
+}
+
+impl fmt::Debug for SemaphoreGuard<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SemaphoreGuard").finish_non_exhaustive()
+    }
+}
+
+/// A [`Semaphore`] that can never hold more permits than it started with (Python's
+/// `threading.BoundedSemaphore`): a `release` with no permit out to give back is an error.
+///
+/// Permits taken with a guard come back when the guard drops; [`BoundedSemaphore::release`]
+/// gives back a permit whose guard was [forgotten](SemaphoreGuard::forget), and fails with
+/// [`OverRelease`] when there is none.
+///
+/// ```
+/// use spindle_runtime::sync::BoundedSemaphore;
+///
+/// spindle_runtime::run(|| {
+///     let sem = BoundedSemaphore::new(1);
+///     sem.acquire().forget();
+///     assert_eq!(sem.release(), Ok(()));
+///     assert!(sem.release().is_err()); // one more than was taken
+/// });
+/// ```
+#[derive(Debug)]
+pub struct BoundedSemaphore {
+    sem: Semaphore,
+    /// The number of permits it started with.
+    limit: usize,
+    /// Permits taken whose guard was forgotten: what `release` may give back.
+    forgotten: Cell<usize>,
+}
+
+/// The error of [`BoundedSemaphore::release`] when every permit is already back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OverRelease {
+    /// The semaphore's limit.
+    pub limit: usize,
+}
+
+impl fmt::Display for OverRelease {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "BoundedSemaphore released too many times (limit {})", self.limit)
+    }
+}
+
+impl std::error::Error for OverRelease {}
+
+impl BoundedSemaphore {
+    /// A bounded semaphore with `permits` permits, all free.
+    pub const fn new(permits: usize) -> BoundedSemaphore {
+        BoundedSemaphore { sem: Semaphore::new(permits), limit: permits, forgotten: Cell::new(0) }
+    }
+
+    /// Takes a permit, parking until one is free (FIFO).
+    pub fn acquire(&self) -> SemaphoreGuard<'_> {
+        let guard = self.sem.acquire();
+        std::mem::forget(guard);
+        SemaphoreGuard { sem: &self.sem, bounded: Some(self) }
+    }
+
+    /// Takes a permit if one is free now.
+    pub fn try_acquire(&self) -> Option<SemaphoreGuard<'_>> {
+        self.sem.try_take().then(|| SemaphoreGuard { sem: &self.sem, bounded: Some(self) })
+    }
+
+    /// Like [`BoundedSemaphore::acquire`], giving up after `timeout`.
+    pub fn acquire_timeout(&self, timeout: Duration) -> Option<SemaphoreGuard<'_>> {
+        self.sem.take(Some(deadline_after(timeout)))?;
+        Some(SemaphoreGuard { sem: &self.sem, bounded: Some(self) })
+    }
+
+    /// Gives back a permit whose guard was forgotten; `Err` if no such permit is out.
+    pub fn release(&self) -> Result<(), OverRelease> {
+        let f = self.forgotten.get();
+        if f == 0 {
+            return Err(OverRelease { limit: self.limit });
+        }
+        self.forgotten.set(f - 1);
+        self.sem.release();
+        Ok(())
+    }
+
+    /// Permits free right now.
+    pub fn available_permits(&self) -> usize {
+        self.sem.available_permits()
+    }
+
+    /// The number of permits it was made with.
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+}

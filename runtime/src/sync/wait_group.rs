@@ -1,0 +1,94 @@
+//! [`WaitGroup`]: wait for a number of tasks to finish (Go's `sync.WaitGroup`).
+
+use std::cell::Cell;
+use std::time::{Duration, Instant};
+
+use super::{deadline_after, forget, Waiters};
+use crate::park::{self, Reason, Wake};
+
+/// A counter of unfinished tasks: `add` before starting them, `done` as each finishes, and
+/// `wait` parks until the count is zero.
+///
+/// ```
+/// use std::rc::Rc;
+/// use spindle_runtime::sync::WaitGroup;
+///
+/// spindle_runtime::run(|| {
+///     let wg = Rc::new(WaitGroup::new());
+///     for _ in 0..3 {
+///         wg.add(1);
+///         let wg = wg.clone();
+///         spindle_runtime::spawn(move || wg.done());
+///     }
+///     wg.wait();
+///     assert_eq!(wg.count(), 0);
+/// });
+/// ```
+#[derive(Debug, Default)]
+pub struct WaitGroup {
+    /// Tasks added and not yet done.
+    count: Cell<usize>,
+    /// Coroutines parked in `wait`; all woken when `count` reaches zero.
+    waiters: Waiters,
+}
+
+impl WaitGroup {
+    /// A wait group with nothing to wait for.
+    pub const fn new() -> WaitGroup {
+        WaitGroup { count: Cell::new(0), waiters: Waiters::new() }
+    }
+
+    /// Adds `n` tasks.
+    pub fn add(&self, n: usize) {
+        self.count.set(self.count.get().checked_add(n).expect("WaitGroup count overflowed"));
+    }
+
+    /// Marks one task done; wakes every waiter when it was the last.
+    ///
+    /// # Panics
+    /// If called more times than tasks were added.
+    pub fn done(&self) {
+        let n = self.count.get();
+        assert!(n > 0, "WaitGroup::done called more times than tasks were added");
+        self.count.set(n - 1);
+        if n == 1 {
+            self.waiters.wake_all();
+        }
+    }
+
+    /// Tasks not yet done.
+    pub fn count(&self) -> usize {
+        self.count.get()
+    }
+
+    /// Parks until the count is zero.
+    pub fn wait(&self) {
+        self.wait_until(None);
+    }
+
+    /// Like [`WaitGroup::wait`], giving up after `timeout`: returns whether the count reached 0.
+    pub fn wait_timeout(&self, timeout: Duration) -> bool {
+        self.wait_until(Some(deadline_after(timeout)))
+    }
+
+    fn wait_until(&self, deadline: Option<Instant>) -> bool {
+        if self.count.get() == 0 {
+            return true;
+        }
+        let mut token = None;
+        match park::park(Reason::at("WaitGroup::wait", self), deadline, |w| {
+            token = Some(self.waiters.push(w));
+        }) {
+            // The count reached zero (it may have grown again since: that is a new round).
+            Wake::Notified => true,
+            Wake::TimedOut => {
+                forget(&self.waiters, token);
+                self.count.get() == 0
+            }
+            Wake::Cancelled => {
+                forget(&self.waiters, token);
+                park::unwind()
+            }
+        }
+    }
+}

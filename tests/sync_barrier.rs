@@ -1,0 +1,102 @@
+//! Barrier: rounds, one leader per round, breaking on timeout (as in Python), reset, and
+//! cancellation that withdraws without breaking.
+
+use std::rc::Rc;
+use std::time::Duration;
+
+use spindle::sync::{Barrier, BrokenBarrier};
+use spindle::{spawn, yield_now, JoinError, Runtime};
+
+#[test]
+fn releases_everyone_together_with_exactly_one_leader_per_round() {
+    spindle::run(|| {
+        let barrier = Rc::new(Barrier::new(4));
+        let parties: Vec<_> = (0..4)
+            .map(|_| {
+                let b = barrier.clone();
+                spawn(move || {
+                    (0..3).map(|_| b.wait().unwrap().is_leader() as u32).collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        let results: Vec<Vec<u32>> = parties.into_iter().map(|p| p.join().unwrap()).collect();
+        for round in 0..3 {
+            assert_eq!(results.iter().map(|r| r[round]).sum::<u32>(), 1, "round {round}");
+        }
+    });
+}
+
+#[test]
+fn nobody_passes_before_the_last_arrives() {
+    spindle::run(|| {
+        let barrier = Rc::new(Barrier::new(3));
+        let b = barrier.clone();
+        let first = spawn(move || b.wait().unwrap().index());
+        let b = barrier.clone();
+        let second = spawn(move || b.wait().unwrap().index());
+        yield_now();
+        assert_eq!(barrier.n_waiting(), 2);
+        assert!(!first.is_finished() && !second.is_finished());
+        let me = barrier.wait().unwrap();
+        assert!(me.is_leader());
+        assert_eq!(me.index(), 2);
+        assert_eq!((first.join().unwrap(), second.join().unwrap()), (0, 1));
+    });
+}
+
+#[test]
+fn a_timeout_breaks_the_barrier_for_everyone_until_reset() {
+    let rt = Runtime::builder().virtual_time(true).build().unwrap();
+    rt.run(|| {
+        let barrier = Rc::new(Barrier::new(3));
+        let b = barrier.clone();
+        let patient = spawn(move || b.wait());
+        yield_now();
+        assert_eq!(barrier.wait_timeout(Duration::from_millis(10)), Err(BrokenBarrier));
+        assert_eq!(patient.join().unwrap(), Err(BrokenBarrier));
+        assert!(barrier.is_broken());
+        assert_eq!(barrier.wait(), Err(BrokenBarrier));
+        barrier.reset();
+        assert!(!barrier.is_broken());
+        let b = barrier.clone();
+        let again = spawn(move || b.wait().is_ok());
+        let b = barrier.clone();
+        let again2 = spawn(move || b.wait().is_ok());
+        assert!(barrier.wait().is_ok());
+        assert!(again.join().unwrap() && again2.join().unwrap());
+    });
+}
+
+#[test]
+fn abort_and_reset_wake_waiters_with_broken() {
+    spindle::run(|| {
+        let barrier = Rc::new(Barrier::new(2));
+        let b = barrier.clone();
+        let w = spawn(move || b.wait());
+        yield_now();
+        barrier.reset();
+        assert_eq!(w.join().unwrap(), Err(BrokenBarrier));
+        assert!(!barrier.is_broken(), "reset leaves the barrier usable");
+        barrier.abort();
+        assert_eq!(barrier.wait(), Err(BrokenBarrier));
+    });
+}
+
+#[test]
+fn a_cancelled_waiter_withdraws_without_breaking_the_barrier() {
+    spindle::run(|| {
+        let barrier = Rc::new(Barrier::new(2));
+        let b = barrier.clone();
+        let cancelled = spawn(move || b.wait());
+        yield_now();
+        assert_eq!(barrier.n_waiting(), 1);
+        cancelled.cancel();
+        assert!(matches!(cancelled.join(), Err(JoinError::Cancelled)));
+        assert_eq!(barrier.n_waiting(), 0);
+        assert!(!barrier.is_broken());
+        let b = barrier.clone();
+        let other = spawn(move || b.wait().is_ok());
+        assert!(barrier.wait().is_ok());
+        assert!(other.join().unwrap());
+    });
+}

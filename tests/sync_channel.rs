@@ -1,0 +1,291 @@
+//! Channels: order, capacity, rendezvous, disconnection, timeouts and cancellation.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::Duration;
+
+use spindle::sync::channel::{
+    self, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError,
+};
+use spindle::{spawn, yield_now, JoinError, Runtime};
+
+fn virtual_runtime() -> Runtime {
+    Runtime::builder().virtual_time(true).build().unwrap()
+}
+
+#[test]
+fn messages_arrive_in_order() {
+    spindle::run(|| {
+        let (tx, rx) = channel::unbounded();
+        let producer = spawn(move || (0..100).for_each(|i| tx.send(i).unwrap()));
+        assert_eq!(rx.iter().collect::<Vec<_>>(), (0..100).collect::<Vec<_>>());
+        producer.join().unwrap();
+    });
+}
+
+#[test]
+fn bounded_send_parks_while_full() {
+    spindle::run(|| {
+        let (tx, rx) = channel::bounded(2);
+        tx.try_send(1).unwrap();
+        tx.try_send(2).unwrap();
+        assert!(matches!(tx.try_send(3), Err(TrySendError::Full(3))));
+        let log = Rc::new(RefCell::new(Vec::new()));
+        let lg = log.clone();
+        let sender = spawn(move || {
+            tx.send(3).unwrap();
+            lg.borrow_mut().push("sent 3");
+        });
+        yield_now();
+        assert!(log.borrow().is_empty(), "send must park on a full channel");
+        assert_eq!(rx.recv(), Ok(1));
+        sender.join().unwrap();
+        assert_eq!(*log.borrow(), ["sent 3"]);
+        assert_eq!(rx.try_iter().collect::<Vec<_>>(), [2, 3]);
+    });
+}
+
+#[test]
+fn rendezvous_send_completes_only_when_a_receiver_takes_the_value() {
+    spindle::run(|| {
+        let (tx, rx) = channel::bounded(0);
+        assert!(
+            matches!(tx.try_send("early"), Err(TrySendError::Full("early"))),
+            "nobody receiving"
+        );
+        let log = Rc::new(RefCell::new(Vec::new()));
+        let lg = log.clone();
+        let sender = spawn(move || {
+            tx.send("hello").unwrap();
+            lg.borrow_mut().push("send returned");
+        });
+        yield_now();
+        yield_now();
+        assert!(log.borrow().is_empty(), "rendezvous send returned before any receive");
+        assert_eq!(rx.recv(), Ok("hello"));
+        sender.join().unwrap();
+        assert_eq!(*log.borrow(), ["send returned"]);
+    });
+}
+
+#[test]
+fn rendezvous_try_send_succeeds_when_a_receiver_is_parked() {
+    spindle::run(|| {
+        let (tx, rx) = channel::bounded(0);
+        let receiver = spawn(move || rx.recv().unwrap());
+        yield_now(); // the receiver parks
+        tx.try_send(5).unwrap();
+        assert_eq!(receiver.join().unwrap(), 5);
+    });
+}
+
+#[test]
+fn senders_and_receivers_are_clone_and_each_message_goes_to_one_receiver() {
+    spindle::run(|| {
+        let (tx, rx) = channel::bounded(3);
+        let consumers: Vec<_> = (0..4)
+            .map(|_| {
+                let rx = rx.clone();
+                spawn(move || rx.iter().collect::<Vec<u32>>())
+            })
+            .collect();
+        drop(rx);
+        let producers: Vec<_> = (0..3)
+            .map(|p| {
+                let tx = tx.clone();
+                spawn(move || (0..100).for_each(|i| tx.send(p * 1000 + i).unwrap()))
+            })
+            .collect();
+        drop(tx);
+        for p in producers {
+            p.join().unwrap();
+        }
+        let mut all: Vec<u32> = consumers.into_iter().flat_map(|c| c.join().unwrap()).collect();
+        all.sort_unstable();
+        let mut expected: Vec<u32> =
+            (0..3).flat_map(|p| (0..100).map(move |i| p * 1000 + i)).collect();
+        expected.sort_unstable();
+        assert_eq!(all, expected);
+    });
+}
+
+#[test]
+fn dropping_all_senders_lets_receivers_drain_then_disconnects() {
+    spindle::run(|| {
+        let (tx, rx) = channel::bounded(4);
+        let tx2 = tx.clone();
+        tx.send(1).unwrap();
+        tx2.send(2).unwrap();
+        drop(tx);
+        assert_eq!(rx.try_recv(), Ok(1));
+        drop(tx2);
+        assert!(rx.is_disconnected());
+        assert_eq!(rx.recv(), Ok(2));
+        assert_eq!(rx.recv(), Err(channel::RecvError));
+        assert_eq!(rx.try_recv(), Err(TryRecvError::Disconnected));
+    });
+}
+
+#[test]
+fn parked_receiver_wakes_with_disconnected_when_the_last_sender_drops() {
+    spindle::run(|| {
+        let (tx, rx) = channel::unbounded::<i32>();
+        let receiver = spawn(move || rx.recv());
+        yield_now();
+        drop(tx);
+        assert_eq!(receiver.join().unwrap(), Err(channel::RecvError));
+    });
+}
+
+#[test]
+fn send_gives_the_value_back_when_all_receivers_are_gone() {
+    spindle::run(|| {
+        let (tx, rx) = channel::bounded(1);
+        drop(rx);
+        assert_eq!(tx.send(String::from("kept")).map_err(|e| e.0), Err(String::from("kept")));
+        assert!(matches!(tx.try_send(1u8.to_string()), Err(TrySendError::Disconnected(_))));
+    });
+}
+
+#[test]
+fn parked_senders_get_their_values_back_when_receivers_drop() {
+    spindle::run(|| {
+        // A full bounded channel and a rendezvous one.
+        let (tx, rx) = channel::bounded(1);
+        tx.send(0).unwrap();
+        let blocked = spawn(move || tx.send(1));
+        let (ztx, zrx) = channel::bounded(0);
+        let offered = spawn(move || ztx.send(2));
+        yield_now();
+        drop(rx);
+        drop(zrx);
+        assert!(matches!(blocked.join().unwrap(), Err(SendError(1))));
+        assert!(matches!(offered.join().unwrap(), Err(SendError(2))));
+    });
+}
+
+#[test]
+fn recv_timeout_and_send_timeout_give_up() {
+    virtual_runtime().run(|| {
+        let (tx, rx) = channel::bounded(1);
+        assert_eq!(rx.recv_timeout(Duration::from_millis(10)), Err(RecvTimeoutError::Timeout));
+        tx.send(1).unwrap();
+        assert!(matches!(
+            tx.send_timeout(2, Duration::from_millis(10)),
+            Err(SendTimeoutError::Timeout(2))
+        ));
+        assert_eq!(rx.recv_timeout(Duration::from_millis(10)), Ok(1));
+        let (ztx, _zrx) = channel::bounded(0);
+        assert!(matches!(
+            ztx.send_timeout(3, Duration::from_millis(10)),
+            Err(SendTimeoutError::Timeout(3))
+        ));
+        assert!(_zrx.is_empty(), "a timed-out rendezvous offer leaves nothing behind");
+    });
+}
+
+#[test]
+fn timed_out_receiver_does_not_swallow_the_next_message() {
+    virtual_runtime().run(|| {
+        let (tx, rx) = channel::unbounded();
+        let r = rx.clone();
+        let impatient = spawn(move || r.recv_timeout(Duration::from_millis(5)));
+        let r = rx.clone();
+        let patient = spawn(move || r.recv());
+        yield_now();
+        spindle::sleep(Duration::from_millis(10));
+        assert_eq!(impatient.join().unwrap(), Err(RecvTimeoutError::Timeout));
+        tx.send(42).unwrap();
+        assert_eq!(patient.join().unwrap(), Ok(42));
+    });
+}
+
+#[test]
+fn cancelled_receiver_does_not_swallow_the_next_message() {
+    spindle::run(|| {
+        let (tx, rx) = channel::unbounded();
+        let r = rx.clone();
+        let cancelled = spawn(move || r.recv());
+        let r = rx.clone();
+        let patient = spawn(move || r.recv());
+        yield_now();
+        cancelled.cancel();
+        tx.send(7).unwrap();
+        assert!(matches!(cancelled.join(), Err(JoinError::Cancelled)));
+        assert_eq!(patient.join().unwrap(), Ok(7));
+    });
+}
+
+#[test]
+fn cancelled_rendezvous_sender_takes_its_offer_back() {
+    spindle::run(|| {
+        let (tx, rx) = channel::bounded(0);
+        let t = tx.clone();
+        let cancelled = spawn(move || t.send("withdrawn"));
+        let t = tx.clone();
+        let patient = spawn(move || t.send("delivered"));
+        yield_now();
+        cancelled.cancel();
+        yield_now();
+        assert!(matches!(cancelled.join(), Err(JoinError::Cancelled)));
+        assert_eq!(rx.recv(), Ok("delivered"));
+        patient.join().unwrap().unwrap();
+        assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
+    });
+}
+
+#[test]
+fn rendezvous_sender_whose_value_was_taken_reports_success_even_if_cancelled_after() {
+    spindle::run(|| {
+        let (tx, rx) = channel::bounded(0);
+        let log = Rc::new(RefCell::new(Vec::new()));
+        let lg = log.clone();
+        let sender = spawn(move || {
+            let r = tx.send(1);
+            lg.borrow_mut().push(r.is_ok());
+            spindle::sleep(Duration::from_secs(3600)); // the cancellation lands here
+        });
+        yield_now(); // the sender parks with its offer
+        assert_eq!(rx.recv(), Ok(1)); // takes the value and wakes the sender
+        sender.cancel();
+        assert!(matches!(sender.join(), Err(JoinError::Cancelled)));
+        assert_eq!(*log.borrow(), [true]);
+        assert_eq!(rx.try_recv(), Err(TryRecvError::Disconnected));
+    });
+}
+
+#[test]
+fn rendezvous_sender_timing_out_after_its_value_was_taken_reports_success() {
+    virtual_runtime().run(|| {
+        let (tx, rx) = channel::bounded(0);
+        // Both deadlines fall at the same instant; timers set earlier fire (and their
+        // coroutines run) first. So: the sender's park times out, then `late` takes the value
+        // before the sender resumes.
+        let r = rx.clone();
+        let late = spawn(move || {
+            spindle::sleep(Duration::from_millis(10));
+            r.try_recv()
+        });
+        let sender = spawn(move || tx.send_timeout(9, Duration::from_millis(10)));
+        assert_eq!(late.join().unwrap(), Ok(9));
+        assert!(sender.join().unwrap().is_ok(), "the value was delivered: that is a success");
+    });
+}
+
+#[test]
+fn len_capacity_and_iterators() {
+    spindle::run(|| {
+        let (tx, rx) = channel::bounded(5);
+        assert_eq!((tx.capacity(), rx.capacity()), (Some(5), Some(5)));
+        assert_eq!(channel::unbounded::<()>().0.capacity(), None);
+        for i in 0..3 {
+            tx.send(i).unwrap();
+        }
+        assert_eq!((tx.len(), rx.len()), (3, 3));
+        assert_eq!(rx.try_iter().collect::<Vec<_>>(), [0, 1, 2]);
+        assert!(rx.is_empty());
+        tx.send(3).unwrap();
+        drop(tx);
+        assert_eq!(rx.into_iter().collect::<Vec<_>>(), [3]);
+    });
+}

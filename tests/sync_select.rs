@@ -1,0 +1,241 @@
+//! select!: picks among ready arms in the documented order, parks until one is ready, honours
+//! default and timeout arms, and leaves no registration or lost wakeup behind.
+
+use std::time::Duration;
+
+use spindle::select;
+use spindle::sync::channel::{self, RecvError};
+use spindle::{spawn, yield_now, JoinError, Runtime};
+
+fn virtual_runtime() -> Runtime {
+    Runtime::builder().virtual_time(true).build().unwrap()
+}
+
+#[test]
+fn first_ready_arm_in_written_order_wins() {
+    spindle::run(|| {
+        let (tx1, rx1) = channel::unbounded();
+        let (tx2, rx2) = channel::unbounded();
+        tx1.send(1).unwrap();
+        tx2.send(2).unwrap();
+        let picked = select! {
+            recv(rx2) -> m => m.unwrap(),
+            recv(rx1) -> m => m.unwrap(),
+        };
+        assert_eq!(picked, 2);
+        let picked = select! {
+            recv(rx1) -> m => m.unwrap(),
+            recv(rx2) -> m => m.unwrap(),
+        };
+        assert_eq!(picked, 1);
+    });
+}
+
+#[test]
+fn parks_until_an_arm_is_ready() {
+    spindle::run(|| {
+        let (tx1, rx1) = channel::unbounded::<i32>();
+        let (tx2, rx2) = channel::unbounded::<&str>();
+        let selector = spawn(move || {
+            select! {
+                recv(rx1) -> m => format!("one {m:?}"),
+                recv(rx2) -> m => format!("two {m:?}"),
+            }
+        });
+        yield_now();
+        assert!(!selector.is_finished());
+        tx2.send("hi").unwrap();
+        assert_eq!(selector.join().unwrap(), "two Ok(\"hi\")");
+        drop(tx1);
+    });
+}
+
+#[test]
+fn send_arm_completes_when_there_is_room_and_its_value_is_evaluated_only_if_chosen() {
+    spindle::run(|| {
+        let (tx, rx) = channel::bounded(1);
+        let (_otx, orx) = channel::bounded::<i32>(1);
+        let mut evaluated = 0;
+        let r = select! {
+            recv(orx) -> _ => "recv",
+            send(tx, { evaluated += 1; 10 }) -> res => { res.unwrap(); "send" }
+        };
+        assert_eq!((r, evaluated), ("send", 1));
+        // Full now: only the default arm is ready, and the value is not evaluated.
+        let r = select! {
+            send(tx, { evaluated += 1; 11 }) -> _ => "send",
+            default => "default",
+        };
+        assert_eq!((r, evaluated), ("default", 1));
+        assert_eq!(rx.recv(), Ok(10));
+    });
+}
+
+#[test]
+fn send_arm_on_a_rendezvous_channel_waits_for_a_receiver() {
+    spindle::run(|| {
+        let (tx, rx) = channel::bounded(0);
+        let selector = spawn(move || {
+            select! {
+                send(tx, "handed") -> res => res.is_ok(),
+            }
+        });
+        yield_now();
+        assert!(!selector.is_finished());
+        assert_eq!(rx.recv(), Ok("handed"));
+        assert!(selector.join().unwrap());
+    });
+}
+
+#[test]
+fn disconnected_channels_are_ready_with_an_error() {
+    spindle::run(|| {
+        let (tx, rx) = channel::unbounded::<i32>();
+        drop(tx);
+        let r = select! {
+            recv(rx) -> m => m,
+        };
+        assert_eq!(r, Err(RecvError));
+        let (tx, rx) = channel::bounded::<i32>(0);
+        drop(rx);
+        let r = select! {
+            send(tx, 5) -> res => res.map_err(|e| e.into_inner()),
+        };
+        assert_eq!(r, Err(5));
+    });
+}
+
+#[test]
+fn default_runs_when_nothing_is_ready() {
+    spindle::run(|| {
+        let (_tx, rx) = channel::unbounded::<i32>();
+        let r = select! {
+            recv(rx) -> _ => 1,
+            default => 2,
+        };
+        assert_eq!(r, 2);
+    });
+}
+
+#[test]
+fn timeout_arm_runs_after_the_timeout_and_leaves_no_registration() {
+    virtual_runtime().run(|| {
+        let (tx, rx) = channel::unbounded::<i32>();
+        let start = spindle::time::now();
+        let r = select! {
+            recv(rx) -> _ => "message",
+            default(Duration::from_millis(30)) => "timeout",
+        };
+        assert_eq!(r, "timeout");
+        assert_eq!(spindle::time::now() - start, Duration::from_millis(30));
+        let r = select! {
+            recv(rx) -> _ => "message",
+            timeout(Duration::from_millis(5)) => "timeout",
+        };
+        assert_eq!(r, "timeout");
+        // A plain receiver parked afterwards gets the next message: the select's stale
+        // registrations are gone and do not absorb the wakeup.
+        let r = rx.clone();
+        let receiver = spawn(move || r.recv());
+        yield_now();
+        tx.send(3).unwrap();
+        assert_eq!(receiver.join().unwrap(), Ok(3));
+    });
+}
+
+#[test]
+fn select_woken_for_one_channel_that_takes_another_passes_the_wakeup_on() {
+    spindle::run(|| {
+        let (tx_a, rx_a) = channel::unbounded();
+        let (tx_b, rx_b) = channel::unbounded();
+        let (ra, rb) = (rx_a.clone(), rx_b.clone());
+        // The select prefers B; a plain receiver waits on A behind it.
+        let selector = spawn(move || {
+            select! {
+                recv(rb) -> m => ("b", m.unwrap()),
+                recv(ra) -> m => ("a", m.unwrap()),
+            }
+        });
+        let ra = rx_a.clone();
+        let plain = spawn(move || ra.recv().unwrap());
+        yield_now(); // both park; A's queue: [selector, plain]
+        tx_a.send(1).unwrap(); // wakes the selector (first in A's queue)
+        tx_b.send(2).unwrap(); // the selector is already woken: nobody else waits on B
+                               // The selector takes B (first arm) and must pass A's wakeup on to `plain`.
+        assert_eq!(selector.join().unwrap(), ("b", 2));
+        assert_eq!(plain.join().unwrap(), 1);
+    });
+}
+
+#[test]
+fn cancelled_select_leaves_no_trace() {
+    spindle::run(|| {
+        let (tx, rx) = channel::unbounded::<i32>();
+        let r = rx.clone();
+        let selector = spawn(move || {
+            select! {
+                recv(r) -> m => m,
+            }
+        });
+        let r = rx.clone();
+        let plain = spawn(move || r.recv());
+        yield_now();
+        selector.cancel();
+        tx.send(4).unwrap();
+        assert!(matches!(selector.join(), Err(JoinError::Cancelled)));
+        assert_eq!(plain.join().unwrap(), Ok(4));
+    });
+}
+
+#[test]
+fn select_in_a_loop_drains_several_channels() {
+    spindle::run(|| {
+        let (tx1, rx1) = channel::bounded(2);
+        let (tx2, rx2) = channel::bounded(2);
+        let p1 = spawn(move || (0..50).for_each(|i| tx1.send(i).unwrap()));
+        let p2 = spawn(move || (100..150).for_each(|i| tx2.send(i).unwrap()));
+        let (mut got, mut open) = (Vec::new(), 2);
+        while open > 0 {
+            select! {
+                recv(rx1) -> m => match m { Ok(v) => got.push(v), Err(_) => open -= 1 },
+                recv(rx2) -> m => match m { Ok(v) => got.push(v), Err(_) => open -= 1 },
+            }
+            if open < 2 {
+                // A disconnected channel is always ready: finish the other one plainly.
+                got.extend(rx1.iter());
+                got.extend(rx2.iter());
+                break;
+            }
+        }
+        p1.join().unwrap();
+        p2.join().unwrap();
+        got.sort_unstable();
+        assert_eq!(got, (0..50).chain(100..150).collect::<Vec<_>>());
+    });
+}
+
+#[test]
+fn arms_accept_blocks_expressions_and_optional_commas() {
+    let rt = Runtime::builder().virtual_time(true).build().unwrap();
+    rt.run(|| {
+        let (tx, rx) = channel::unbounded::<i32>();
+        tx.send(1).unwrap();
+        let a = select! {
+            recv(rx) -> m => { m.unwrap() }
+            default => 0
+        };
+        let b = select! {
+            recv(rx) -> m => m.unwrap(),
+            default => { -1 },
+        };
+        let c = select! {
+            default(Duration::from_millis(1)) => 5
+        };
+        let d = select! {
+            send(tx, 9) -> r => { r.unwrap(); 9 },
+            recv(rx) -> _ => 0,
+        };
+        assert_eq!((a, b, c, d), (1, -1, 5, 9));
+        assert_eq!(rx.try_recv(), Ok(9));
+    });
+}
