@@ -434,7 +434,15 @@ pub fn active_count() -> usize {
 
 /// Lets every other runnable coroutine run once before this one goes on. Returns at once when
 /// nothing else could run. A cancelled coroutine unwinds here.
+#[inline]
 pub fn yield_now() {
-    with_core(|core| core.yield_now())
-        .unwrap_or_else(|| panic!("{}", Core::outside_message("yield_now")))
+    if !crate::scheduler::yield_current() {
+        outside_runtime("yield_now");
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn outside_runtime(what: &str) -> ! {
+    panic!("{}", Core::outside_message(what))
 }

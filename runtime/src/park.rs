@@ -168,11 +168,18 @@ impl Waker {
 ///
 /// # Panics
 /// Outside a coroutine of a running spindle runtime.
+#[inline]
 pub fn park(reason: Reason, deadline: Option<Instant>, register: impl FnOnce(Waker)) -> Wake {
     match with_core(|core| core.park(reason, deadline, register)) {
         Some(wake) => wake,
-        None => panic!("{}", Core::outside_message(reason.what)),
+        None => outside_runtime(reason.what),
     }
+}
+
+#[cold]
+#[inline(never)]
+fn outside_runtime(what: &str) -> ! {
+    panic!("{}", Core::outside_message(what))
 }
 
 /// Unwinds the current coroutine after a park returned [`Wake::Cancelled`]: with the

@@ -61,7 +61,8 @@ thread_local! {
 }
 
 /// Calls `f` with the runtime running on this thread, or returns `None` if there is none.
-#[inline]
+/// Always inlined, so that `yield_now` and `park` inline through it (see `Core::yield_now`).
+#[inline(always)]
 pub(crate) fn with_core<R>(f: impl FnOnce(&Core) -> R) -> Option<R> {
     let core = CURRENT.with(|c| c.get());
     if core.is_null() {
@@ -71,6 +72,22 @@ pub(crate) fn with_core<R>(f: impl FnOnce(&Core) -> R) -> Option<R> {
     // function holds an `Rc<Core>` for its whole duration and resets CURRENT before returning or
     // unwinding (see `CurrentGuard`); every coroutine runs inside it.
     Some(f(unsafe { &*core }))
+}
+
+/// `yield_now` on the runtime running on this thread; returns false if there is none.
+///
+/// The same as `with_core(|core| core.yield_now())`, written out so that the whole yield,
+/// down to the stack switch, inlines into the caller (see [`Core::yield_now`]).
+#[inline(always)]
+pub(crate) fn yield_current() -> bool {
+    let core = CURRENT.with(|c| c.get());
+    if core.is_null() {
+        return false;
+    }
+    // SAFETY: as in `with_core`: CURRENT is non-null only while `Core::run_main` runs on this
+    // thread and holds the core alive.
+    unsafe { &*core }.yield_now();
+    true
 }
 
 /// The payload a cancelled coroutine unwinds with.
@@ -406,6 +423,7 @@ impl Core {
     }
 
     /// Suspends the running coroutine back to the scheduler.
+    #[inline(always)]
     fn suspend(&self) {
         let yielder = self.current_yielder.get();
         // SAFETY: `current_yielder` is the yielder of the coroutine running right now, set by
@@ -466,6 +484,9 @@ impl Core {
 
     // ----- park / wake ------------------------------------------------------------------
 
+    /// `park::park`. Always inlined down to the stack switch, like `yield_now` (see there): the
+    /// steps before and after the switch are out of line, so what inlines is small.
+    #[inline(always)]
     pub(crate) fn park(
         &self,
         reason: Reason,
@@ -483,6 +504,8 @@ impl Core {
         self.park_inner(reason, None, register, true)
     }
 
+    /// Both parks: a short sequence, always inlined, around the stack switch.
+    #[inline(always)]
     fn park_inner(
         &self,
         reason: Reason,
@@ -490,30 +513,66 @@ impl Core {
         register: impl FnOnce(Waker),
         shielded: bool,
     ) -> Wake {
+        let (key, seq, scope_deadline) = match self.park_begin(reason, deadline, shielded) {
+            Ok(started) => started,
+            Err(wake) => return wake,
+        };
+        register(Waker { key, seq, _not_send: PhantomData });
+        if let Some(wake) = self.park_commit(key, seq, deadline, scope_deadline) {
+            return wake;
+        }
+        self.suspend();
+        self.park_end(key)
+    }
+
+    /// First step of `park`: records the park in progress; `Err` if the coroutine is cancelled
+    /// (unless `shielded`). Returns the slot, the park's sequence number and the earliest
+    /// timeout-scope deadline (none when `shielded`). Inlined too: `reason` is then written
+    /// straight from constants (out of line, reading it back from the caller's frame stalled
+    /// on store forwarding).
+    #[inline(always)]
+    fn park_begin(
+        &self,
+        reason: Reason,
+        deadline: Option<Instant>,
+        shielded: bool,
+    ) -> Result<(usize, u64, Option<Instant>), Wake> {
         let key = self.current_key(reason.what);
         let seq = self.next_seq.get();
         self.next_seq.set(seq + 1);
-        let scope_deadline;
-        {
-            let mut tasks = self.tasks.borrow_mut();
-            let task = &mut tasks[key];
-            if task.cancel_requested && !shielded {
-                return Wake::Cancelled;
-            }
-            scope_deadline =
-                if shielded { None } else { task.scopes.iter().map(|s| s.deadline).min() };
-            task.park_seq = seq;
-            task.woke = None;
-            task.op_deadline = deadline;
-            task.reason = reason;
+        let mut tasks = self.tasks.borrow_mut();
+        let task = &mut tasks[key];
+        if task.cancel_requested && !shielded {
+            return Err(Wake::Cancelled);
         }
-        register(Waker { key, seq, _not_send: PhantomData });
+        let scope_deadline = if shielded || task.scopes.is_empty() {
+            None
+        } else {
+            earliest_scope_deadline(&task.scopes)
+        };
+        task.park_seq = seq;
+        task.woke = None;
+        task.op_deadline = deadline;
+        task.reason = reason;
+        Ok((key, seq, scope_deadline))
+    }
+
+    /// Second step of `park`, after `register`: `Some` if the park already ended (woken while
+    /// registering, or the deadline passed); else arms the timer and marks the task parked.
+    #[inline(never)]
+    fn park_commit(
+        &self,
+        key: usize,
+        seq: u64,
+        deadline: Option<Instant>,
+        scope_deadline: Option<Instant>,
+    ) -> Option<Wake> {
         let mut tasks = self.tasks.borrow_mut();
         let task = &mut tasks[key];
         if let Some(wake) = task.woke.take() {
             // Woken while registering.
             task.reason = Reason::RUNNING;
-            return wake;
+            return Some(wake);
         }
         let effective = match (deadline, scope_deadline) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -524,16 +583,18 @@ impl Core {
             if at <= now {
                 task.park_seq = 0;
                 task.reason = Reason::RUNNING;
-                return Self::deadline_outcome(task, at);
+                return Some(Self::deadline_outcome(task, at));
             }
             self.timers.borrow_mut().insert(at, key, seq);
             task.timer_armed = true;
         }
         task.state = State::Parked;
-        drop(tasks);
+        None
+    }
 
-        self.suspend();
-
+    /// Last step of `park`, once resumed: why it woke.
+    #[inline(never)]
+    fn park_end(&self, key: usize) -> Wake {
         let mut tasks = self.tasks.borrow_mut();
         let task = &mut tasks[key];
         task.reason = Reason::RUNNING;
@@ -592,24 +653,62 @@ impl Core {
     }
 
     /// `yield_now`: to the back of the run queue, unless nothing else could run.
+    ///
+    /// Always inlined, down to the stack switch: a coroutine resumes at the instruction after
+    /// its switch, and when that is in the caller's own frame (a loop that yields) no `ret`
+    /// lies between one switch and the next, so the CPU's return-address predictions stay
+    /// right. Out of line, each round trip paid two mispredicted returns per switch.
+    #[inline(always)]
     pub(crate) fn yield_now(&self) {
         let key = self.current_key("yield_now");
-        self.check_interrupt(key);
+        // Whether anything else could run, asked before the interrupt check: that check reads
+        // only the task and the clock, so the order makes no difference to either answer.
         let alone = self.run_queue.borrow().is_empty()
             && self.timers.borrow().is_empty()
             && self.reactor.sources() == 0
             && self.remote.outstanding() == 0;
         if alone {
+            self.check_interrupt(key);
             return;
         }
-        self.tasks.borrow_mut()[key].state = State::Runnable;
+        // check_interrupt and marking the task runnable, in one borrow of the table.
+        let flagged = {
+            let mut tasks = self.tasks.borrow_mut();
+            let task = &mut tasks[key];
+            let flagged = task.cancel_requested || !task.scopes.is_empty();
+            if !flagged {
+                task.state = State::Runnable;
+            }
+            flagged
+        };
+        if flagged {
+            self.check_interrupt_slow(key);
+            self.tasks.borrow_mut()[key].state = State::Runnable;
+        }
         self.run_queue.borrow_mut().push_back(key);
         self.suspend();
         self.check_interrupt(key);
     }
 
     /// Unwinds if the running coroutine was cancelled or one of its timeout scopes expired.
+    ///
+    /// Inlined fast path: a coroutine that is not cancelled and has no timeout scope costs one
+    /// shared borrow and two loads; the rest is out of line.
+    #[inline]
     fn check_interrupt(&self, key: usize) {
+        let maybe = {
+            let tasks = self.tasks.borrow();
+            let task = &tasks[key];
+            task.cancel_requested || !task.scopes.is_empty()
+        };
+        if maybe {
+            self.check_interrupt_slow(key);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn check_interrupt_slow(&self, key: usize) {
         let interrupted = {
             let mut tasks = self.tasks.borrow_mut();
             let task = &mut tasks[key];
@@ -967,6 +1066,12 @@ impl Core {
         }
         report
     }
+}
+
+#[cold]
+#[inline(never)]
+fn earliest_scope_deadline(scopes: &[Scope]) -> Option<Instant> {
+    scopes.iter().map(|s| s.deadline).min()
 }
 
 fn poll_failed(e: io::Error) -> String {

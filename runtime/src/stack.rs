@@ -41,16 +41,29 @@ pub const DEFAULT_POOL_LIMIT: usize = 1024;
 /// Stacks per mapping in unguarded mode.
 const CHUNK_STACKS: usize = 64;
 
+/// How far below a page boundary an unguarded stack's base sits (see `carve_chunk`); keeps
+/// the base 16-byte aligned.
+const CANARY_SHIFT: usize = 16;
+
 /// Written at the lowest word of every unguarded stack; checked when its coroutine switches out.
 pub(crate) const CANARY: u64 = 0x5350_494e_444c_4521; // "SPINDLE!"
 
+/// The system's page size, asked once per process: every spawn needs it several times
+/// (rounding the size, finding the overflow range), and `sysconf` is a libc call each time.
+#[inline]
 pub(crate) fn page_size() -> usize {
-    // SAFETY: sysconf with a valid name has no preconditions.
-    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    if page > 0 {
-        page as usize
-    } else {
-        4096
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    /// 0 until first asked.
+    static PAGE: AtomicUsize = AtomicUsize::new(0);
+    match PAGE.load(Ordering::Relaxed) {
+        0 => {
+            // SAFETY: sysconf with a valid name has no preconditions.
+            let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+            let page = if page > 0 { page as usize } else { 4096 };
+            PAGE.store(page, Ordering::Relaxed);
+            page
+        }
+        page => page,
     }
 }
 
@@ -264,8 +277,16 @@ impl StackPool {
     }
 
     /// Maps one chunk of [`CHUNK_STACKS`] unguarded stacks of `size` and frees them into the pool.
+    ///
+    /// Layout: one spare page, then the stacks back to back, each shifted down by
+    /// [`CANARY_SHIFT`] bytes from a page boundary. So the canary (the lowest word of stack
+    /// `i`) sits in the same page as the top of stack `i - 1`, which that stack's coroutine
+    /// touches anyway, and the canary of stack 0 in the spare page. A parked coroutine then
+    /// holds the pages its frames touched and nothing more; with the canaries on pages of their
+    /// own, each stack held one more page (4 KiB) for its canary alone.
     fn carve_chunk(&mut self, size: usize) -> io::Result<()> {
-        let len = size * CHUNK_STACKS;
+        let page = page_size();
+        let len = size * CHUNK_STACKS + page;
         // SAFETY: an anonymous private mapping with a null hint aliases nothing.
         let addr = unsafe {
             libc::mmap(
@@ -290,7 +311,8 @@ impl StackPool {
         };
         // Hand out the highest stack first, so a chunk fills top down.
         for i in 0..CHUNK_STACKS {
-            let stack = Stack { base: addr as usize + (i + 1) * size, size, mapping: None };
+            let base = addr as usize + page + (i + 1) * size - CANARY_SHIFT;
+            let stack = Stack { base, size, mapping: None };
             stack.write_canary();
             list.push(stack);
         }

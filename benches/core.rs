@@ -1,0 +1,317 @@
+//! Core benchmarks: spindle against its floor and its baseline, measured in the same run.
+//!
+//! * `yield_round_trip/*`: one round trip A -> B -> A between two coroutines.
+//!   - `spindle`: A calls `yield_now`; the scheduler resumes B, whose `yield_now` hands back, and
+//!     the scheduler resumes A. That is two resume+suspend pairs plus the scheduler's work.
+//!   - `raw_corosensei` (the floor): two corosensei coroutines that only `suspend`, resumed
+//!     alternately by a plain loop: the same two resume+suspend pairs, no scheduler.
+//!   - `threads_mutex_condvar`, `threads_mpsc`: two OS threads handing a token back and forth;
+//!     one round trip is A -> B -> A. On two cores each hand-over wakes the other core.
+//! * `spawn_join/*`: spawn an empty coroutine and join it, against `std::thread::spawn` + `join`.
+//!
+//! After the groups the ratios the issue sets targets for are printed, from the medians
+//! criterion just measured (target: yield within 3x of raw corosensei; spawn+join at least 100x
+//! faster than OS threads).
+//!
+//! Run with `cargo bench --bench core`.
+
+use std::cell::Cell;
+use std::hint::black_box;
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::sync::mpsc;
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use corosensei::{Coroutine, CoroutineResult};
+use criterion::{criterion_group, Criterion};
+
+fn config() -> Criterion {
+    Criterion::default()
+        .sample_size(20)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2))
+        .noise_threshold(0.05)
+}
+
+// ----- (a) yield round trip -------------------------------------------------------------------
+
+fn yield_round_trip(c: &mut Criterion) {
+    let mut group = c.benchmark_group("yield_round_trip");
+
+    let rt = spindle::Runtime::new().unwrap();
+    group.bench_function("spindle", |b| {
+        rt.run(|| {
+            let stop = Rc::new(Cell::new(false));
+            let partner = {
+                let stop = stop.clone();
+                spindle::spawn(move || {
+                    let mut turns = 0u64;
+                    while !stop.get() {
+                        spindle::yield_now();
+                        turns += 1;
+                    }
+                    turns
+                })
+            };
+            // Let B reach its loop, so each measured yield is a full A -> B -> A.
+            spindle::yield_now();
+            b.iter(spindle::yield_now);
+            stop.set(true);
+            spindle::yield_now();
+            black_box(partner.join().unwrap());
+        })
+    });
+
+    // The same, with each yield inside a function that is not inlined: the coroutine then
+    // returns from that function between two switches, which the CPU's return predictor gets
+    // wrong (it was filled on the scheduler's stack). Real code that yields or parks deep in a
+    // call chain pays this; the plain `spindle` row is the best case of a loop that yields.
+    group.bench_function("spindle_nested_call", |b| {
+        rt.run(|| {
+            let stop = Rc::new(Cell::new(false));
+            let partner = {
+                let stop = stop.clone();
+                spindle::spawn(move || {
+                    while !stop.get() {
+                        yield_in_a_call();
+                    }
+                })
+            };
+            yield_in_a_call();
+            b.iter(yield_in_a_call);
+            stop.set(true);
+            yield_in_a_call();
+            partner.join().unwrap();
+        })
+    });
+
+    group.bench_function("raw_corosensei", |b| {
+        let mut a: Coroutine<(), (), ()> = Coroutine::new(|y, ()| loop {
+            y.suspend(());
+        });
+        let mut bb: Coroutine<(), (), ()> = Coroutine::new(|y, ()| loop {
+            y.suspend(());
+        });
+        b.iter(|| {
+            // Two resume+suspend pairs per round trip, as spindle's scheduler does.
+            let CoroutineResult::Yield(()) = a.resume(()) else { unreachable!() };
+            let CoroutineResult::Yield(()) = bb.resume(()) else { unreachable!() };
+        });
+        // Never-finished coroutines are unwound by their Drop.
+    });
+
+    group.bench_function("threads_mutex_condvar", |b| {
+        b.iter_custom(threads_condvar);
+    });
+    group.bench_function("threads_mpsc", |b| {
+        b.iter_custom(threads_mpsc);
+    });
+    group.finish();
+}
+
+#[inline(never)]
+fn yield_in_a_call() {
+    spindle::yield_now();
+}
+
+// ----- park/wake round trip --------------------------------------------------------------------
+
+/// A -> B -> A where each side wakes the other's waker and parks (what a channel or lock
+/// hand-over does underneath), against the same raw corosensei floor.
+fn park_wake_round_trip(c: &mut Criterion) {
+    use spindle::park::{self, Reason, Wake, Waker};
+
+    /// Wakes whoever parked in `slot` last, then parks and leaves its own waker there.
+    fn hand_over(mine: &Cell<Option<Waker>>, theirs: &Cell<Option<Waker>>) {
+        if let Some(w) = theirs.take() {
+            w.wake();
+        }
+        match park::park(Reason::new("bench hand-over"), None, |w| mine.set(Some(w))) {
+            Wake::Notified => {}
+            Wake::TimedOut | Wake::Cancelled => park::unwind(),
+        }
+    }
+
+    let mut group = c.benchmark_group("park_wake_round_trip");
+    let rt = spindle::Runtime::new().unwrap();
+    group.bench_function("spindle", |b| {
+        rt.run(|| {
+            let a_slot = Rc::new(Cell::new(None));
+            let b_slot = Rc::new(Cell::new(None));
+            let stop = Rc::new(Cell::new(false));
+            let partner = {
+                let (a_slot, b_slot, stop) = (a_slot.clone(), b_slot.clone(), stop.clone());
+                spindle::spawn(move || {
+                    while !stop.get() {
+                        hand_over(&b_slot, &a_slot);
+                    }
+                    if let Some(w) = a_slot.take() {
+                        w.wake();
+                    }
+                })
+            };
+            // B runs first and parks, leaving its waker; from then on each iteration is one
+            // full A -> B -> A hand-over.
+            spindle::yield_now();
+            b.iter(|| hand_over(&a_slot, &b_slot));
+            stop.set(true);
+            if let Some(w) = b_slot.take() {
+                w.wake();
+            }
+            partner.join().unwrap();
+        })
+    });
+    group.finish();
+}
+
+/// `iters` round trips of a token between this thread and a partner over Mutex + Condvar.
+fn threads_condvar(iters: u64) -> Duration {
+    // The token says whose turn it is: false = partner's, true = ours.
+    let shared = Arc::new((Mutex::new((false, false)), Condvar::new()));
+    let theirs = shared.clone();
+    let partner = thread::spawn(move || {
+        let (lock, cv) = &*theirs;
+        let mut state = lock.lock().unwrap();
+        loop {
+            while state.0 && !state.1 {
+                state = cv.wait(state).unwrap();
+            }
+            if state.1 {
+                return;
+            }
+            state.0 = true;
+            cv.notify_one();
+        }
+    });
+    let (lock, cv) = &*shared;
+    let start = Instant::now();
+    for _ in 0..iters {
+        let mut state = lock.lock().unwrap();
+        state.0 = false;
+        cv.notify_one();
+        while !state.0 {
+            state = cv.wait(state).unwrap();
+        }
+    }
+    let elapsed = start.elapsed();
+    lock.lock().unwrap().1 = true;
+    cv.notify_one();
+    partner.join().unwrap();
+    elapsed
+}
+
+/// `iters` round trips of a token between this thread and a partner over two mpsc channels.
+fn threads_mpsc(iters: u64) -> Duration {
+    let (to_partner, partner_rx) = mpsc::channel::<u64>();
+    let (to_us, our_rx) = mpsc::channel::<u64>();
+    let partner = thread::spawn(move || {
+        while let Ok(token) = partner_rx.recv() {
+            if to_us.send(token).is_err() {
+                return;
+            }
+        }
+    });
+    let start = Instant::now();
+    for i in 0..iters {
+        to_partner.send(i).unwrap();
+        black_box(our_rx.recv().unwrap());
+    }
+    let elapsed = start.elapsed();
+    drop(to_partner);
+    partner.join().unwrap();
+    elapsed
+}
+
+// ----- (b) spawn + join -----------------------------------------------------------------------
+
+fn spawn_join(c: &mut Criterion) {
+    let mut group = c.benchmark_group("spawn_join");
+    let rt = spindle::Runtime::new().unwrap();
+    group.bench_function("spindle", |b| {
+        rt.run(|| {
+            b.iter(|| spindle::spawn(|| black_box(())).join().unwrap());
+        })
+    });
+    group.bench_function("std_thread", |b| {
+        b.iter(|| thread::spawn(|| black_box(())).join().unwrap());
+    });
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = config();
+    targets = yield_round_trip, park_wake_round_trip, spawn_join
+}
+
+// ----- ratios ---------------------------------------------------------------------------------
+
+/// Median (ns) of `group/bench` from criterion's estimates of the run that just finished.
+fn median_ns(group: &str, bench: &str) -> Option<f64> {
+    let dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"));
+    let path = dir.join("criterion").join(group).join(bench).join("new/estimates.json");
+    let text = std::fs::read_to_string(path).ok()?;
+    // {"mean":{...},"median":{"confidence_interval":{...},"point_estimate":123.4,...
+    let median = &text[text.find("\"median\"")?..];
+    let at = median.find("\"point_estimate\":")? + "\"point_estimate\":".len();
+    let rest = &median[at..];
+    let end = rest.find([',', '}'])?;
+    rest[..end].trim().parse().ok()
+}
+
+fn report_ratios() {
+    let spindle_yield = median_ns("yield_round_trip", "spindle");
+    let raw = median_ns("yield_round_trip", "raw_corosensei");
+    let condvar = median_ns("yield_round_trip", "threads_mutex_condvar");
+    let mpsc = median_ns("yield_round_trip", "threads_mpsc");
+    let nested = median_ns("yield_round_trip", "spindle_nested_call");
+    let park_wake = median_ns("park_wake_round_trip", "spindle");
+    let spindle_spawn = median_ns("spawn_join", "spindle");
+    let thread_spawn = median_ns("spawn_join", "std_thread");
+
+    println!("\nspindle core benchmarks: medians of this run, ratios against the baselines");
+    let show = |what: &str, v: Option<f64>| match v {
+        Some(ns) => println!("  {what:<42} {ns:>12.1} ns"),
+        None => println!("  {what:<42} {:>12}", "(not run)"),
+    };
+    show("yield round trip, spindle", spindle_yield);
+    show("yield round trip, raw corosensei (floor)", raw);
+    show("yield round trip, spindle, nested call", nested);
+    show("park/wake round trip, spindle", park_wake);
+    show("token round trip, threads Mutex+Condvar", condvar);
+    show("token round trip, threads mpsc", mpsc);
+    show("spawn+join, spindle", spindle_spawn);
+    show("spawn+join, std::thread", thread_spawn);
+    if let (Some(s), Some(r)) = (spindle_yield, raw) {
+        let ratio = s / r;
+        let verdict = if ratio <= 3.0 { "meets" } else { "MISSES" };
+        println!("  yield: spindle / raw corosensei = {ratio:.2}x ({verdict} target <= 3x)");
+    }
+    if let (Some(s), Some(r)) = (nested, raw) {
+        println!("  yield in a nested call: spindle / raw corosensei = {:.2}x", s / r);
+    }
+    if let (Some(s), Some(r)) = (park_wake, raw) {
+        println!("  park/wake: spindle / raw corosensei = {:.2}x", s / r);
+    }
+    if let (Some(s), Some(t)) = (spindle_yield, condvar) {
+        println!("  yield: threads Mutex+Condvar / spindle = {:.0}x", t / s);
+    }
+    if let (Some(s), Some(t)) = (spindle_yield, mpsc) {
+        println!("  yield: threads mpsc / spindle = {:.0}x", t / s);
+    }
+    if let (Some(s), Some(t)) = (spindle_spawn, thread_spawn) {
+        let ratio = t / s;
+        let verdict = if ratio >= 100.0 { "meets" } else { "MISSES" };
+        println!("  spawn+join: std::thread / spindle = {ratio:.0}x ({verdict} target >= 100x)");
+    }
+}
+
+fn main() {
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+    report_ratios();
+}
