@@ -89,6 +89,7 @@ mod stack;
 pub mod sync;
 pub mod time;
 mod timer;
+mod watchdog;
 
 pub use blocking::unblock;
 pub use coroutine::{
@@ -100,3 +101,4 @@ pub use runtime::{run, Runtime, RuntimeBuilder};
 pub use scope::{scope, Scope, ScopedJoinHandle};
 pub use stack::{DEFAULT_MAIN_STACK_SIZE, DEFAULT_STACK_SIZE, MIN_STACK_SIZE};
 pub use time::{sleep, sleep_until};
+pub use watchdog::Stall;

@@ -2,7 +2,10 @@
 
 use std::io;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
+
+use crate::watchdog::{Stall, WatchdogConfig};
 
 use crate::scheduler::{Config, Core};
 use crate::stack::{DEFAULT_MAIN_STACK_SIZE, DEFAULT_POOL_LIMIT, DEFAULT_STACK_SIZE};
@@ -74,6 +77,7 @@ impl RuntimeBuilder {
                 pool_limit: DEFAULT_POOL_LIMIT,
                 blocking_threads: 16,
                 blocking_keep_alive: Duration::from_secs(10),
+                watchdog: None,
             },
         }
     }
@@ -137,6 +141,29 @@ impl RuntimeBuilder {
     /// How long an idle blocking-pool thread waits for work before it exits. Default 10 s.
     pub fn blocking_keep_alive(mut self, keep_alive: Duration) -> Self {
         self.config.blocking_keep_alive = keep_alive;
+        self
+    }
+
+    /// Starts a watchdog thread that reports any coroutine holding the thread for longer than
+    /// `threshold` without parking or yielding (a blocking call, a long computation): on
+    /// stderr, or to [`RuntimeBuilder::watchdog_handler`]. Costs two relaxed atomic stores per
+    /// switch; off by default.
+    pub fn watchdog(mut self, threshold: Duration) -> Self {
+        let handler = match self.config.watchdog.take() {
+            Some(w) => w.handler,
+            None => Arc::new(crate::watchdog::print_stall),
+        };
+        self.config.watchdog = Some(WatchdogConfig { threshold, handler });
+        self
+    }
+
+    /// Where watchdog reports go instead of stderr; enables the watchdog (1 s threshold unless
+    /// [`RuntimeBuilder::watchdog`] sets one). Called from the watchdog thread while the
+    /// coroutine still runs, and from the runtime's thread when it gives the thread back.
+    pub fn watchdog_handler(mut self, handler: impl Fn(&Stall) + Send + Sync + 'static) -> Self {
+        let threshold =
+            self.config.watchdog.as_ref().map_or(Duration::from_secs(1), |w| w.threshold);
+        self.config.watchdog = Some(WatchdogConfig { threshold, handler: Arc::new(handler) });
         self
     }
 

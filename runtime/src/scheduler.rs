@@ -48,6 +48,7 @@ use crate::reactor::{Reactor, EVENT_INTERVAL};
 use crate::remote::{RemoteShared, RemoteWaker};
 use crate::stack::{Stack, StackPool};
 use crate::timer::Timers;
+use crate::watchdog::{Watchdog, WatchdogConfig};
 
 pub(crate) type Coro = corosensei::Coroutine<(), (), (), Stack>;
 pub(crate) type Yielder = corosensei::Yielder<(), ()>;
@@ -173,6 +174,7 @@ pub(crate) struct Config {
     pub pool_limit: usize,
     pub blocking_threads: usize,
     pub blocking_keep_alive: Duration,
+    pub watchdog: Option<WatchdogConfig>,
 }
 
 /// The clock every deadline is read against.
@@ -212,6 +214,8 @@ pub(crate) struct Core {
     rng: Cell<u64>,
     /// Threads for `unblock`, started on first use.
     blocking: std::cell::OnceCell<Arc<BlockingPool>>,
+    /// Reports coroutines that hold the thread too long, when configured.
+    watchdog: Option<Watchdog>,
 }
 
 static RUNTIME_IDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
@@ -244,6 +248,7 @@ impl Core {
         };
         let seed = config.seed.map(|s| s | 1).unwrap_or(0);
         crate::panic::install_hook();
+        let watchdog = config.watchdog.as_ref().map(Watchdog::start).transpose()?;
         Ok(Rc::new_cyclic(|this| Core {
             this: this.clone(),
             runtime_id: RUNTIME_IDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
@@ -267,6 +272,7 @@ impl Core {
             next_seq: Cell::new(1),
             rng: Cell::new(seed),
             blocking: std::cell::OnceCell::new(),
+            watchdog,
         }))
     }
 
@@ -1018,9 +1024,17 @@ impl Core {
             (task.coroutine.take().expect("a runnable coroutine is in the table"), running)
         };
         self.current.set(key);
+        if let Some(w) = &self.watchdog {
+            w.enter(running.id);
+        }
         overflow::set_running(running);
         let result = coro.resume(());
         overflow::set_running(Running::NONE);
+        if let Some(w) = &self.watchdog {
+            w.leave(running.id, || {
+                self.tasks.borrow().get(key).and_then(|t| t.name.as_deref().map(str::to_owned))
+            });
+        }
         self.current.set(NO_TASK);
         match result {
             CoroutineResult::Yield(()) => {

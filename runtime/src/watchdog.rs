@@ -20,13 +20,20 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-/// A report handed to the watchdog's handler.
+/// A report handed to the watchdog's handler: first from the watchdog thread while the
+/// coroutine still holds the thread (`ended == false`; the name is not known there), then once
+/// more from the scheduler when it gives the thread back (`ended == true`, with its name).
 #[derive(Clone, Debug)]
 pub struct Stall {
     /// Id of the coroutine holding the thread.
     pub coroutine_id: u64,
-    /// How long it had run without parking or yielding when reported.
+    /// Its name, in the closing report.
+    pub name: Option<String>,
+    /// How long it had run without parking or yielding: at least this long when first
+    /// reported; exactly this long in the closing report.
     pub running_for: Duration,
+    /// False while it still runs, true in the closing report.
+    pub ended: bool,
 }
 
 /// `running` value while the scheduler itself (not a coroutine) runs or waits.
@@ -51,6 +58,7 @@ pub(crate) type Handler = Arc<dyn Fn(&Stall) + Send + Sync>;
 
 pub(crate) struct Watchdog {
     shared: Arc<Shared>,
+    handler: Handler,
     /// Switch counter as the scheduler knows it (no atomic read needed on its side).
     switches: std::cell::Cell<u64>,
     /// When the current resumption started, for the closing line of a report.
@@ -59,17 +67,40 @@ pub(crate) struct Watchdog {
 
 /// The handler used unless the builder sets one: a line on stderr.
 pub(crate) fn print_stall(stall: &Stall) {
-    eprintln!(
-        "spindle: watchdog: coroutine #{} has run for {} ms without parking or yielding; a \
-         blocking call stalls every coroutine (use spindle::unblock for blocking work)",
-        stall.coroutine_id,
-        stall.running_for.as_millis()
-    );
+    if stall.ended {
+        let name = stall.name.as_deref().map(|n| format!(" '{n}'")).unwrap_or_default();
+        eprintln!(
+            "spindle: watchdog: coroutine #{}{name} gave the thread back after {} ms",
+            stall.coroutine_id,
+            stall.running_for.as_millis()
+        );
+    } else {
+        eprintln!(
+            "spindle: watchdog: coroutine #{} has run for {} ms without parking or yielding; a \
+             blocking call stalls every coroutine (use spindle::unblock for blocking work)",
+            stall.coroutine_id,
+            stall.running_for.as_millis()
+        );
+    }
+}
+
+/// The watchdog's settings, as the runtime builder keeps them.
+#[derive(Clone)]
+pub(crate) struct WatchdogConfig {
+    pub threshold: Duration,
+    pub handler: Handler,
+}
+
+impl std::fmt::Debug for WatchdogConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WatchdogConfig").field("threshold", &self.threshold).finish()
+    }
 }
 
 impl Watchdog {
     /// Starts the watchdog thread.
-    pub(crate) fn start(threshold: Duration, handler: Handler) -> std::io::Result<Watchdog> {
+    pub(crate) fn start(config: &WatchdogConfig) -> std::io::Result<Watchdog> {
+        let (threshold, handler) = (config.threshold, config.handler.clone());
         let shared = Arc::new(Shared {
             running: AtomicU64::new(IDLE),
             switches: AtomicU64::new(0),
@@ -78,11 +109,13 @@ impl Watchdog {
             wake: Condvar::new(),
         });
         let theirs = shared.clone();
+        let their_handler = handler.clone();
         thread::Builder::new()
             .name("spindle-watch".into())
-            .spawn(move || watch(&theirs, threshold, &*handler))?;
+            .spawn(move || watch(&theirs, threshold, &*their_handler))?;
         Ok(Watchdog {
             shared,
+            handler,
             switches: std::cell::Cell::new(0),
             started: std::cell::Cell::new(None),
         })
@@ -98,15 +131,22 @@ impl Watchdog {
         self.started.set(Some(Instant::now()));
     }
 
-    /// The coroutine that was resumed gave the thread back. Returns how long it had it if the
-    /// watchdog reported it during this run.
+    /// The coroutine that was resumed gave the thread back. If the watchdog reported it during
+    /// this run, hands the closing report (with `name`) to the handler.
     #[inline]
-    pub(crate) fn leave(&self) -> Option<Duration> {
+    pub(crate) fn leave(&self, id: u64, name: impl FnOnce() -> Option<String>) {
         self.shared.running.store(IDLE, Ordering::Relaxed);
         if self.shared.reported.load(Ordering::Relaxed) != self.switches.get() {
-            return None;
+            return;
         }
-        self.started.get().map(|t| t.elapsed())
+        let running_for = self.started.get().map(|t| t.elapsed()).unwrap_or_default();
+        let stall = Stall { coroutine_id: id, name: name(), running_for, ended: true };
+        // A panicking handler must not unwind through the scheduler.
+        let handled =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (self.handler)(&stall)));
+        if handled.is_err() {
+            eprintln!("spindle: watchdog: the report handler panicked");
+        }
     }
 }
 
@@ -143,7 +183,12 @@ fn watch(shared: &Shared, threshold: Duration, handler: &(dyn Fn(&Stall) + Send 
                 let running_for = since.elapsed();
                 if running_for >= threshold && shared.reported.load(Ordering::Relaxed) != switches {
                     shared.reported.store(switches, Ordering::Relaxed);
-                    handler(&Stall { coroutine_id: running, running_for });
+                    handler(&Stall {
+                        coroutine_id: running,
+                        name: None,
+                        running_for,
+                        ended: false,
+                    });
                 }
             }
             _ => seen = Some((switches, running, Instant::now())),
