@@ -102,7 +102,7 @@ pub use wait_group::WaitGroup;
 use std::cell::{Cell, RefCell};
 use std::time::{Duration, Instant};
 
-use crate::park::{Token, WaitQueue, Waker};
+use crate::park::{self, Reason, Token, WaitQueue, Wake, Waker};
 
 /// A [`WaitQueue`] with its length mirrored in a `Cell`, so that the uncontended paths (unlock
 /// with nobody waiting, send with no receiver parked) cost one `Cell` read and never borrow the
@@ -118,6 +118,29 @@ pub(crate) struct Waiters {
 impl Waiters {
     pub(crate) const fn new() -> Waiters {
         Waiters { queue: RefCell::new(WaitQueue::new()), len: Cell::new(0) }
+    }
+
+    /// Parks in this queue until a releaser hands over what is waited for (a lock, a permit):
+    /// `true`. The wake is first-wins, so a `Notified` park owns the handoff even if a
+    /// cancellation arrives after it (the coroutine then unwinds at its next park, releasing
+    /// it). `false` when `deadline` passed first: the park had ended, so every releaser skipped
+    /// it and nothing was handed over; it leaves the queue. When cancelled it leaves the queue
+    /// and unwinds. Inlined, so the park stays in the caller's frame.
+    #[inline]
+    pub(crate) fn wait_for_handoff(&self, reason: Reason, deadline: Option<Instant>) -> bool {
+        let mut token = None;
+        let wake = park::park(reason, deadline, |w| token = Some(self.push(w)));
+        match wake {
+            Wake::Notified => true,
+            Wake::TimedOut => {
+                forget(self, token);
+                false
+            }
+            Wake::Cancelled => {
+                forget(self, token);
+                park::unwind()
+            }
+        }
     }
 
     /// True if no entry (live or stale) is queued: nobody needs waking.

@@ -5,8 +5,8 @@ use std::fmt;
 use std::ops::{Deref, DerefMut};
 use std::time::{Duration, Instant};
 
-use super::{deadline_after, forget, Waiters};
-use crate::park::{self, Reason, Wake};
+use super::{deadline_after, Waiters};
+use crate::park::Reason;
 
 /// A lock for data shared by coroutines. `lock` parks the coroutine while another holds it.
 ///
@@ -128,26 +128,8 @@ impl<T: ?Sized> Mutex<T> {
             self.locked.set(true);
             return Some(());
         }
-        let mut token = None;
-        let wake = park::park(Reason::at("Mutex::lock", self), deadline, |w| {
-            token = Some(self.waiters.push(w));
-        });
-        match wake {
-            // `unlock` woke us: ownership was handed over, `locked` stayed true. The wake is
-            // first-wins, so even a cancellation arriving after it cannot take this back; the
-            // coroutine then unwinds at its next park, dropping the guard.
-            Wake::Notified => Some(()),
-            // Our park had already ended when any unlock looked at the queue, so `wake_one`
-            // skipped us: we were not handed the lock. Leave the queue.
-            Wake::TimedOut => {
-                forget(&self.waiters, token);
-                None
-            }
-            Wake::Cancelled => {
-                forget(&self.waiters, token);
-                park::unwind()
-            }
-        }
+        // `unlock` hands ownership over to the woken waiter: `locked` stays true.
+        self.waiters.wait_for_handoff(Reason::at("Mutex::lock", self), deadline).then_some(())
     }
 
     /// Unlocks, or hands the lock to the longest live waiter.

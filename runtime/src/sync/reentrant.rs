@@ -5,8 +5,8 @@ use std::fmt;
 use std::ops::Deref;
 use std::time::{Duration, Instant};
 
-use super::{deadline_after, forget, Waiters};
-use crate::park::{self, Reason, Wake};
+use super::{deadline_after, Waiters};
+use crate::park::Reason;
 use crate::scheduler::{with_core, Core};
 
 /// A mutex the coroutine holding it may lock again; it is released when every guard is gone.
@@ -108,25 +108,12 @@ impl<T: ?Sized> ReentrantMutex<T> {
         if let Some(guard) = self.try_enter(me) {
             return Some(guard);
         }
-        let mut token = None;
-        let wake = park::park(Reason::at("ReentrantMutex::lock", self), deadline, |w| {
-            token = Some(self.waiters.push(w));
-        });
-        match wake {
-            // Handed over by `release`, which set `owner` to us and `depth` to 0.
-            Wake::Notified => {
-                self.depth.set(1);
-                Some(ReentrantMutexGuard { lock: self })
-            }
-            Wake::TimedOut => {
-                forget(&self.waiters, token);
-                None
-            }
-            Wake::Cancelled => {
-                forget(&self.waiters, token);
-                park::unwind()
-            }
+        // Handed over by `release`, which set `owner` to us and `depth` to 0.
+        if !self.waiters.wait_for_handoff(Reason::at("ReentrantMutex::lock", self), deadline) {
+            return None;
         }
+        self.depth.set(1);
+        Some(ReentrantMutexGuard { lock: self })
     }
 
     fn release(&self) {

@@ -4,8 +4,8 @@ use std::cell::Cell;
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use super::{deadline_after, forget, Waiters};
-use crate::park::{self, Reason, Wake};
+use super::{deadline_after, Waiters};
+use crate::park::Reason;
 
 /// A set of permits; `acquire` parks while none is free.
 ///
@@ -110,23 +110,10 @@ impl Semaphore {
         if self.try_take() {
             return Some(());
         }
-        let mut token = None;
-        let wake = park::park(Reason::at("Semaphore::acquire", self), deadline, |w| {
-            token = Some(self.waiters.push(w));
-        });
-        match wake {
-            // Handed a permit by `release`.
-            Wake::Notified => Some(()),
-            // Not handed one: `release` skipped our ended park.
-            Wake::TimedOut => {
-                forget(&self.waiters, token);
-                None
-            }
-            Wake::Cancelled => {
-                forget(&self.waiters, token);
-                park::unwind()
-            }
-        }
+        // Handed a permit by `release`, or not (timed out: `release` skipped our ended park).
+        self.waiters
+            .wait_for_handoff(Reason::at("Semaphore::acquire", self), deadline)
+            .then_some(())
     }
 }
 
