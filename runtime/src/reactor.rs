@@ -136,8 +136,6 @@ pub(crate) struct Reactor {
     poll: RefCell<Poll>,
     events: RefCell<Events>,
     sources: RefCell<Slab<Source>>,
-    /// Coroutines parked on some source right now (for dumps and statistics).
-    waiting: Cell<usize>,
     /// Wakers collected during one poll, kept to reuse its allocation.
     wake_buffer: Cell<Vec<park::Waker>>,
 }
@@ -148,7 +146,6 @@ impl Reactor {
             poll: RefCell::new(Poll::new()?),
             events: RefCell::new(Events::with_capacity(1024)),
             sources: RefCell::new(Slab::new()),
-            waiting: Cell::new(0),
             wake_buffer: Cell::new(Vec::new()),
         })
     }
@@ -303,12 +300,8 @@ impl Registration {
                 }
             };
             token = Some(waiters.push(w));
-            reactor.waiting.set(reactor.waiting.get() + 1);
         });
         let reactor = self.core.reactor();
-        if token.is_some() {
-            reactor.waiting.set(reactor.waiting.get() - 1);
-        }
         match wake {
             Wake::Notified => Ok(()),
             Wake::TimedOut | Wake::Cancelled => {
