@@ -20,30 +20,31 @@ use std::mem;
 use std::ptr;
 use std::sync::Once;
 
-/// What the handler needs to know about the coroutine running on this thread.
+/// What the handler needs to know about a coroutine. Written once, when the coroutine is
+/// spawned, into the top bytes of its own stack (above the part it runs on, see
+/// `stack::HEADER_SIZE`), so switching to a coroutine only publishes a pointer to it.
+#[repr(C)]
 #[derive(Clone, Copy)]
-pub(crate) struct Running {
-    /// Faults in `[lo, hi)` are this coroutine's overflow; `lo == hi` when none runs.
+pub(crate) struct Header {
+    /// Faults in `[lo, hi)` are this coroutine's overflow.
     pub lo: usize,
     pub hi: usize,
     pub stack_size: usize,
     pub id: u64,
-    /// Name bytes, owned by the task record that outlives the run of the coroutine.
+    /// Name bytes, owned by the task record, which outlives every run of the coroutine.
     pub name: *const u8,
     pub name_len: usize,
 }
 
-impl Running {
-    pub(crate) const NONE: Running =
-        Running { lo: 0, hi: 0, stack_size: 0, id: 0, name: ptr::null(), name_len: 0 };
-}
-
 thread_local! {
-    static RUNNING: Cell<Running> = const { Cell::new(Running::NONE) };
+    /// Header of the coroutine running on this thread; null while none runs.
+    static RUNNING: Cell<*const Header> = const { Cell::new(ptr::null()) };
 }
 
-pub(crate) fn set_running(r: Running) {
-    RUNNING.with(|c| c.set(r));
+/// Publishes the header of the coroutine about to run (null: none).
+#[inline]
+pub(crate) fn set_running(header: *const Header) {
+    RUNNING.with(|c| c.set(header));
 }
 
 static INSTALL: Once = Once::new();
@@ -130,8 +131,12 @@ fn push_number(buf: &mut [u8], len: &mut usize, mut n: u64) {
 extern "C" fn handler(signum: libc::c_int, info: *mut libc::siginfo_t, context: *mut libc::c_void) {
     // SAFETY: the kernel passes a valid siginfo for SA_SIGINFO handlers.
     let addr = unsafe { (*info).si_addr() } as usize;
-    let running = RUNNING.with(|c| c.get());
-    if running.lo < running.hi && (running.lo..running.hi).contains(&addr) {
+    let header = RUNNING.with(|c| c.get());
+    // SAFETY: a non-null RUNNING points at the header on the top page of the running
+    // coroutine's stack, written at spawn and mapped while the coroutine is alive; the fault
+    // is at the other end of the stack.
+    let running = if header.is_null() { None } else { Some(unsafe { header.read() }) };
+    if let Some(running) = running.filter(|r| (r.lo..r.hi).contains(&addr)) {
         let mut buf = [0u8; 512];
         let mut len = 0;
         push(&mut buf, &mut len, b"\nspindle: coroutine #");

@@ -42,7 +42,7 @@ use corosensei::CoroutineResult;
 use slab::Slab;
 
 use crate::blocking::BlockingPool;
-use crate::overflow::{self, Running};
+use crate::overflow::{self, Header};
 use crate::park::{Reason, Wake, Waker};
 use crate::reactor::{Reactor, EVENT_INTERVAL};
 use crate::remote::{RemoteShared, RemoteWaker};
@@ -140,9 +140,8 @@ pub(crate) struct Task {
     scopes: Vec<Scope>,
     /// The scope whose deadline ended the last park, until its `timeout` call catches it.
     expired_scope: Option<u64>,
-    stack_size: usize,
-    /// Address range whose access means an overflow (guard page, or canary page).
-    overflow: (usize, usize),
+    /// The overflow header at the top of its stack (size, guard range, id, name).
+    header: *const Header,
     /// Where the canary of an unguarded stack sits, checked at each switch out.
     canary: Option<usize>,
     /// `coroutine_local!` values, by key index; boxed so their addresses never move.
@@ -390,6 +389,24 @@ impl Core {
     ) -> (usize, u64) {
         let id = self.next_id.get();
         self.next_id.set(id + 1);
+        let (name_ptr, name_len) = match &name {
+            Some(n) => (n.as_ptr(), n.len()),
+            None => (ptr::null(), 0),
+        };
+        let header = info.header;
+        // SAFETY: `header` is the header slot at the top of this coroutine's stack, above the
+        // base it runs from, writable and used by nothing else; the name it points to is owned
+        // by the task record inserted below, which lives as long as the coroutine.
+        unsafe {
+            header.write(Header {
+                lo: info.overflow.0,
+                hi: info.overflow.1,
+                stack_size: info.size,
+                id,
+                name: name_ptr,
+                name_len,
+            })
+        };
         let key = self.tasks.borrow_mut().insert(Task {
             coroutine: Some(coro),
             yielder: ptr::null(),
@@ -405,8 +422,7 @@ impl Core {
             reason: Reason::RUNNING,
             scopes: Vec::new(),
             expired_scope: None,
-            stack_size: info.size,
-            overflow: info.overflow,
+            header,
             canary: info.canary,
             locals: Vec::new(),
         });
@@ -1004,34 +1020,23 @@ impl Core {
 
     /// Resumes the coroutine in `key` until it parks, yields or finishes.
     fn resume(&self, key: usize) {
-        let (mut coro, running) = {
+        let (mut coro, header, id) = {
             let mut tasks = self.tasks.borrow_mut();
             let task = &mut tasks[key];
             task.state = State::Running;
             self.current_yielder.set(task.yielder);
-            let (name, name_len) = match &task.name {
-                Some(n) => (n.as_ptr(), n.len()),
-                None => (ptr::null(), 0),
-            };
-            let running = Running {
-                lo: task.overflow.0,
-                hi: task.overflow.1,
-                stack_size: task.stack_size,
-                id: task.id,
-                name,
-                name_len,
-            };
-            (task.coroutine.take().expect("a runnable coroutine is in the table"), running)
+            let coro = task.coroutine.take().expect("a runnable coroutine is in the table");
+            (coro, task.header, task.id)
         };
         self.current.set(key);
         if let Some(w) = &self.watchdog {
-            w.enter(running.id);
+            w.enter(id);
         }
-        overflow::set_running(running);
+        overflow::set_running(header);
         let result = coro.resume(());
-        overflow::set_running(Running::NONE);
+        overflow::set_running(ptr::null());
         if let Some(w) = &self.watchdog {
-            w.leave(running.id, || {
+            w.leave(id, || {
                 self.tasks.borrow().get(key).and_then(|t| t.name.as_deref().map(str::to_owned))
             });
         }
@@ -1102,7 +1107,11 @@ fn check_canary(at: usize, task: &Task) {
         eprintln!(
             "spindle: coroutine #{}{} overflowed its unguarded stack ({} bytes) and may have \
              corrupted another; give it more with Builder::stack_size",
-            task.id, name, task.stack_size
+            task.id,
+            name,
+            // SAFETY: the header on the task's stack was written at spawn and the stack is
+            // still the task's (the check runs before it goes back to the pool).
+            unsafe { (*task.header).stack_size }
         );
         std::process::abort();
     }
@@ -1113,6 +1122,7 @@ struct StackInfo {
     size: usize,
     overflow: (usize, usize),
     canary: Option<usize>,
+    header: *mut Header,
 }
 
 impl StackInfo {
@@ -1122,6 +1132,7 @@ impl StackInfo {
             size: stack.size(),
             overflow,
             canary: (!stack.is_guarded()).then_some(overflow.0),
+            header: stack.header_slot(),
         }
     }
 }

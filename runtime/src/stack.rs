@@ -51,6 +51,11 @@ const CHUNK_STACKS: usize = 64;
 /// the base 16-byte aligned.
 const CANARY_SHIFT: usize = 16;
 
+/// Bytes at the top of every stack kept for the coroutine's overflow header
+/// (`overflow::Header`); the coroutine runs below them. A multiple of 16, so the base the
+/// coroutine starts from stays aligned.
+pub(crate) const HEADER_SIZE: usize = 64;
+
 /// Written at the lowest word of every unguarded stack; checked when its coroutine switches out.
 pub(crate) const CANARY: u64 = 0x5350_494e_444c_4521; // "SPINDLE!"
 
@@ -100,7 +105,7 @@ pub(crate) struct Stack {
 unsafe impl corosensei::stack::Stack for Stack {
     #[inline]
     fn base(&self) -> StackPointer {
-        StackPointer::new(self.base).expect("stack base is never zero")
+        StackPointer::new(self.base - HEADER_SIZE).expect("stack base is never zero")
     }
 
     #[inline]
@@ -111,6 +116,13 @@ unsafe impl corosensei::stack::Stack for Stack {
 }
 
 impl Stack {
+    /// Where the overflow header goes: the top [`HEADER_SIZE`] bytes, above the base handed
+    /// to the coroutine, 16-byte aligned.
+    pub(crate) fn header_slot(&self) -> *mut crate::overflow::Header {
+        const _: () = assert!(std::mem::size_of::<crate::overflow::Header>() <= HEADER_SIZE);
+        (self.base - HEADER_SIZE) as *mut crate::overflow::Header
+    }
+
     /// Usable size in bytes.
     pub(crate) fn size(&self) -> usize {
         self.size
