@@ -22,7 +22,7 @@ use std::sync::Once;
 
 /// What the handler needs to know about a coroutine. Written once, when the coroutine is
 /// spawned, into the top bytes of its own stack (above the part it runs on, see
-/// `stack::HEADER_SIZE`), so switching to a coroutine only publishes a pointer to it.
+/// `stack::HEADER_SIZE`, as part of its task record), so switching to a coroutine only publishes a pointer to it.
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub(crate) struct Header {

@@ -28,12 +28,12 @@
 //! the table is empty. A coroutine spawned during that teardown starts cancelled.
 
 use std::any::Any;
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell, RefCell, UnsafeCell};
 use std::collections::VecDeque;
 use std::fmt::Write as _;
 use std::io;
 use std::marker::PhantomData;
-use std::ptr;
+use std::ptr::{self, NonNull};
 use std::rc::{Rc, Weak};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -53,7 +53,7 @@ use crate::watchdog::{Watchdog, WatchdogConfig};
 pub(crate) type Coro = corosensei::Coroutine<(), (), (), Stack>;
 pub(crate) type Yielder = corosensei::Yielder<(), ()>;
 
-/// `current` when the scheduler itself, not a coroutine, is running.
+/// `main_key` when no main coroutine exists.
 const NO_TASK: usize = usize::MAX;
 
 thread_local! {
@@ -113,39 +113,85 @@ struct Scope {
     id: u64,
 }
 
-/// One coroutine's record in the table.
+/// `Task::flags`: `cancel` was called; every park returns `Cancelled` from now on.
+const CANCELLED: u8 = 1;
+/// `Task::flags`: the coroutine is inside at least one `time::timeout` scope.
+const SCOPED: u8 = 2;
+
+/// One coroutine's record.
+///
+/// # Where it lives, and the rules for touching it
+///
+/// The record sits in the top [`RECORD_SIZE`] bytes of the coroutine's own stack, above the
+/// part the coroutine runs on (see `stack::Stack::record_slot`). It therefore never moves while
+/// the coroutine lives, shares its page with the coroutine's outermost frames, and costs no
+/// allocation. The table maps slots to these records; the run queue holds pointers to them.
+///
+/// Every field that changes after spawn is a `Cell` (or a `RefCell` for the cold, non-`Copy`
+/// ones), so the scheduler only ever holds shared references to a record, any number at once,
+/// from the coroutine itself and from the scheduler. The one exception is `coroutine`, behind an
+/// `UnsafeCell`: only `Core::resume` touches it, while nothing else can run. A record is freed
+/// in one place, `Core::finish`, which runs in the scheduler right after the coroutine returned;
+/// no reference to a record is kept across a resume or a suspend, except the running
+/// coroutine's reference to its own record, which lives as long as the coroutine.
+///
+/// `repr(C)` keeps the fields in the order written: what every switch, park and wake touches
+/// comes first, in the record's first two cache lines.
+#[repr(C)]
 pub(crate) struct Task {
-    /// The suspended coroutine; `None` while it runs (the scheduler holds it then).
-    coroutine: Option<Coro>,
+    // ----- hot: every switch, park and wake -----
+    /// Sequence number of the park in progress, 0 when not parked. A waker is live iff it
+    /// carries this number: the generation that makes stale wakes harmless.
+    park_seq: Cell<u64>,
     /// Its yielder, on its own stack; null until its first resumption.
-    yielder: *const Yielder,
+    yielder: Cell<*const Yielder>,
+    /// Its slot in the table.
+    key: usize,
+    /// Why the last park ended; set by the waker, read by `park` on resumption.
+    woke: Cell<Option<Wake>>,
+    state: Cell<State>,
+    /// `CANCELLED | SCOPED`: zero means a yield or park has nothing to check.
+    flags: Cell<u8>,
+    /// The park in progress has an entry in the timer heap.
+    timer_armed: Cell<bool>,
+    /// The suspended coroutine; see the rules above.
+    coroutine: UnsafeCell<Coro>,
+    /// What the coroutine waits on while parked.
+    reason: Cell<Reason>,
+    /// Deadline the park's caller asked for (scope deadlines aside).
+    op_deadline: Cell<Option<Instant>>,
+    // ----- cold -----
+    /// What the overflow handler reports (size, guard range, id, name); published per switch.
+    header: Header,
     pub(crate) id: u64,
     pub(crate) name: Option<Rc<str>>,
     pub(crate) daemon: bool,
-    state: State,
-    /// Sequence number of the park in progress, 0 when not parked. A waker is live iff it
-    /// carries this number: the generation that makes stale wakes harmless.
-    park_seq: u64,
-    /// Why the last park ended; set by the waker, read by `park` on resumption.
-    woke: Option<Wake>,
-    /// The park in progress has an entry in the timer heap.
-    timer_armed: bool,
-    /// Deadline the park's caller asked for (scope deadlines aside).
-    op_deadline: Option<Instant>,
-    /// Set by `cancel`: every park returns `Cancelled` from now on.
-    cancel_requested: bool,
-    /// What the coroutine waits on while parked.
-    reason: Reason,
     /// Active `time::timeout` scopes, outermost first.
-    scopes: Vec<Scope>,
+    scopes: RefCell<Vec<Scope>>,
     /// The scope whose deadline ended the last park, until its `timeout` call catches it.
-    expired_scope: Option<u64>,
-    /// The overflow header at the top of its stack (size, guard range, id, name).
-    header: *const Header,
+    expired_scope: Cell<Option<u64>>,
     /// Where the canary of an unguarded stack sits, checked at each switch out.
     canary: Option<usize>,
     /// `coroutine_local!` values, by key index; boxed so their addresses never move.
-    locals: Vec<Option<Box<dyn Any>>>,
+    locals: RefCell<Vec<Option<Box<dyn Any>>>>,
+}
+
+/// Bytes kept at the top of every stack for its coroutine's [`Task`] record: its size rounded
+/// up to whole cache lines, so that a page-aligned stack top puts the record's hot fields at
+/// the start of a line.
+pub(crate) const RECORD_SIZE: usize = std::mem::size_of::<Task>().next_multiple_of(64);
+const _: () = assert!(std::mem::align_of::<Task>() <= 16, "stack tops are 16-byte aligned");
+
+impl Task {
+    fn is_cancelled(&self) -> bool {
+        self.flags.get() & CANCELLED != 0
+    }
+
+    /// Sets or clears `SCOPED` from the scope list.
+    fn update_scoped(&self) {
+        let scoped = if self.scopes.borrow().is_empty() { 0 } else { SCOPED };
+        self.flags.set(self.flags.get() & !SCOPED | scoped);
+    }
 }
 
 /// A copy of what a task record says about a coroutine, for handles and dumps.
@@ -157,8 +203,8 @@ pub(crate) struct TaskView {
 }
 
 impl TaskView {
-    fn of(key: usize, t: &Task) -> TaskView {
-        TaskView { key, id: t.id, name: t.name.clone(), daemon: t.daemon }
+    fn of(t: &Task) -> TaskView {
+        TaskView { key: t.key, id: t.id, name: t.name.clone(), daemon: t.daemon }
     }
 }
 
@@ -188,10 +234,16 @@ pub(crate) struct Core {
     /// Distinguishes runtimes, so a handle from one cannot touch a coroutine of another.
     pub(crate) runtime_id: u64,
     pub(crate) config: Config,
-    tasks: RefCell<Slab<Task>>,
-    run_queue: RefCell<VecDeque<usize>>,
-    /// Slot of the running coroutine, `NO_TASK` when the scheduler runs.
-    current: Cell<usize>,
+    /// Slot -> record of every coroutine alive. Touched only by `task`, `tasks`, `insert` and
+    /// `finish`; the two that change it (`insert`, `finish`) call nothing that could reach the
+    /// table while they hold it. Records are owned by their stacks (see [`Task`]).
+    tasks: UnsafeCell<Slab<NonNull<Task>>>,
+    /// Records of the runnable coroutines, in the order they became runnable. A record is in it
+    /// exactly while its state is `Runnable`, so never after `finish` freed it. Touched only by
+    /// `push_runnable`, `next_runnable` and `has_runnable`, which call nothing.
+    run_queue: UnsafeCell<VecDeque<NonNull<Task>>>,
+    /// Record of the running coroutine, null when the scheduler runs.
+    current: Cell<*const Task>,
     /// Yielder of the running coroutine.
     current_yielder: Cell<*const Yielder>,
     main_key: Cell<usize>,
@@ -221,6 +273,8 @@ static RUNTIME_IDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64:
 
 impl Drop for Core {
     fn drop(&mut self) {
+        // Records still in the table (only if the loop itself panicked) are leaked with their
+        // stacks: their coroutines never run again, and the pool unmaps the memory.
         if let Some(pool) = self.blocking.get() {
             pool.shutdown();
         }
@@ -253,9 +307,9 @@ impl Core {
             runtime_id: RUNTIME_IDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             stacks: RefCell::new(StackPool::new(config.guarded, config.pool_limit)),
             config,
-            tasks: RefCell::new(Slab::new()),
-            run_queue: RefCell::new(VecDeque::new()),
-            current: Cell::new(NO_TASK),
+            tasks: UnsafeCell::new(Slab::new()),
+            run_queue: UnsafeCell::new(VecDeque::new()),
+            current: Cell::new(ptr::null()),
             current_yielder: Cell::new(ptr::null()),
             main_key: Cell::new(NO_TASK),
             main_done: Cell::new(false),
@@ -299,38 +353,93 @@ impl Core {
         }
     }
 
+    // ----- the table and the run queue ---------------------------------------------------
+
+    /// The record in slot `key`, if a coroutine lives there. Do not keep it across a resume or
+    /// a suspend (see [`Task`]).
+    #[inline]
+    fn task(&self, key: usize) -> Option<&Task> {
+        // SAFETY: only `insert` and `finish` change the table, and neither runs while this
+        // shared borrow lives (it ends before we return). A pointer in the table is a live
+        // record until `finish` removes it.
+        unsafe { (*self.tasks.get()).get(key).map(|t| t.as_ref()) }
+    }
+
+    /// Pointers to every record alive, in slot order.
+    fn tasks(&self) -> Vec<NonNull<Task>> {
+        // SAFETY: as in `task`.
+        unsafe { (*self.tasks.get()).iter().map(|(_, t)| *t).collect() }
+    }
+
+    fn task_table_len(&self) -> usize {
+        // SAFETY: as in `task`.
+        unsafe { (*self.tasks.get()).len() }
+    }
+
+    #[inline]
+    fn push_runnable(&self, task: &Task) {
+        // SAFETY: the queue is only touched by these three short functions, which call nothing
+        // that could reach it again.
+        unsafe { (*self.run_queue.get()).push_back(NonNull::from(task)) }
+    }
+
+    #[inline]
+    fn has_runnable(&self) -> bool {
+        // SAFETY: as in `push_runnable`.
+        unsafe { !(*self.run_queue.get()).is_empty() }
+    }
+
+    /// Chooses the next coroutine to resume.
+    #[inline]
+    fn next_runnable(&self) -> Option<NonNull<Task>> {
+        // SAFETY: as in `push_runnable`.
+        let queue = unsafe { &mut *self.run_queue.get() };
+        let state = self.rng.get();
+        if state == 0 || queue.len() < 2 {
+            return queue.pop_front();
+        }
+        // xorshift64
+        let mut x = state;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.rng.set(x);
+        let i = (x % queue.len() as u64) as usize;
+        queue.swap_remove_back(i)
+    }
+
+    /// The running coroutine's record; panics with a clear message in scheduler context.
+    #[inline]
+    fn current_task(&self, what: &str) -> &Task {
+        let task = self.current.get();
+        if task.is_null() {
+            not_in_coroutine(what);
+        }
+        // SAFETY: `current` points at the record of the coroutine running now (set by `resume`),
+        // which lives until that coroutine finishes, i.e. longer than any call it makes.
+        unsafe { &*task }
+    }
+
     // ----- coroutines -------------------------------------------------------------------
 
-    /// Slot of the running coroutine; panics with a clear message in scheduler context.
-    fn current_key(&self, what: &str) -> usize {
-        let key = self.current.get();
-        if key == NO_TASK {
-            panic!("spindle: {what} must be called from a coroutine, not from runtime internals");
-        }
-        key
-    }
-
     pub(crate) fn current_coroutine(&self) -> Option<TaskView> {
-        let key = self.current.get();
-        if key == NO_TASK {
-            return None;
-        }
-        Some(TaskView::of(key, &self.tasks.borrow()[key]))
+        let task = self.current.get();
+        // SAFETY: as in `current_task`.
+        (!task.is_null()).then(|| TaskView::of(unsafe { &*task }))
     }
 
-    /// True while a coroutine other than main runs (for the panic hook; touches no RefCell).
+    /// True while a coroutine other than main runs (for the panic hook).
     pub(crate) fn in_spawned_coroutine(&self) -> bool {
-        let key = self.current.get();
-        key != NO_TASK && key != self.main_key.get()
+        let task = self.current.get();
+        // SAFETY: as in `current_task`.
+        !task.is_null() && unsafe { (*task).key } != self.main_key.get()
     }
 
-    /// Id of the running coroutine without borrowing the table (for the panic hook).
+    /// Id of the running coroutine (for the panic hook).
     pub(crate) fn current_id_unchecked(&self) -> Option<u64> {
-        let key = self.current.get();
-        if key == NO_TASK {
-            return None;
-        }
-        self.tasks.try_borrow().ok().and_then(|t| t.get(key).map(|t| t.id))
+        let task = self.current.get();
+        // SAFETY: as in `current_task`.
+        (!task.is_null()).then(|| unsafe { (*task).id })
     }
 
     /// Puts a new coroutine with `body` in the table and the run queue. `'static` bodies only:
@@ -351,12 +460,15 @@ impl Core {
         F: FnOnce(&Yielder, ()),
     {
         let stack = self.stacks.borrow_mut().take(stack_size)?;
-        let info = StackInfo::of(&stack);
-        let (key, id) = (self.tasks.borrow().vacant_key(), self.next_id.get());
+        // SAFETY: as in `task`.
+        let key = unsafe { (*self.tasks.get()).vacant_key() };
+        let id = self.next_id.get();
+        let body = make_body(key, id);
         // SAFETY: forwarded to our caller, see above. The scheduler never leaks a coroutine:
         // `run_main` returns only once the table is empty.
-        let coro = unsafe { Coro::with_stack_unchecked(stack, make_body(key, id)) };
-        let assigned = self.insert(coro, info, name, daemon);
+        let assigned = self.insert(stack, name, daemon, |stack| unsafe {
+            Coro::with_stack_unchecked(stack, body)
+        });
         debug_assert_eq!(assigned, (key, id));
         Ok(assigned)
     }
@@ -371,77 +483,82 @@ impl Core {
         F: FnOnce(&Yielder, ()),
     {
         let stack = self.stacks.borrow_mut().take(self.config.main_stack_size)?;
-        let info = StackInfo::of(&stack);
         // SAFETY: forwarded to our caller, see above.
-        let coro = unsafe { Coro::with_stack_unchecked(stack, body) };
-        let (key, _) = self.insert(coro, info, Some(Rc::from("main")), false);
+        let (key, _) = self.insert(stack, Some(Rc::from("main")), false, |stack| unsafe {
+            Coro::with_stack_unchecked(stack, body)
+        });
         // main is not counted among the non-daemons: it is waited for separately.
         self.non_daemon.set(self.non_daemon.get() - 1);
         Ok(key)
     }
 
+    /// Writes the record of a new coroutine at the top of `stack`, the coroutine made by `make`
+    /// from the stack inside it, and puts it in the table and the run queue.
     fn insert(
         &self,
-        coro: Coro,
-        info: StackInfo,
+        stack: Stack,
         name: Option<Rc<str>>,
         daemon: bool,
+        make: impl FnOnce(Stack) -> Coro,
     ) -> (usize, u64) {
         let id = self.next_id.get();
         self.next_id.set(id + 1);
-        let (name_ptr, name_len) = match &name {
-            Some(n) => (n.as_ptr(), n.len()),
-            None => (ptr::null(), 0),
+        let slot = stack.record_slot().cast::<Task>();
+        let (lo, hi) = stack.overflow_range();
+        let header = Header {
+            lo,
+            hi,
+            stack_size: stack.size(),
+            id,
+            name: name.as_ref().map_or(ptr::null(), |n| n.as_ptr()),
+            name_len: name.as_ref().map_or(0, |n| n.len()),
         };
-        let header = info.header;
-        // SAFETY: `header` is the header slot at the top of this coroutine's stack, above the
-        // base it runs from, writable and used by nothing else; the name it points to is owned
-        // by the task record inserted below, which lives as long as the coroutine.
-        unsafe {
-            header.write(Header {
-                lo: info.overflow.0,
-                hi: info.overflow.1,
-                stack_size: info.size,
-                id,
-                name: name_ptr,
-                name_len,
-            })
-        };
-        let key = self.tasks.borrow_mut().insert(Task {
-            coroutine: Some(coro),
-            yielder: ptr::null(),
+        let canary = (!stack.is_guarded()).then_some(lo);
+        // SAFETY: as in `task`; nothing below reaches the table.
+        let tasks = unsafe { &mut *self.tasks.get() };
+        let key = tasks.vacant_key();
+        let task = Task {
+            park_seq: Cell::new(0),
+            yielder: Cell::new(ptr::null()),
+            key,
+            woke: Cell::new(None),
+            state: Cell::new(State::Runnable),
+            flags: Cell::new(if self.tearing_down.get() { CANCELLED } else { 0 }),
+            timer_armed: Cell::new(false),
+            coroutine: UnsafeCell::new(make(stack)),
+            reason: Cell::new(Reason::RUNNING),
+            op_deadline: Cell::new(None),
+            header,
             id,
             name,
             daemon,
-            state: State::Runnable,
-            park_seq: 0,
-            woke: None,
-            timer_armed: false,
-            op_deadline: None,
-            cancel_requested: self.tearing_down.get(),
-            reason: Reason::RUNNING,
-            scopes: Vec::new(),
-            expired_scope: None,
-            header,
-            canary: info.canary,
-            locals: Vec::new(),
-        });
+            scopes: RefCell::new(Vec::new()),
+            expired_scope: Cell::new(None),
+            canary,
+            locals: RefCell::new(Vec::new()),
+        };
+        // SAFETY: `slot` is the record slot at the top of the stack now owned by the coroutine:
+        // RECORD_SIZE writable bytes above the part it runs on, 16-byte aligned, used by
+        // nothing else. The record stays there until `finish` reads it back out.
+        unsafe { slot.write(task) };
+        // SAFETY: just written.
+        let task = unsafe { NonNull::new_unchecked(slot) };
+        tasks.insert(task);
         if !daemon {
             self.non_daemon.set(self.non_daemon.get() + 1);
         }
-        self.run_queue.borrow_mut().push_back(key);
+        // SAFETY: the record is live: just inserted.
+        self.push_runnable(unsafe { task.as_ref() });
         (key, id)
     }
 
     /// Called by a coroutine body first thing: records its yielder. Returns whether the
     /// coroutine was cancelled before it ever ran (then the body must not run user code).
     pub(crate) fn started(&self, yielder: &Yielder) -> bool {
-        let key = self.current.get();
+        let task = self.current_task("coroutine start");
         self.current_yielder.set(yielder);
-        let mut tasks = self.tasks.borrow_mut();
-        let task = &mut tasks[key];
-        task.yielder = yielder;
-        task.cancel_requested
+        task.yielder.set(yielder);
+        task.is_cancelled()
     }
 
     /// Suspends the running coroutine back to the scheduler.
@@ -460,12 +577,11 @@ impl Core {
 
     /// Does what `JoinHandle::cancel` asks: returns false if no such coroutine is alive.
     pub(crate) fn cancel(&self, key: usize, id: u64) -> bool {
-        let mut tasks = self.tasks.borrow_mut();
-        match tasks.get_mut(key) {
+        match self.task(key) {
             Some(task) if task.id == id => {
-                task.cancel_requested = true;
-                if task.state == State::Parked && task.park_seq != 0 {
-                    self.wake_in(&mut tasks, key, Wake::Cancelled);
+                task.flags.set(task.flags.get() | CANCELLED);
+                if task.state.get() == State::Parked && task.park_seq.get() != 0 {
+                    self.wake_in(task, Wake::Cancelled);
                 }
                 true
             }
@@ -474,34 +590,35 @@ impl Core {
     }
 
     fn cancel_all(&self) {
-        let keys: Vec<(usize, u64)> = self.tasks.borrow().iter().map(|(k, t)| (k, t.id)).collect();
-        for (key, id) in keys {
-            self.cancel(key, id);
+        for task in self.tasks() {
+            // SAFETY: the table was read just now and cancelling frees no record.
+            let task = unsafe { task.as_ref() };
+            self.cancel(task.key, task.id);
         }
     }
 
-    /// `(key, id, name, daemon, parked on)` of every coroutine alive.
+    /// `(key, id, name, daemon)` of every coroutine alive.
     pub(crate) fn snapshot(&self) -> Vec<TaskView> {
-        self.tasks.borrow().iter().map(|(key, t)| TaskView::of(key, t)).collect()
+        // SAFETY: the table was read just now and nothing runs before we are done.
+        self.tasks().into_iter().map(|t| TaskView::of(unsafe { t.as_ref() })).collect()
     }
 
     pub(crate) fn task_count(&self) -> usize {
-        self.tasks.borrow().len()
+        self.task_table_len()
     }
 
     pub(crate) fn task_id(&self, key: usize) -> Option<u64> {
-        self.tasks.borrow().get(key).map(|t| t.id)
+        self.task(key).map(|t| t.id)
     }
 
     /// What the coroutine in `key` (with `id`) is parked on, `None` if it is not parked.
     pub(crate) fn parked_on(&self, key: usize, id: u64) -> Option<Reason> {
-        let tasks = self.tasks.borrow();
-        let t = tasks.get(key).filter(|t| t.id == id)?;
-        (t.state == State::Parked).then_some(t.reason)
+        let t = self.task(key).filter(|t| t.id == id)?;
+        (t.state.get() == State::Parked).then(|| t.reason.get())
     }
 
     pub(crate) fn is_alive(&self, key: usize, id: u64) -> bool {
-        self.tasks.borrow().get(key).is_some_and(|t| t.id == id)
+        self.task(key).is_some_and(|t| t.id == id)
     }
 
     // ----- park / wake ------------------------------------------------------------------
@@ -535,67 +652,49 @@ impl Core {
         register: impl FnOnce(Waker),
         shielded: bool,
     ) -> Wake {
-        let (key, seq, scope_deadline) = match self.park_begin(reason, deadline, shielded) {
-            Ok(started) => started,
-            Err(wake) => return wake,
-        };
-        register(Waker { key, seq, _not_send: PhantomData });
-        if let Some(wake) = self.park_commit(key, seq, deadline, scope_deadline) {
-            return wake;
-        }
-        self.suspend();
-        self.park_end(key)
-    }
-
-    /// First step of `park`: records the park in progress; `Err` if the coroutine is cancelled
-    /// (unless `shielded`). Returns the slot, the park's sequence number and the earliest
-    /// timeout-scope deadline (none when `shielded`). Inlined too: `reason` is then written
-    /// straight from constants (out of line, reading it back from the caller's frame stalled
-    /// on store forwarding).
-    #[inline(always)]
-    fn park_begin(
-        &self,
-        reason: Reason,
-        deadline: Option<Instant>,
-        shielded: bool,
-    ) -> Result<(usize, u64, Option<Instant>), Wake> {
-        let key = self.current_key(reason.what);
+        let task = self.current_task(reason.what);
         let seq = self.next_seq.get();
         self.next_seq.set(seq + 1);
-        let mut tasks = self.tasks.borrow_mut();
-        let task = &mut tasks[key];
-        if task.cancel_requested && !shielded {
-            return Err(Wake::Cancelled);
+        let flags = task.flags.get();
+        if flags & CANCELLED != 0 && !shielded {
+            return Wake::Cancelled;
         }
-        let scope_deadline = if shielded || task.scopes.is_empty() {
-            None
+        task.park_seq.set(seq);
+        task.woke.set(None);
+        task.op_deadline.set(deadline);
+        task.reason.set(reason);
+        register(Waker { key: task.key, seq, _not_send: PhantomData });
+        if task.woke.get().is_some() || deadline.is_some() || (flags & SCOPED != 0 && !shielded) {
+            if let Some(wake) = self.park_commit_slow(task, seq, deadline, shielded) {
+                return wake;
+            }
         } else {
-            earliest_scope_deadline(&task.scopes)
-        };
-        task.park_seq = seq;
-        task.woke = None;
-        task.op_deadline = deadline;
-        task.reason = reason;
-        Ok((key, seq, scope_deadline))
+            task.state.set(State::Parked);
+        }
+        self.suspend();
+        task.reason.set(Reason::RUNNING);
+        task.woke.take().expect("a parked coroutine is only resumed after a wake")
     }
 
-    /// Second step of `park`, after `register`: `Some` if the park already ended (woken while
-    /// registering, or the deadline passed); else arms the timer and marks the task parked.
+    /// The part of `park` after `register` when there is more to do than marking the task
+    /// parked: `Some` if the park already ended (woken while registering, or the deadline
+    /// passed); else arms the timer for the earliest of the caller's deadline and the
+    /// coroutine's timeout scopes (none when `shielded`), and marks the task parked.
     #[inline(never)]
-    fn park_commit(
+    fn park_commit_slow(
         &self,
-        key: usize,
+        task: &Task,
         seq: u64,
         deadline: Option<Instant>,
-        scope_deadline: Option<Instant>,
+        shielded: bool,
     ) -> Option<Wake> {
-        let mut tasks = self.tasks.borrow_mut();
-        let task = &mut tasks[key];
         if let Some(wake) = task.woke.take() {
             // Woken while registering.
-            task.reason = Reason::RUNNING;
+            task.reason.set(Reason::RUNNING);
             return Some(wake);
         }
+        let scope_deadline =
+            if shielded { None } else { task.scopes.borrow().iter().map(|s| s.deadline).min() };
         let effective = match (deadline, scope_deadline) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -603,48 +702,39 @@ impl Core {
         if let Some(at) = effective {
             let now = self.now();
             if at <= now {
-                task.park_seq = 0;
-                task.reason = Reason::RUNNING;
+                task.park_seq.set(0);
+                task.reason.set(Reason::RUNNING);
                 return Some(Self::deadline_outcome(task, at));
             }
-            self.timers.borrow_mut().insert(at, key, seq);
-            task.timer_armed = true;
+            self.timers.borrow_mut().insert(at, task.key, seq);
+            task.timer_armed.set(true);
         }
-        task.state = State::Parked;
+        task.state.set(State::Parked);
         None
-    }
-
-    /// Last step of `park`, once resumed: why it woke.
-    #[inline(never)]
-    fn park_end(&self, key: usize) -> Wake {
-        let mut tasks = self.tasks.borrow_mut();
-        let task = &mut tasks[key];
-        task.reason = Reason::RUNNING;
-        task.woke.take().expect("a parked coroutine is only resumed after a wake")
     }
 
     /// What a park whose effective deadline `at` passed returns: `TimedOut` if the caller's own
     /// deadline is due, else `Cancelled` with the earliest-expiring timeout scope recorded.
-    fn deadline_outcome(task: &mut Task, at: Instant) -> Wake {
-        if task.op_deadline.is_some_and(|d| d <= at) {
+    fn deadline_outcome(task: &Task, at: Instant) -> Wake {
+        if task.op_deadline.get().is_some_and(|d| d <= at) {
             return Wake::TimedOut;
         }
+        let scopes = task.scopes.borrow();
         let mut expired: Option<&Scope> = None;
-        for s in &task.scopes {
+        for s in scopes.iter() {
             if expired.is_none_or(|e| s.deadline < e.deadline) {
                 expired = Some(s);
             }
         }
-        task.expired_scope = expired.map(|s| s.id);
+        task.expired_scope.set(expired.map(|s| s.id));
         Wake::Cancelled
     }
 
     /// Ends park `waker.seq` of slot `waker.key` with `reason`, if it is still in progress.
     pub(crate) fn wake(&self, waker: Waker, reason: Wake) -> bool {
-        let mut tasks = self.tasks.borrow_mut();
-        match tasks.get(waker.key) {
-            Some(task) if task.park_seq == waker.seq && waker.seq != 0 => {
-                self.wake_in(&mut tasks, waker.key, reason);
+        match self.task(waker.key) {
+            Some(task) if task.park_seq.get() == waker.seq && waker.seq != 0 => {
+                self.wake_in(task, reason);
                 true
             }
             _ => false,
@@ -652,26 +742,26 @@ impl Core {
     }
 
     pub(crate) fn is_waiting(&self, waker: Waker) -> bool {
-        self.tasks
-            .borrow()
-            .get(waker.key)
-            .is_some_and(|t| t.park_seq == waker.seq && waker.seq != 0)
+        self.task(waker.key).is_some_and(|t| t.park_seq.get() == waker.seq && waker.seq != 0)
     }
 
-    fn wake_in(&self, tasks: &mut Slab<Task>, key: usize, reason: Wake) {
-        let task = &mut tasks[key];
-        task.park_seq = 0;
-        task.woke = Some(reason);
-        let timer_went_stale = std::mem::replace(&mut task.timer_armed, false);
-        if task.state == State::Parked {
-            task.state = State::Runnable;
-            self.run_queue.borrow_mut().push_back(key);
+    #[inline]
+    fn wake_in(&self, task: &Task, reason: Wake) {
+        task.park_seq.set(0);
+        task.woke.set(Some(reason));
+        let timer_went_stale = task.timer_armed.replace(false);
+        if task.state.get() == State::Parked {
+            task.state.set(State::Runnable);
+            self.push_runnable(task);
         }
         if timer_went_stale {
-            self.timers.borrow_mut().mark_stale(|e| {
-                tasks.get(e.key).is_some_and(|t| t.park_seq == e.seq && t.timer_armed)
-            });
+            self.timers.borrow_mut().mark_stale(|e| self.timer_is_live(e.key, e.seq));
         }
+    }
+
+    /// Whether the timer set for park `seq` of slot `key` still matters.
+    fn timer_is_live(&self, key: usize, seq: u64) -> bool {
+        self.task(key).is_some_and(|t| t.park_seq.get() == seq && t.timer_armed.get())
     }
 
     /// `yield_now`: to the back of the run queue, unless nothing else could run.
@@ -682,71 +772,42 @@ impl Core {
     /// right. Out of line, each round trip paid two mispredicted returns per switch.
     #[inline(always)]
     pub(crate) fn yield_now(&self) {
-        let key = self.current_key("yield_now");
-        // Whether anything else could run, asked before the interrupt check: that check reads
-        // only the task and the clock, so the order makes no difference to either answer.
-        let alone = self.run_queue.borrow().is_empty()
+        let task = self.current_task("yield_now");
+        if task.flags.get() != 0 {
+            self.check_interrupt_slow(task);
+        }
+        // Whether anything else could run.
+        let alone = !self.has_runnable()
             && self.timers.borrow().is_empty()
             && self.reactor.sources() == 0
             && self.remote.outstanding() == 0;
         if alone {
-            self.check_interrupt(key);
             return;
         }
-        // check_interrupt and marking the task runnable, in one borrow of the table.
-        let flagged = {
-            let mut tasks = self.tasks.borrow_mut();
-            let task = &mut tasks[key];
-            let flagged = task.cancel_requested || !task.scopes.is_empty();
-            if !flagged {
-                task.state = State::Runnable;
-            }
-            flagged
-        };
-        if flagged {
-            self.check_interrupt_slow(key);
-            self.tasks.borrow_mut()[key].state = State::Runnable;
-        }
-        self.run_queue.borrow_mut().push_back(key);
+        task.state.set(State::Runnable);
+        self.push_runnable(task);
         self.suspend();
-        self.check_interrupt(key);
-    }
-
-    /// Unwinds if the running coroutine was cancelled or one of its timeout scopes expired.
-    ///
-    /// Inlined fast path: a coroutine that is not cancelled and has no timeout scope costs one
-    /// shared borrow and two loads; the rest is out of line.
-    #[inline]
-    fn check_interrupt(&self, key: usize) {
-        let maybe = {
-            let tasks = self.tasks.borrow();
-            let task = &tasks[key];
-            task.cancel_requested || !task.scopes.is_empty()
-        };
-        if maybe {
-            self.check_interrupt_slow(key);
+        if task.flags.get() != 0 {
+            self.check_interrupt_slow(task);
         }
     }
 
+    /// Unwinds if the running coroutine (`task`) was cancelled or one of its timeout scopes
+    /// expired. Called when its flags are not zero.
     #[cold]
     #[inline(never)]
-    fn check_interrupt_slow(&self, key: usize) {
-        let interrupted = {
-            let mut tasks = self.tasks.borrow_mut();
-            let task = &mut tasks[key];
-            if task.cancel_requested {
-                true
-            } else if !task.scopes.is_empty() {
-                let now = self.now();
-                let due = task.scopes.iter().map(|s| s.deadline).min().is_some_and(|d| d <= now);
-                if due {
-                    task.op_deadline = None;
-                    Self::deadline_outcome(task, now);
-                }
-                due
-            } else {
-                false
+    fn check_interrupt_slow(&self, task: &Task) {
+        let interrupted = if task.is_cancelled() {
+            true
+        } else {
+            let now = self.now();
+            let due =
+                task.scopes.borrow().iter().map(|s| s.deadline).min().is_some_and(|d| d <= now);
+            if due {
+                task.op_deadline.set(None);
+                Self::deadline_outcome(task, now);
             }
+            due
         };
         if interrupted {
             crate::park::unwind();
@@ -754,15 +815,12 @@ impl Core {
     }
 
     pub(crate) fn unwind_payload(&self) -> Box<dyn Any + Send> {
-        let key = self.current_key("park::unwind");
-        let tasks = self.tasks.borrow();
-        let task = &tasks[key];
-        if task.cancel_requested {
+        let task = self.current_task("park::unwind");
+        if task.is_cancelled() {
             Box::new(CancelUnwind)
-        } else if let Some(id) = task.expired_scope {
+        } else if let Some(id) = task.expired_scope.get() {
             Box::new(ElapsedUnwind(id))
         } else {
-            drop(tasks);
             panic!("spindle::park::unwind called, but the coroutine is neither cancelled nor timed out");
         }
     }
@@ -770,14 +828,13 @@ impl Core {
     /// The running coroutine's value for `coroutine_local!` key `index`, made with `init` on
     /// first use. The pointer stays valid until the coroutine's locals are taken at its end.
     pub(crate) fn local<T: 'static>(&self, index: usize, init: fn() -> T) -> *const T {
-        let key = self.current_key("coroutine_local access");
-        if let Some(Some(value)) = self.tasks.borrow()[key].locals.get(index) {
+        let task = self.current_task("coroutine_local access");
+        if let Some(Some(value)) = task.locals.borrow().get(index) {
             return value.downcast_ref::<T>().expect("one type per local key");
         }
-        // `init` may use the runtime, so no borrow is held while it runs.
+        // `init` may use the runtime (and other locals), so no borrow is held while it runs.
         let value: Box<dyn Any> = Box::new(init());
-        let mut tasks = self.tasks.borrow_mut();
-        let locals = &mut tasks[key].locals;
+        let mut locals = task.locals.borrow_mut();
         if locals.len() <= index {
             locals.resize_with(index + 1, || None);
         }
@@ -787,30 +844,31 @@ impl Core {
 
     /// Takes the running coroutine's locals, so its body can drop them on its own stack.
     pub(crate) fn take_locals(&self) -> Vec<Option<Box<dyn Any>>> {
-        let key = self.current.get();
-        if key == NO_TASK {
+        let task = self.current.get();
+        if task.is_null() {
             return Vec::new();
         }
-        std::mem::take(&mut self.tasks.borrow_mut()[key].locals)
+        // SAFETY: as in `current_task`.
+        std::mem::take(&mut *unsafe { &*task }.locals.borrow_mut())
     }
 
     /// Opens a `time::timeout` scope for the running coroutine; returns its id.
     pub(crate) fn push_scope(&self, deadline: Instant) -> u64 {
-        let key = self.current_key("time::timeout");
+        let task = self.current_task("time::timeout");
         let id = self.next_seq.get();
         self.next_seq.set(id + 1);
-        self.tasks.borrow_mut()[key].scopes.push(Scope { deadline, id });
+        task.scopes.borrow_mut().push(Scope { deadline, id });
+        task.update_scoped();
         id
     }
 
     /// Closes scope `id`; returns whether it was the one that expired.
     pub(crate) fn pop_scope(&self, id: u64) -> bool {
-        let key = self.current_key("time::timeout");
-        let mut tasks = self.tasks.borrow_mut();
-        let task = &mut tasks[key];
-        task.scopes.retain(|s| s.id != id);
-        if task.expired_scope == Some(id) {
-            task.expired_scope = None;
+        let task = self.current_task("time::timeout");
+        task.scopes.borrow_mut().retain(|s| s.id != id);
+        task.update_scoped();
+        if task.expired_scope.get() == Some(id) {
+            task.expired_scope.set(None);
             true
         } else {
             false
@@ -881,15 +939,15 @@ impl Core {
     fn drive(&self) -> Result<(), String> {
         let mut since_poll: u32 = 0;
         loop {
-            while let Some(key) = self.next_runnable() {
-                self.resume(key);
+            while let Some(task) = self.next_runnable() {
+                self.resume(task);
                 since_poll += 1;
                 if since_poll >= EVENT_INTERVAL {
                     since_poll = 0;
                     self.poll_busy()?;
                 }
             }
-            if self.tasks.borrow().is_empty() {
+            if self.task_table_len() == 0 {
                 return Ok(());
             }
             if self.fire_due_timers() > 0 || self.apply_remote_wakes() > 0 {
@@ -904,24 +962,6 @@ impl Core {
             }
             self.idle_wait()?;
         }
-    }
-
-    /// Chooses the next coroutine to resume.
-    #[inline]
-    fn next_runnable(&self) -> Option<usize> {
-        let mut queue = self.run_queue.borrow_mut();
-        let state = self.rng.get();
-        if state == 0 || queue.len() < 2 {
-            return queue.pop_front();
-        }
-        // xorshift64
-        let mut x = state;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.rng.set(x);
-        let i = (x % queue.len() as u64) as usize;
-        queue.swap_remove_back(i)
     }
 
     /// Zero-timeout poll between resumptions, so readiness and timers are never starved.
@@ -954,7 +994,7 @@ impl Core {
                     if self.reactor.poll(timeout).map_err(poll_failed)? {
                         self.apply_remote_wakes();
                     }
-                    if !self.run_queue.borrow().is_empty() {
+                    if self.has_runnable() {
                         return Ok(());
                     }
                 }
@@ -971,11 +1011,9 @@ impl Core {
 
     /// Earliest live deadline, dropping stale heap tops on the way.
     fn next_deadline(&self) -> Option<Instant> {
-        let tasks = self.tasks.borrow();
         let mut timers = self.timers.borrow_mut();
         while let Some(e) = timers.peek() {
-            let live = tasks.get(e.key).is_some_and(|t| t.park_seq == e.seq && t.timer_armed);
-            if live {
+            if self.timer_is_live(e.key, e.seq) {
                 return Some(e.deadline);
             }
             timers.pop_due(e.deadline);
@@ -993,12 +1031,11 @@ impl Core {
         let mut fired = 0;
         loop {
             let Some(entry) = self.timers.borrow_mut().pop_due(now) else { break };
-            let mut tasks = self.tasks.borrow_mut();
-            match tasks.get_mut(entry.key) {
-                Some(task) if task.park_seq == entry.seq && task.timer_armed => {
-                    task.timer_armed = false;
+            match self.task(entry.key) {
+                Some(task) if task.park_seq.get() == entry.seq && task.timer_armed.get() => {
+                    task.timer_armed.set(false);
                     let outcome = Self::deadline_outcome(task, entry.deadline);
-                    self.wake_in(&mut tasks, entry.key, outcome);
+                    self.wake_in(task, outcome);
                     fired += 1;
                 }
                 _ => self.timers.borrow_mut().popped_stale(),
@@ -1018,52 +1055,49 @@ impl Core {
         woken
     }
 
-    /// Resumes the coroutine in `key` until it parks, yields or finishes.
-    fn resume(&self, key: usize) {
-        let (mut coro, header, id) = {
-            let mut tasks = self.tasks.borrow_mut();
-            let task = &mut tasks[key];
-            task.state = State::Running;
-            self.current_yielder.set(task.yielder);
-            let coro = task.coroutine.take().expect("a runnable coroutine is in the table");
-            (coro, task.header, task.id)
-        };
-        self.current.set(key);
+    /// Resumes the coroutine of `task` until it parks, yields or finishes.
+    #[inline]
+    fn resume(&self, task: NonNull<Task>) {
+        // SAFETY: the run queue holds only live records (see `run_queue`); this one stays live
+        // until `finish` below.
+        let t = unsafe { task.as_ref() };
+        t.state.set(State::Running);
+        self.current_yielder.set(t.yielder.get());
+        self.current.set(t);
         if let Some(w) = &self.watchdog {
-            w.enter(id);
+            w.enter(t.id);
         }
-        overflow::set_running(header);
-        let result = coro.resume(());
+        overflow::set_running(&t.header);
+        // SAFETY: only `resume` touches `coroutine`, and it does not run again before this
+        // returns (the coroutine cannot resume itself: it runs on the stack being resumed).
+        let result = unsafe { (*t.coroutine.get()).resume(()) };
         overflow::set_running(ptr::null());
         if let Some(w) = &self.watchdog {
-            w.leave(id, || {
-                self.tasks.borrow().get(key).and_then(|t| t.name.as_deref().map(str::to_owned))
-            });
+            w.leave(t.id, || t.name.as_deref().map(str::to_owned));
         }
-        self.current.set(NO_TASK);
-        match result {
-            CoroutineResult::Yield(()) => {
-                let mut tasks = self.tasks.borrow_mut();
-                let task = &mut tasks[key];
-                if let Some(canary) = task.canary {
-                    check_canary(canary, task);
-                }
-                task.coroutine = Some(coro);
-            }
-            CoroutineResult::Return(()) => self.finish(key, coro),
+        self.current.set(ptr::null());
+        if let Some(canary) = t.canary {
+            check_canary(canary, t);
+        }
+        if let CoroutineResult::Return(()) = result {
+            self.finish(task);
         }
     }
 
-    /// Frees a finished coroutine's slot and stack; starts shutdown when it is time.
-    fn finish(&self, key: usize, coro: Coro) {
-        let task = self.tasks.borrow_mut().remove(key);
-        if let Some(canary) = task.canary {
-            check_canary(canary, &task);
-        }
-        self.stacks.borrow_mut().release(coro.into_stack());
+    /// Frees a finished coroutine's slot, record and stack; starts shutdown when it is time.
+    #[inline(never)]
+    fn finish(&self, task: NonNull<Task>) {
+        // SAFETY: the record is live and its coroutine has returned, so nothing refers to it
+        // any more: it is not in the run queue (it was running), and wakers and timers name it
+        // by slot and sequence, which the table no longer maps to it after this. Reading it out
+        // moves it off the stack it sits on, which goes back to the pool below.
+        let Task { key, coroutine, daemon, .. } = unsafe { task.as_ptr().read() };
+        // SAFETY: as in `task`.
+        unsafe { (*self.tasks.get()).remove(key) };
+        self.stacks.borrow_mut().release(coroutine.into_inner().into_stack());
         if key == self.main_key.get() {
             self.main_done.set(true);
-        } else if !task.daemon {
+        } else if !daemon {
             self.non_daemon.set(self.non_daemon.get() - 1);
         }
         let done = self.main_done.get() && (self.non_daemon.get() == 0 || self.main_panicked.get());
@@ -1078,10 +1112,11 @@ impl Core {
             "spindle: deadlock: every coroutine is parked and nothing can wake one \
              (no timer pending, no socket registered, no blocking call or remote waker in flight)",
         );
-        let tasks = self.tasks.borrow();
-        for (_, t) in tasks.iter() {
+        for t in self.tasks() {
+            // SAFETY: the table was read just now; nothing runs while we write the report.
+            let t = unsafe { t.as_ref() };
             let name = t.name.as_deref().map(|n| format!(" '{n}'")).unwrap_or_default();
-            let _ = write!(report, "\n  coroutine #{}{} parked on {}", t.id, name, t.reason);
+            let _ = write!(report, "\n  coroutine #{}{} parked on {}", t.id, name, t.reason.get());
         }
         report
     }
@@ -1089,8 +1124,8 @@ impl Core {
 
 #[cold]
 #[inline(never)]
-fn earliest_scope_deadline(scopes: &[Scope]) -> Option<Instant> {
-    scopes.iter().map(|s| s.deadline).min()
+fn not_in_coroutine(what: &str) -> ! {
+    panic!("spindle: {what} must be called from a coroutine, not from runtime internals");
 }
 
 fn poll_failed(e: io::Error) -> String {
@@ -1107,32 +1142,8 @@ fn check_canary(at: usize, task: &Task) {
         eprintln!(
             "spindle: coroutine #{}{} overflowed its unguarded stack ({} bytes) and may have \
              corrupted another; give it more with Builder::stack_size",
-            task.id,
-            name,
-            // SAFETY: the header on the task's stack was written at spawn and the stack is
-            // still the task's (the check runs before it goes back to the pool).
-            unsafe { (*task.header).stack_size }
+            task.id, name, task.header.stack_size
         );
         std::process::abort();
-    }
-}
-
-/// What the task record needs to know about its stack.
-struct StackInfo {
-    size: usize,
-    overflow: (usize, usize),
-    canary: Option<usize>,
-    header: *mut Header,
-}
-
-impl StackInfo {
-    fn of(stack: &Stack) -> StackInfo {
-        let overflow = stack.overflow_range();
-        StackInfo {
-            size: stack.size(),
-            overflow,
-            canary: (!stack.is_guarded()).then_some(overflow.0),
-            header: stack.header_slot(),
-        }
     }
 }

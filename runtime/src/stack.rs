@@ -51,10 +51,10 @@ const CHUNK_STACKS: usize = 64;
 /// the base 16-byte aligned.
 const CANARY_SHIFT: usize = 16;
 
-/// Bytes at the top of every stack kept for the coroutine's overflow header
-/// (`overflow::Header`); the coroutine runs below them. A multiple of 16, so the base the
-/// coroutine starts from stays aligned.
-pub(crate) const HEADER_SIZE: usize = 64;
+/// Bytes at the top of every stack kept for the coroutine's record (`scheduler::Task`, which
+/// holds the overflow header); the coroutine runs below them. A multiple of 64, so the base the
+/// coroutine starts from stays aligned and the record starts a cache line.
+pub(crate) const HEADER_SIZE: usize = crate::scheduler::RECORD_SIZE;
 
 /// Written at the lowest word of every unguarded stack; checked when its coroutine switches out.
 pub(crate) const CANARY: u64 = 0x5350_494e_444c_4521; // "SPINDLE!"
@@ -116,11 +116,10 @@ unsafe impl corosensei::stack::Stack for Stack {
 }
 
 impl Stack {
-    /// Where the overflow header goes: the top [`HEADER_SIZE`] bytes, above the base handed
+    /// Where the coroutine's record goes: the top [`HEADER_SIZE`] bytes, above the base handed
     /// to the coroutine, 16-byte aligned.
-    pub(crate) fn header_slot(&self) -> *mut crate::overflow::Header {
-        const _: () = assert!(std::mem::size_of::<crate::overflow::Header>() <= HEADER_SIZE);
-        (self.base - HEADER_SIZE) as *mut crate::overflow::Header
+    pub(crate) fn record_slot(&self) -> *mut u8 {
+        (self.base - HEADER_SIZE) as *mut u8
     }
 
     /// Usable size in bytes.
