@@ -82,6 +82,7 @@ pub mod park;
 pub mod pool;
 pub mod reactor;
 mod remote;
+mod ring;
 mod runtime;
 mod scheduler;
 mod scope;

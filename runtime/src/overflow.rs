@@ -12,7 +12,8 @@
 //! to stderr and aborts. Any other fault goes to the handler that was installed before (Rust's
 //! own, which reports main-thread overflows), or to the default action.
 //!
-//! The handler only reads a `Copy` thread-local written by the scheduler before each switch and
+//! The handler only reads plain memory (the runtime's thread-local pointer, the running
+//! coroutine's record through it: see `scheduler::running_header`) and
 //! calls `write(2)` and `abort(3)`, all of which are async-signal-safe.
 
 use std::cell::Cell;
@@ -22,7 +23,8 @@ use std::sync::Once;
 
 /// What the handler needs to know about a coroutine. Written once, when the coroutine is
 /// spawned, into the top bytes of its own stack (above the part it runs on, see
-/// `stack::HEADER_SIZE`, as part of its task record), so switching to a coroutine only publishes a pointer to it.
+/// `stack::HEADER_SIZE`, as part of its task record), so switching to a coroutine costs the
+/// handler nothing: it finds the header through the scheduler's pointer to the running record.
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub(crate) struct Header {
@@ -34,17 +36,6 @@ pub(crate) struct Header {
     /// Name bytes, owned by the task record, which outlives every run of the coroutine.
     pub name: *const u8,
     pub name_len: usize,
-}
-
-thread_local! {
-    /// Header of the coroutine running on this thread; null while none runs.
-    static RUNNING: Cell<*const Header> = const { Cell::new(ptr::null()) };
-}
-
-/// Publishes the header of the coroutine about to run (null: none).
-#[inline]
-pub(crate) fn set_running(header: *const Header) {
-    RUNNING.with(|c| c.set(header));
 }
 
 static INSTALL: Once = Once::new();
@@ -131,10 +122,10 @@ fn push_number(buf: &mut [u8], len: &mut usize, mut n: u64) {
 extern "C" fn handler(signum: libc::c_int, info: *mut libc::siginfo_t, context: *mut libc::c_void) {
     // SAFETY: the kernel passes a valid siginfo for SA_SIGINFO handlers.
     let addr = unsafe { (*info).si_addr() } as usize;
-    let header = RUNNING.with(|c| c.get());
-    // SAFETY: a non-null RUNNING points at the header on the top page of the running
-    // coroutine's stack, written at spawn and mapped while the coroutine is alive; the fault
-    // is at the other end of the stack.
+    let header = crate::scheduler::running_header();
+    // SAFETY: a non-null header is in the record on the top page of the running coroutine's
+    // stack, written at spawn and mapped while the coroutine is alive; the fault is at the
+    // other end of the stack.
     let running = if header.is_null() { None } else { Some(unsafe { header.read() }) };
     if let Some(running) = running.filter(|r| (r.lo..r.hi).contains(&addr)) {
         let mut buf = [0u8; 512];

@@ -29,7 +29,6 @@
 
 use std::any::Any;
 use std::cell::{Cell, RefCell, UnsafeCell};
-use std::collections::VecDeque;
 use std::fmt::Write as _;
 use std::io;
 use std::marker::PhantomData;
@@ -46,6 +45,7 @@ use crate::overflow::{self, Header};
 use crate::park::{Reason, Wake, Waker};
 use crate::reactor::{Reactor, EVENT_INTERVAL};
 use crate::remote::{RemoteShared, RemoteWaker};
+use crate::ring::Ring;
 use crate::stack::{Stack, StackPool};
 use crate::timer::Timers;
 use crate::watchdog::{Watchdog, WatchdogConfig};
@@ -75,6 +75,25 @@ pub(crate) fn with_core<R>(f: impl FnOnce(&Core) -> R) -> Option<R> {
     Some(f(unsafe { &*core }))
 }
 
+/// The overflow header of the coroutine running on this thread, null if none runs. For the
+/// overflow signal handler: it reads two plain cells, takes no lock and allocates nothing.
+pub(crate) fn running_header() -> *const Header {
+    let core = CURRENT.with(|c| c.get());
+    if core.is_null() {
+        return ptr::null();
+    }
+    // SAFETY: as in `with_core`. `current` is null or the record of the running coroutine,
+    // which lives while it runs (see `Core::current_task`).
+    unsafe {
+        let task = (*core).current.get();
+        if task.is_null() {
+            ptr::null()
+        } else {
+            ptr::addr_of!((*task).header)
+        }
+    }
+}
+
 /// `yield_now` on the runtime running on this thread; returns false if there is none.
 ///
 /// The same as `with_core(|core| core.yield_now())`, written out so that the whole yield,
@@ -96,16 +115,6 @@ pub(crate) struct CancelUnwind;
 
 /// The payload a coroutine unwinds with when `time::timeout` scope `0` expired.
 pub(crate) struct ElapsedUnwind(pub(crate) u64);
-
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum State {
-    /// In the run queue.
-    Runnable,
-    /// Resumed right now.
-    Running,
-    /// Suspended in `park`, waiting for a waker, its timer or cancellation.
-    Parked,
-}
 
 /// An active `time::timeout` of a coroutine.
 struct Scope {
@@ -149,7 +158,9 @@ pub(crate) struct Task {
     key: usize,
     /// Why the last park ended; set by the waker, read by `park` on resumption.
     woke: Cell<Option<Wake>>,
-    state: Cell<State>,
+    /// Suspended in `park` (committed: past `register`), waiting for a waker, its timer or
+    /// cancellation. A woken task leaves this state as it enters the run queue.
+    parked: Cell<bool>,
     /// `CANCELLED | SCOPED`: zero means a yield or park has nothing to check.
     flags: Cell<u8>,
     /// The park in progress has an entry in the timer heap.
@@ -161,7 +172,7 @@ pub(crate) struct Task {
     /// Deadline the park's caller asked for (scope deadlines aside).
     op_deadline: Cell<Option<Instant>>,
     // ----- cold -----
-    /// What the overflow handler reports (size, guard range, id, name); published per switch.
+    /// What the overflow handler reports (size, guard range, id, name); see `running_header`.
     header: Header,
     pub(crate) id: u64,
     pub(crate) name: Option<Rc<str>>,
@@ -239,13 +250,11 @@ pub(crate) struct Core {
     /// table while they hold it. Records are owned by their stacks (see [`Task`]).
     tasks: UnsafeCell<Slab<NonNull<Task>>>,
     /// Records of the runnable coroutines, in the order they became runnable. A record is in it
-    /// exactly while its state is `Runnable`, so never after `finish` freed it. Touched only by
+    /// from a wake or a yield until its next resumption, so never after `finish` freed it. Touched only by
     /// `push_runnable`, `next_runnable` and `has_runnable`, which call nothing.
-    run_queue: UnsafeCell<VecDeque<NonNull<Task>>>,
+    run_queue: UnsafeCell<Ring<NonNull<Task>>>,
     /// Record of the running coroutine, null when the scheduler runs.
     current: Cell<*const Task>,
-    /// Yielder of the running coroutine.
-    current_yielder: Cell<*const Yielder>,
     main_key: Cell<usize>,
     main_done: Cell<bool>,
     main_panicked: Cell<bool>,
@@ -267,6 +276,8 @@ pub(crate) struct Core {
     blocking: std::cell::OnceCell<Arc<BlockingPool>>,
     /// Reports coroutines that hold the thread too long, when configured.
     watchdog: Option<Watchdog>,
+    /// A watchdog is set or stacks are unguarded: `resume` has work around each switch.
+    switch_hooks: bool,
 }
 
 static RUNTIME_IDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
@@ -302,15 +313,15 @@ impl Core {
         let seed = config.seed.map(|s| s | 1).unwrap_or(0);
         crate::panic::install_hook();
         let watchdog = config.watchdog.as_ref().map(Watchdog::start).transpose()?;
+        let guarded = config.guarded;
         Ok(Rc::new_cyclic(|this| Core {
             this: this.clone(),
             runtime_id: RUNTIME_IDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             stacks: RefCell::new(StackPool::new(config.guarded, config.pool_limit)),
             config,
             tasks: UnsafeCell::new(Slab::new()),
-            run_queue: UnsafeCell::new(VecDeque::new()),
+            run_queue: UnsafeCell::new(Ring::new()),
             current: Cell::new(ptr::null()),
-            current_yielder: Cell::new(ptr::null()),
             main_key: Cell::new(NO_TASK),
             main_done: Cell::new(false),
             main_panicked: Cell::new(false),
@@ -325,6 +336,7 @@ impl Core {
             next_seq: Cell::new(1),
             rng: Cell::new(seed),
             blocking: std::cell::OnceCell::new(),
+            switch_hooks: watchdog.is_some() || !guarded,
             watchdog,
         }))
     }
@@ -405,7 +417,7 @@ impl Core {
         x ^= x << 17;
         self.rng.set(x);
         let i = (x % queue.len() as u64) as usize;
-        queue.swap_remove_back(i)
+        Some(queue.swap_remove(i))
     }
 
     /// The running coroutine's record; panics with a clear message in scheduler context.
@@ -522,7 +534,7 @@ impl Core {
             yielder: Cell::new(ptr::null()),
             key,
             woke: Cell::new(None),
-            state: Cell::new(State::Runnable),
+            parked: Cell::new(false),
             flags: Cell::new(if self.tearing_down.get() { CANCELLED } else { 0 }),
             timer_armed: Cell::new(false),
             coroutine: UnsafeCell::new(make(stack)),
@@ -556,17 +568,16 @@ impl Core {
     /// coroutine was cancelled before it ever ran (then the body must not run user code).
     pub(crate) fn started(&self, yielder: &Yielder) -> bool {
         let task = self.current_task("coroutine start");
-        self.current_yielder.set(yielder);
         task.yielder.set(yielder);
         task.is_cancelled()
     }
 
-    /// Suspends the running coroutine back to the scheduler.
+    /// Suspends the running coroutine, whose record is `task`, back to the scheduler.
     #[inline(always)]
-    fn suspend(&self) {
-        let yielder = self.current_yielder.get();
-        // SAFETY: `current_yielder` is the yielder of the coroutine running right now, set by
-        // `started` or restored by `resume`; it lives on that coroutine's stack, which we are on.
+    fn suspend(task: &Task) {
+        let yielder = task.yielder.get();
+        // SAFETY: the yielder was recorded by `started`, first thing on the coroutine's stack,
+        // and lives there, on the stack we are running on, as long as the coroutine.
         unsafe { (*yielder).suspend(()) }
     }
 
@@ -580,7 +591,7 @@ impl Core {
         match self.task(key) {
             Some(task) if task.id == id => {
                 task.flags.set(task.flags.get() | CANCELLED);
-                if task.state.get() == State::Parked && task.park_seq.get() != 0 {
+                if task.parked.get() && task.park_seq.get() != 0 {
                     self.wake_in(task, Wake::Cancelled);
                 }
                 true
@@ -614,7 +625,7 @@ impl Core {
     /// What the coroutine in `key` (with `id`) is parked on, `None` if it is not parked.
     pub(crate) fn parked_on(&self, key: usize, id: u64) -> Option<Reason> {
         let t = self.task(key).filter(|t| t.id == id)?;
-        (t.state.get() == State::Parked).then(|| t.reason.get())
+        t.parked.get().then(|| t.reason.get())
     }
 
     pub(crate) fn is_alive(&self, key: usize, id: u64) -> bool {
@@ -669,9 +680,9 @@ impl Core {
                 return wake;
             }
         } else {
-            task.state.set(State::Parked);
+            task.parked.set(true);
         }
-        self.suspend();
+        Self::suspend(task);
         task.reason.set(Reason::RUNNING);
         task.woke.take().expect("a parked coroutine is only resumed after a wake")
     }
@@ -709,7 +720,7 @@ impl Core {
             self.timers.borrow_mut().insert(at, task.key, seq);
             task.timer_armed.set(true);
         }
-        task.state.set(State::Parked);
+        task.parked.set(true);
         None
     }
 
@@ -750,8 +761,7 @@ impl Core {
         task.park_seq.set(0);
         task.woke.set(Some(reason));
         let timer_went_stale = task.timer_armed.replace(false);
-        if task.state.get() == State::Parked {
-            task.state.set(State::Runnable);
+        if task.parked.replace(false) {
             self.push_runnable(task);
         }
         if timer_went_stale {
@@ -784,9 +794,8 @@ impl Core {
         if alone {
             return;
         }
-        task.state.set(State::Runnable);
         self.push_runnable(task);
-        self.suspend();
+        Self::suspend(task);
         if task.flags.get() != 0 {
             self.check_interrupt_slow(task);
         }
@@ -1061,26 +1070,37 @@ impl Core {
         // SAFETY: the run queue holds only live records (see `run_queue`); this one stays live
         // until `finish` below.
         let t = unsafe { task.as_ref() };
-        t.state.set(State::Running);
-        self.current_yielder.set(t.yielder.get());
         self.current.set(t);
-        if let Some(w) = &self.watchdog {
-            w.enter(t.id);
+        if self.switch_hooks {
+            self.before_switch(t);
         }
-        overflow::set_running(&t.header);
         // SAFETY: only `resume` touches `coroutine`, and it does not run again before this
         // returns (the coroutine cannot resume itself: it runs on the stack being resumed).
         let result = unsafe { (*t.coroutine.get()).resume(()) };
-        overflow::set_running(ptr::null());
-        if let Some(w) = &self.watchdog {
-            w.leave(t.id, || t.name.as_deref().map(str::to_owned));
-        }
         self.current.set(ptr::null());
-        if let Some(canary) = t.canary {
-            check_canary(canary, t);
+        if self.switch_hooks {
+            self.after_switch(t);
         }
         if let CoroutineResult::Return(()) = result {
             self.finish(task);
+        }
+    }
+
+    #[inline(never)]
+    fn before_switch(&self, t: &Task) {
+        if let Some(w) = &self.watchdog {
+            w.enter(t.id);
+        }
+    }
+
+    /// Tells the watchdog the coroutine gave the thread back; checks an unguarded stack.
+    #[inline(never)]
+    fn after_switch(&self, t: &Task) {
+        if let Some(w) = &self.watchdog {
+            w.leave(t.id, || t.name.as_deref().map(str::to_owned));
+        }
+        if let Some(canary) = t.canary {
+            check_canary(canary, t);
         }
     }
 
