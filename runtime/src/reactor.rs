@@ -45,8 +45,9 @@ use slab::Slab;
 use crate::park::{self, Reason, WaitQueue, Wake};
 use crate::scheduler::{with_core, Core};
 
-/// Coroutine resumptions between two zero-timeout polls of a busy runtime.
-pub const EVENT_INTERVAL: u32 = 61;
+/// Coroutine resumptions between two zero-timeout polls of a busy runtime. A power of two, so
+/// the scheduler tells when one is due from the run queue's own pop counter.
+pub const EVENT_INTERVAL: usize = 64;
 
 /// Token of the cross-thread waker; sources use their slab keys, which never reach it.
 pub(crate) const REMOTE_TOKEN: Token = Token(usize::MAX);

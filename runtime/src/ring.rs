@@ -58,6 +58,23 @@ impl<T: Copy> Ring<T> {
         Some(item)
     }
 
+    /// `pop_front`, with the number of items popped from the front so far, this one included
+    /// (wrapping): a free count of the pops.
+    #[inline]
+    pub(crate) fn pop_front_counted(&mut self) -> Option<(T, usize)> {
+        let item = self.pop_front()?;
+        Some((item, self.head))
+    }
+
+    /// The item at position `i` from the front, if there are that many.
+    #[inline]
+    pub(crate) fn get(&self, i: usize) -> Option<T> {
+        // SAFETY: `i < len()`, so an item is queued there: `buf.len()` is a nonzero power of
+        // two and the masked index is in bounds.
+        (i < self.len())
+            .then(|| unsafe { *self.buf.get_unchecked(self.head.wrapping_add(i) & self.mask()) })
+    }
+
     /// Removes the item at position `i` from the front, putting the back item in its place
     /// (`VecDeque::swap_remove_back`). `i` must be less than `len()`.
     pub(crate) fn swap_remove(&mut self, i: usize) -> T {
@@ -70,18 +87,19 @@ impl<T: Copy> Ring<T> {
         item
     }
 
-    /// Doubles the capacity (to 64 at first), laying the items out from index 0. `fill` is any
-    /// value of `T`, for the slots not yet used.
+    /// Doubles the capacity (to 64 at first). The counters keep counting: each item moves to
+    /// where its counter points under the new mask. `fill` is any value of `T`, for the slots
+    /// not in use.
     #[cold]
     #[inline(never)]
     fn grow(&mut self, fill: T) {
         let capacity = (self.buf.len() * 2).max(64);
-        let mut buf = Vec::with_capacity(capacity);
-        let mask = self.mask();
-        buf.extend((0..self.len()).map(|i| self.buf[self.head.wrapping_add(i) & mask]));
-        self.tail = buf.len();
-        self.head = 0;
-        buf.resize(capacity, fill);
+        let mut buf = vec![fill; capacity];
+        let (old_mask, new_mask) = (self.mask(), capacity - 1);
+        for i in 0..self.len() {
+            let at = self.head.wrapping_add(i);
+            buf[at & new_mask] = self.buf[at & old_mask];
+        }
         self.buf = buf;
     }
 }
@@ -90,6 +108,19 @@ impl<T: Copy> Ring<T> {
 mod tests {
     use super::Ring;
     use std::collections::VecDeque;
+
+    #[test]
+    fn pops_are_counted_across_growth() {
+        let mut ring = Ring::new();
+        for i in 0..1000 {
+            ring.push_back(i);
+            if i % 3 == 0 {
+                ring.pop_front();
+            }
+        }
+        let popped = 334;
+        assert_eq!(ring.pop_front_counted(), Some((popped, popped + 1)));
+    }
 
     #[test]
     fn behaves_like_a_vecdeque_across_growth_and_wrap_around() {
@@ -105,7 +136,10 @@ mod tests {
                     ring.push_back(step);
                     model.push_back(step);
                 }
-                3..=5 => assert_eq!(ring.pop_front(), model.pop_front()),
+                3..=5 => {
+                    assert_eq!(ring.get(0), model.front().copied());
+                    assert_eq!(ring.pop_front(), model.pop_front());
+                }
                 _ if !model.is_empty() => {
                     let i = (x >> 8) as usize % model.len();
                     assert_eq!(Some(ring.swap_remove(i)), model.swap_remove_back(i));
@@ -113,6 +147,8 @@ mod tests {
                 _ => {}
             }
             assert_eq!(ring.len(), model.len());
+            assert_eq!(ring.get(model.len() / 2), model.get(model.len() / 2).copied());
+            assert_eq!(ring.get(model.len()), None);
         }
         while let Some(item) = model.pop_front() {
             assert_eq!(ring.pop_front(), Some(item));
