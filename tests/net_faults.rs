@@ -244,3 +244,78 @@ fn accept_out_of_descriptors_returns_emfile_and_recovers_when_some_are_freed() {
         assert_eq!(conn.peer_addr().unwrap(), peer);
     });
 }
+
+// A read that comes back short marks the socket drained, so the next read parks without a
+// system call until an event arrives. The peer's FIN or reset may already have been reported
+// (by the very event that woke the reader) when the short read happens: then no further event
+// comes, and the next read must run and see EOF or the error instead of parking for good. The
+// read timeout turns such a hang into a failure.
+
+/// Parks `reader` on a 1-byte read, then lets `peer` act, so that the wake comes from one
+/// poll that saw both the data and what `peer` did after writing it.
+fn read_after_peer(peer: impl FnOnce(TcpStream) + 'static) -> (Vec<u8>, io::Result<usize>) {
+    let (reader, writer) = connected();
+    reader.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let reading = spindle::spawn(move || {
+        let mut first = [0u8; 1];
+        assert_eq!((&reader).read(&mut first).unwrap(), 1);
+        let mut rest = [0u8; 4096];
+        let n = (&reader).read(&mut rest).unwrap(); // short: the rest of the message
+        let mut got = first.to_vec();
+        got.extend_from_slice(&rest[..n]);
+        (got, (&reader).read(&mut rest))
+    });
+    assert_eq!(until_parked(&reading), "TcpStream::read");
+    peer(writer);
+    reading.join().unwrap()
+}
+
+#[test]
+fn eof_reported_with_the_data_is_read_after_a_short_read() {
+    spindle::run(|| {
+        let (got, last) = read_after_peer(|mut writer| {
+            writer.write_all(b"hello, world").unwrap();
+            writer.shutdown(Shutdown::Write).unwrap();
+        });
+        assert_eq!(got, b"hello, world");
+        assert_eq!(last.unwrap(), 0, "EOF after the data");
+    });
+}
+
+#[test]
+fn a_reset_reported_with_the_data_is_read_after_a_short_read() {
+    spindle::run(|| {
+        let (got, last) = read_after_peer(|mut writer| {
+            reset_on_close(&writer);
+            writer.write_all(b"hello, world").unwrap();
+            drop(writer);
+        });
+        // Linux may discard unread data on reset; whatever arrived is a prefix.
+        assert!(b"hello, world".starts_with(&got), "{got:?}");
+        let err = last.expect_err("the reset is an error");
+        assert_eq!(err.kind(), io::ErrorKind::ConnectionReset, "{err}");
+    });
+}
+
+#[test]
+fn a_short_write_parks_until_the_peer_drains_and_every_byte_arrives() {
+    spindle::run(|| {
+        let (client, server) = connected();
+        let data = net_util::pattern(7, 8 << 20);
+        let expected = data.clone();
+        // 8 MiB is far more than the socket buffers hold: writes come back short and the
+        // writer parks on them until the reader frees space.
+        let writing = spindle::spawn(move || {
+            let mut client = client;
+            client.write_all(&data).unwrap();
+            client.shutdown(Shutdown::Write).unwrap();
+        });
+        let reading = spindle::spawn(move || {
+            let mut got = Vec::new();
+            (&server).read_to_end(&mut got).unwrap();
+            got
+        });
+        writing.join().unwrap();
+        assert!(reading.join().unwrap() == expected, "the stream arrived intact");
+    });
+}

@@ -96,6 +96,21 @@ impl<T: AsRawFd + mio::event::Source> IoSource<T> {
         self.registration.io(direction, what, deadline, || op(&self.io))
     }
 
+    /// [`IoSource::wait`] for one read or write of `len` bytes on a byte stream, where `op`
+    /// returns how many bytes it moved: after a short transfer the next one in that direction
+    /// parks for readiness at once, skipping the system call that would return `WouldBlock`
+    /// (see `spindle::reactor::Registration::io_stream`). Not for datagram sockets.
+    pub fn wait_stream(
+        &self,
+        direction: Direction,
+        what: &'static str,
+        deadline: Option<Instant>,
+        len: usize,
+        mut op: impl FnMut(&T) -> io::Result<usize>,
+    ) -> io::Result<usize> {
+        self.registration.io_stream(direction, what, deadline, len, || op(&self.io))
+    }
+
     /// Closes the object for everyone sharing it: coroutines parked on it wake with
     /// `io::ErrorKind::NotConnected`, and so does every later operation. The descriptor itself
     /// is closed when the `IoSource` is dropped.

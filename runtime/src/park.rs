@@ -176,6 +176,21 @@ pub fn park(reason: Reason, deadline: Option<Instant>, register: impl FnOnce(Wak
     }
 }
 
+/// `park`, telling the scheduler where the data the coroutine touches first after waking
+/// lives (`near`, e.g. the socket it waits on), so it can prefetch that before resuming it.
+#[inline(always)]
+pub(crate) fn park_near(
+    reason: Reason,
+    deadline: Option<Instant>,
+    near: usize,
+    register: impl FnOnce(Waker),
+) -> Wake {
+    match with_core(|core| core.park_near(reason, deadline, near, register)) {
+        Some(wake) => wake,
+        None => outside_runtime(reason.what),
+    }
+}
+
 #[cold]
 #[inline(never)]
 fn outside_runtime(what: &str) -> ! {

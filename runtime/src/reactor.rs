@@ -127,6 +127,16 @@ struct Source {
     readable: bool,
     /// An event said writable (and no `WouldBlock` since).
     writable: bool,
+    /// A stream read came back short and no event arrived since: the kernel's receive buffer
+    /// is known to be empty (see [`Registration::io_stream`]).
+    read_drained: bool,
+    /// A stream write came back short and no event arrived since: the send buffer is full.
+    write_drained: bool,
+    /// An event reported the read side closed (peer's FIN, hang-up) or an error. Never
+    /// cleared: a short read then does not mean the next one would block (it reads EOF).
+    read_closed: bool,
+    /// An event reported the write side closed or an error; never cleared.
+    write_closed: bool,
     /// Coroutines waiting to read (or accept).
     readers: Waiters,
     /// Coroutines waiting to write (or for a connect to finish).
@@ -180,12 +190,16 @@ impl Reactor {
                 }
                 let Some(source) = sources.get_mut(event.token().0) else { continue };
                 let failed = event.is_error();
+                source.read_closed |= event.is_read_closed() || failed;
+                source.write_closed |= event.is_write_closed() || failed;
                 if event.is_readable() || event.is_read_closed() || failed {
                     source.readable = true;
+                    source.read_drained = false;
                     source.readers.take_all(&mut to_wake);
                 }
                 if event.is_writable() || event.is_write_closed() || failed {
                     source.writable = true;
+                    source.write_drained = false;
                     source.writers.take_all(&mut to_wake);
                 }
             }
@@ -266,6 +280,75 @@ impl Registration {
         }
     }
 
+    /// [`Registration::io`] for one read or write on a byte stream (a TCP or Unix stream socket,
+    /// a pipe) of `len` bytes, where `op` returns how many it moved.
+    ///
+    /// A stream transfer that moves fewer bytes than asked, but some, drained the kernel's
+    /// receive buffer (read) or filled its send buffer (write). The source is then marked
+    /// drained in that direction until the next readiness event for it, and the next operation
+    /// in that direction parks at once instead of making the system call that would return
+    /// `WouldBlock`. Edge-triggered readiness makes this safe: any data or buffer space that
+    /// arrives after the short transfer raises a new event. A side an event reported closed
+    /// (the peer's FIN, a hang-up, an error) is never marked drained: the next read must run
+    /// and see EOF, and no further event would come. On an echo round trip this saves
+    /// one `recv` of every three system calls. Do not use it for datagram sockets, where a
+    /// short read says nothing about the next datagram.
+    pub fn io_stream(
+        &self,
+        direction: Direction,
+        what: &'static str,
+        deadline: Option<Instant>,
+        len: usize,
+        mut op: impl FnMut() -> io::Result<usize>,
+    ) -> io::Result<usize> {
+        loop {
+            if self.closed.get() {
+                return Err(closed_error(what));
+            }
+            if !self.drained(direction) {
+                match op() {
+                    Ok(n) if n > 0 && n < len => {
+                        self.mark_drained(direction);
+                        return Ok(n);
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    result => return result,
+                }
+            }
+            self.wait_ready(direction, what, deadline)?;
+        }
+    }
+
+    /// True if the last stream transfer in `direction` came back short and no event arrived
+    /// since.
+    fn drained(&self, direction: Direction) -> bool {
+        let sources = self.core.reactor().sources.borrow();
+        let source = &sources[self.key];
+        match direction {
+            Direction::Read => source.read_drained,
+            Direction::Write => source.write_drained,
+        }
+    }
+
+    /// Records a short transfer in `direction`, unless an event already said that side is
+    /// closed: then the next operation must run (a read returns EOF at once) and no further
+    /// event would come to wake a parked one.
+    fn mark_drained(&self, direction: Direction) {
+        let mut sources = self.core.reactor().sources.borrow_mut();
+        let source = &mut sources[self.key];
+        match direction {
+            Direction::Read if !source.read_closed => {
+                source.readable = false;
+                source.read_drained = true;
+            }
+            Direction::Write if !source.write_closed => {
+                source.writable = false;
+                source.write_drained = true;
+            }
+            _ => {}
+        }
+    }
+
     /// Parks until the source is reported ready in `direction` (`Ok`: retry), the deadline
     /// passes (`TimedOut`) or the source is closed (`Ok`, and the retry loop reports it).
     /// Unwinds when cancelled.
@@ -286,7 +369,9 @@ impl Registration {
             );
         }
         let mut token = None;
-        let wake = park::park(Reason::on(what, self.id), deadline, |w| {
+        // The retry touches this registration (and the socket state next to it) first.
+        let near = self as *const Registration as usize;
+        let wake = park::park_near(Reason::on(what, self.id), deadline, near, |w| {
             let reactor = self.core.reactor();
             let mut sources = reactor.sources.borrow_mut();
             let source = &mut sources[self.key];
@@ -323,7 +408,7 @@ impl Registration {
     }
 
     /// True if the last event said the source is ready in `direction` and no operation has
-    /// hit `WouldBlock` since.
+    /// hit `WouldBlock` (or, through [`Registration::io_stream`], come back short) since.
     pub fn is_ready(&self, direction: Direction) -> bool {
         let sources = self.core.reactor().sources.borrow();
         let source = &sources[self.key];

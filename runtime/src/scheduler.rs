@@ -163,6 +163,8 @@ pub(crate) struct Task {
     /// About where its stack pointer was when it last switched out: the frames it touches
     /// first when resumed are around here (see `Core::prefetch_ahead`).
     sp_hint: Cell<usize>,
+    /// Other memory its last park said it touches first when woken (a socket), 0 if none.
+    near_hint: Cell<usize>,
     /// Why the last park ended; set by the waker, read by `park` on resumption.
     woke: Cell<Option<Wake>>,
     /// Suspended in `park` (committed: past `register`), waiting for a waker, its timer or
@@ -460,11 +462,16 @@ impl Core {
     fn prefetch_ahead(queue: &Ring<NonNull<Task>>) {
         if let Some(next) = queue.get(0) {
             // SAFETY: records in the run queue are live (see `run_queue`).
-            let sp = unsafe { next.as_ref() }.sp_hint.get();
-            let mut line = sp.wrapping_sub(2 * 64);
+            let next = unsafe { next.as_ref() };
+            let mut line = next.sp_hint.get().wrapping_sub(2 * 64);
             for _ in 0..8 {
                 prefetch(line);
                 line = line.wrapping_add(64);
+            }
+            let near = next.near_hint.get();
+            if near != 0 {
+                prefetch(near);
+                prefetch(near + 64);
             }
         }
         if let Some(after) = queue.get(1) {
@@ -588,6 +595,7 @@ impl Core {
             yielder: Cell::new(ptr::null()),
             key,
             sp_hint: Cell::new(0),
+            near_hint: Cell::new(0),
             woke: Cell::new(None),
             parked: Cell::new(false),
             flags: Cell::new(if self.tearing_down.get() { CANCELLED } else { 0 }),
@@ -698,7 +706,19 @@ impl Core {
         deadline: Option<Instant>,
         register: impl FnOnce(Waker),
     ) -> Wake {
-        self.park_inner(reason, deadline, register, false)
+        self.park_inner(reason, deadline, 0, register, false)
+    }
+
+    /// `park::park_near`: a park that names memory to prefetch before the coroutine resumes.
+    #[inline(always)]
+    pub(crate) fn park_near(
+        &self,
+        reason: Reason,
+        deadline: Option<Instant>,
+        near: usize,
+        register: impl FnOnce(Waker),
+    ) -> Wake {
+        self.park_inner(reason, deadline, near, register, false)
     }
 
     /// A park that cancellation and timeout scopes cannot cut short: it starts even when the
@@ -706,7 +726,7 @@ impl Core {
     /// with `Cancelled`, once). For waits that must finish for soundness: a scope that was
     /// interrupted waiting for the coroutines that borrow from it.
     pub(crate) fn park_shielded(&self, reason: Reason, register: impl FnOnce(Waker)) -> Wake {
-        self.park_inner(reason, None, register, true)
+        self.park_inner(reason, None, 0, register, true)
     }
 
     /// Both parks: a short sequence, always inlined, around the stack switch.
@@ -715,6 +735,7 @@ impl Core {
         &self,
         reason: Reason,
         deadline: Option<Instant>,
+        near: usize,
         register: impl FnOnce(Waker),
         shielded: bool,
     ) -> Wake {
@@ -739,6 +760,7 @@ impl Core {
         }
         let marker = 0u8;
         task.sp_hint.set(ptr::addr_of!(marker) as usize);
+        task.near_hint.set(near);
         Self::suspend(task);
         task.reason.set(Reason::RUNNING);
         task.woke.take().expect("a parked coroutine is only resumed after a wake")

@@ -309,7 +309,14 @@ impl Read for &TcpStream {
     #[inline]
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let deadline = self.shared.timeouts.read_deadline();
-        self.shared.source.wait(Direction::Read, "TcpStream::read", deadline, |mut s| s.read(buf))
+        let len = buf.len();
+        self.shared.source.wait_stream(
+            Direction::Read,
+            "TcpStream::read",
+            deadline,
+            len,
+            |mut s| s.read(buf),
+        )
     }
 }
 
@@ -317,16 +324,25 @@ impl Write for &TcpStream {
     #[inline]
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let deadline = self.shared.timeouts.write_deadline();
-        self.shared
-            .source
-            .wait(Direction::Write, "TcpStream::write", deadline, |mut s| s.write(buf))
+        self.shared.source.wait_stream(
+            Direction::Write,
+            "TcpStream::write",
+            deadline,
+            buf.len(),
+            |mut s| s.write(buf),
+        )
     }
 
     fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         let deadline = self.shared.timeouts.write_deadline();
-        self.shared
-            .source
-            .wait(Direction::Write, "TcpStream::write", deadline, |mut s| s.write_vectored(bufs))
+        let len = bufs.iter().map(|b| b.len()).sum();
+        self.shared.source.wait_stream(
+            Direction::Write,
+            "TcpStream::write",
+            deadline,
+            len,
+            |mut s| s.write_vectored(bufs),
+        )
     }
 
     fn flush(&mut self) -> io::Result<()> {

@@ -246,16 +246,27 @@ fn send_nosignal(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
 impl Read for &UnixStream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let deadline = self.shared.timeouts.read_deadline();
-        self.shared.source.wait(Direction::Read, "UnixStream::read", deadline, |mut s| s.read(buf))
+        let len = buf.len();
+        self.shared.source.wait_stream(
+            Direction::Read,
+            "UnixStream::read",
+            deadline,
+            len,
+            |mut s| s.read(buf),
+        )
     }
 }
 
 impl Write for &UnixStream {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let deadline = self.shared.timeouts.write_deadline();
-        self.shared.source.wait(Direction::Write, "UnixStream::write", deadline, |s| {
-            send_nosignal(s.as_raw_fd(), buf)
-        })
+        self.shared.source.wait_stream(
+            Direction::Write,
+            "UnixStream::write",
+            deadline,
+            buf.len(),
+            |s| send_nosignal(s.as_raw_fd(), buf),
+        )
     }
 
     fn flush(&mut self) -> io::Result<()> {
