@@ -177,12 +177,13 @@ pub fn park(reason: Reason, deadline: Option<Instant>, register: impl FnOnce(Wak
 }
 
 /// `park`, telling the scheduler where the data the coroutine touches first after waking
-/// lives (`near`, e.g. the socket it waits on), so it can prefetch that before resuming it.
+/// lives (`near`: up to two addresses, e.g. the socket it waits on and its reactor entry; 0
+/// for none), so it can prefetch that before resuming it.
 #[inline(always)]
 pub(crate) fn park_near(
     reason: Reason,
     deadline: Option<Instant>,
-    near: usize,
+    near: [usize; 2],
     register: impl FnOnce(Waker),
 ) -> Wake {
     match with_core(|core| core.park_near(reason, deadline, near, register)) {

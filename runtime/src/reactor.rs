@@ -36,6 +36,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::io;
+use std::ptr;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -369,8 +370,14 @@ impl Registration {
             );
         }
         let mut token = None;
-        // The retry touches this registration (and the socket state next to it) first.
-        let near = self as *const Registration as usize;
+        // The retry touches this registration (and the socket state next to it) and the
+        // source's reactor entry first. (The entry's address is only a prefetch hint: should
+        // the table grow meanwhile, prefetching the old address is harmless.)
+        let entry = {
+            let sources = self.core.reactor().sources.borrow();
+            ptr::addr_of!(sources[self.key]) as usize
+        };
+        let near = [self as *const Registration as usize, entry];
         let wake = park::park_near(Reason::on(what, self.id), deadline, near, |w| {
             let reactor = self.core.reactor();
             let mut sources = reactor.sources.borrow_mut();

@@ -163,8 +163,9 @@ pub(crate) struct Task {
     /// About where its stack pointer was when it last switched out: the frames it touches
     /// first when resumed are around here (see `Core::prefetch_ahead`).
     sp_hint: Cell<usize>,
-    /// Other memory its last park said it touches first when woken (a socket), 0 if none.
-    near_hint: Cell<usize>,
+    /// Other memory its last park said it touches first when woken (a socket's state and its
+    /// reactor entry), 0 if none.
+    near_hint: Cell<[usize; 2]>,
     /// Why the last park ended; set by the waker, read by `park` on resumption.
     woke: Cell<Option<Wake>>,
     /// Suspended in `park` (committed: past `register`), waiting for a waker, its timer or
@@ -468,10 +469,11 @@ impl Core {
                 prefetch(line);
                 line = line.wrapping_add(64);
             }
-            let near = next.near_hint.get();
-            if near != 0 {
-                prefetch(near);
-                prefetch(near + 64);
+            for near in next.near_hint.get() {
+                if near != 0 {
+                    prefetch(near);
+                    prefetch(near + 64);
+                }
             }
         }
         if let Some(after) = queue.get(1) {
@@ -595,7 +597,7 @@ impl Core {
             yielder: Cell::new(ptr::null()),
             key,
             sp_hint: Cell::new(0),
-            near_hint: Cell::new(0),
+            near_hint: Cell::new([0; 2]),
             woke: Cell::new(None),
             parked: Cell::new(false),
             flags: Cell::new(if self.tearing_down.get() { CANCELLED } else { 0 }),
@@ -706,7 +708,7 @@ impl Core {
         deadline: Option<Instant>,
         register: impl FnOnce(Waker),
     ) -> Wake {
-        self.park_inner(reason, deadline, 0, register, false)
+        self.park_inner(reason, deadline, [0; 2], register, false)
     }
 
     /// `park::park_near`: a park that names memory to prefetch before the coroutine resumes.
@@ -715,7 +717,7 @@ impl Core {
         &self,
         reason: Reason,
         deadline: Option<Instant>,
-        near: usize,
+        near: [usize; 2],
         register: impl FnOnce(Waker),
     ) -> Wake {
         self.park_inner(reason, deadline, near, register, false)
@@ -726,7 +728,7 @@ impl Core {
     /// with `Cancelled`, once). For waits that must finish for soundness: a scope that was
     /// interrupted waiting for the coroutines that borrow from it.
     pub(crate) fn park_shielded(&self, reason: Reason, register: impl FnOnce(Waker)) -> Wake {
-        self.park_inner(reason, None, 0, register, true)
+        self.park_inner(reason, None, [0; 2], register, true)
     }
 
     /// Both parks: a short sequence, always inlined, around the stack switch.
@@ -735,7 +737,7 @@ impl Core {
         &self,
         reason: Reason,
         deadline: Option<Instant>,
-        near: usize,
+        near: [usize; 2],
         register: impl FnOnce(Waker),
         shielded: bool,
     ) -> Wake {
