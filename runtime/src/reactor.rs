@@ -205,9 +205,7 @@ impl Reactor {
                 }
             }
         }
-        for w in to_wake.drain(..) {
-            w.wake();
-        }
+        park::Waker::wake_all(&mut to_wake);
         self.wake_buffer.set(to_wake);
         Ok(remote)
     }

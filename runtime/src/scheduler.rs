@@ -833,6 +833,22 @@ impl Core {
         }
     }
 
+    /// `park::Waker::wake_all`: prefetches every record, then wakes each with `Notified`.
+    pub(crate) fn wake_all(&self, wakers: &[Waker]) {
+        if wakers.len() > 1 {
+            // SAFETY: as in `task`; only the pointers are read here.
+            let table = unsafe { &*self.tasks.get() };
+            for w in wakers {
+                if let Some(task) = table.get(w.key) {
+                    prefetch(task.as_ptr() as usize);
+                }
+            }
+        }
+        for &w in wakers {
+            self.wake(w, Wake::Notified);
+        }
+    }
+
     pub(crate) fn is_waiting(&self, waker: Waker) -> bool {
         self.task(waker.key).is_some_and(|t| t.park_seq.get() == waker.seq && waker.seq != 0)
     }
