@@ -23,7 +23,7 @@ use std::sync::Once;
 
 /// What the handler needs to know about a coroutine. Written once, when the coroutine is
 /// spawned, into the top bytes of its own stack (above the part it runs on, see
-/// `stack::HEADER_SIZE`, as part of its task record), so switching to a coroutine costs the
+/// `stack::RECORD_SLOT`, as part of its task record), so switching to a coroutine costs the
 /// handler nothing: it finds the header through the scheduler's pointer to the running record.
 #[repr(C)]
 #[derive(Clone, Copy)]

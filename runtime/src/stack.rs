@@ -54,7 +54,7 @@ const CANARY_SHIFT: usize = 16;
 /// Bytes at the top of every stack kept for the coroutine's record (`scheduler::Task`, which
 /// holds the overflow header); the coroutine runs below them. A multiple of 64, so the base the
 /// coroutine starts from stays aligned and the record starts a cache line.
-pub(crate) const HEADER_SIZE: usize = crate::scheduler::RECORD_SIZE;
+pub(crate) const RECORD_SLOT: usize = crate::scheduler::RECORD_SIZE;
 
 /// Written at the lowest word of every unguarded stack; checked when its coroutine switches out.
 pub(crate) const CANARY: u64 = 0x5350_494e_444c_4521; // "SPINDLE!"
@@ -105,7 +105,7 @@ pub(crate) struct Stack {
 unsafe impl corosensei::stack::Stack for Stack {
     #[inline]
     fn base(&self) -> StackPointer {
-        StackPointer::new(self.base - HEADER_SIZE).expect("stack base is never zero")
+        StackPointer::new(self.base - RECORD_SLOT).expect("stack base is never zero")
     }
 
     #[inline]
@@ -116,10 +116,10 @@ unsafe impl corosensei::stack::Stack for Stack {
 }
 
 impl Stack {
-    /// Where the coroutine's record goes: the top [`HEADER_SIZE`] bytes, above the base handed
+    /// Where the coroutine's record goes: the top [`RECORD_SLOT`] bytes, above the base handed
     /// to the coroutine, 16-byte aligned.
     pub(crate) fn record_slot(&self) -> *mut u8 {
-        (self.base - HEADER_SIZE) as *mut u8
+        (self.base - RECORD_SLOT) as *mut u8
     }
 
     /// Usable size in bytes.
