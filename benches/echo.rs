@@ -361,28 +361,32 @@ fn announce(addr: SocketAddr) {
     writeln!(out, "{addr}").and_then(|()| out.flush()).expect("tell the parent the address");
 }
 
+/// The connection loop of the spindle and thread servers (the same code on either kind of
+/// socket): a 4 KiB buffer, read / write_all until EOF or an error.
+fn echo_until_eof(mut conn: impl Read + Write) {
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = match conn.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        if conn.write_all(&buf[..n]).is_err() {
+            return;
+        }
+    }
+}
+
 /// Written as `examples/echo_server.rs` is: one coroutine per connection, read / write_all.
 fn spindle_server() {
     let listener = spindle::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     announce(listener.local_addr().expect("local_addr"));
     loop {
         match listener.accept() {
-            Ok((mut conn, _)) => {
+            Ok((conn, _)) => {
+                let _ = conn.set_nodelay(true);
                 spindle::Builder::new()
                     .stack_size(32 << 10)
-                    .spawn(move || {
-                        let _ = conn.set_nodelay(true);
-                        let mut buf = [0u8; 4096];
-                        loop {
-                            let n = match conn.read(&mut buf) {
-                                Ok(0) | Err(_) => return,
-                                Ok(n) => n,
-                            };
-                            if conn.write_all(&buf[..n]).is_err() {
-                                return;
-                            }
-                        }
-                    })
+                    .spawn(move || echo_until_eof(conn))
                     .expect("spawn");
             }
             Err(_) => spindle::sleep(Duration::from_millis(50)),
@@ -393,20 +397,10 @@ fn spindle_server() {
 fn thread_server() {
     let listener = std_listener();
     for conn in listener.incoming() {
-        let Ok(mut conn) = conn else { continue };
-        let spawned = std::thread::Builder::new().stack_size(64 << 10).spawn(move || {
-            let _ = conn.set_nodelay(true);
-            let mut buf = [0u8; 4096];
-            loop {
-                let n = match conn.read(&mut buf) {
-                    Ok(0) | Err(_) => return,
-                    Ok(n) => n,
-                };
-                if conn.write_all(&buf[..n]).is_err() {
-                    return;
-                }
-            }
-        });
+        let Ok(conn) = conn else { continue };
+        let _ = conn.set_nodelay(true);
+        let spawned =
+            std::thread::Builder::new().stack_size(64 << 10).spawn(move || echo_until_eof(conn));
         if spawned.is_err() {
             std::thread::sleep(Duration::from_millis(50));
         }

@@ -121,27 +121,48 @@ impl Waiters {
     }
 }
 
-/// One registered source's readiness and waiters.
+/// One direction of a registered source: its readiness and its waiters.
+#[derive(Default)]
+struct Side {
+    /// An event said ready (and no `WouldBlock` or short stream transfer since).
+    ready: bool,
+    /// A stream transfer came back short and no event arrived since: the kernel's receive
+    /// buffer is known to be empty, or its send buffer full (see [`Registration::io_stream`]).
+    drained: bool,
+    /// An event reported this side closed (the peer's FIN, a hang-up) or an error. Never
+    /// cleared: a short transfer then does not mean the next one would block (a read returns
+    /// EOF at once).
+    closed: bool,
+    /// Coroutines waiting in this direction (to read or accept; to write or for a connect).
+    waiters: Waiters,
+}
+
+impl Side {
+    /// An event reported this side ready (`ready`) and/or closed (`closed`): wakes its waiters.
+    fn on_event(&mut self, ready: bool, closed: bool, to_wake: &mut Vec<park::Waker>) {
+        self.closed |= closed;
+        if ready || closed {
+            self.ready = true;
+            self.drained = false;
+            self.waiters.take_all(to_wake);
+        }
+    }
+}
+
+/// One registered source's two directions.
 #[derive(Default)]
 struct Source {
-    /// An event said readable (and no `WouldBlock` since).
-    readable: bool,
-    /// An event said writable (and no `WouldBlock` since).
-    writable: bool,
-    /// A stream read came back short and no event arrived since: the kernel's receive buffer
-    /// is known to be empty (see [`Registration::io_stream`]).
-    read_drained: bool,
-    /// A stream write came back short and no event arrived since: the send buffer is full.
-    write_drained: bool,
-    /// An event reported the read side closed (peer's FIN, hang-up) or an error. Never
-    /// cleared: a short read then does not mean the next one would block (it reads EOF).
-    read_closed: bool,
-    /// An event reported the write side closed or an error; never cleared.
-    write_closed: bool,
-    /// Coroutines waiting to read (or accept).
-    readers: Waiters,
-    /// Coroutines waiting to write (or for a connect to finish).
-    writers: Waiters,
+    read: Side,
+    write: Side,
+}
+
+impl Source {
+    fn side(&mut self, direction: Direction) -> &mut Side {
+        match direction {
+            Direction::Read => &mut self.read,
+            Direction::Write => &mut self.write,
+        }
+    }
 }
 
 pub(crate) struct Reactor {
@@ -191,18 +212,10 @@ impl Reactor {
                 }
                 let Some(source) = sources.get_mut(event.token().0) else { continue };
                 let failed = event.is_error();
-                source.read_closed |= event.is_read_closed() || failed;
-                source.write_closed |= event.is_write_closed() || failed;
-                if event.is_readable() || event.is_read_closed() || failed {
-                    source.readable = true;
-                    source.read_drained = false;
-                    source.readers.take_all(&mut to_wake);
-                }
-                if event.is_writable() || event.is_write_closed() || failed {
-                    source.writable = true;
-                    source.write_drained = false;
-                    source.writers.take_all(&mut to_wake);
-                }
+                let read_closed = event.is_read_closed() || failed;
+                source.read.on_event(event.is_readable(), read_closed, &mut to_wake);
+                let write_closed = event.is_write_closed() || failed;
+                source.write.on_event(event.is_writable(), write_closed, &mut to_wake);
             }
         }
         park::Waker::wake_all(&mut to_wake);
@@ -298,54 +311,31 @@ impl Registration {
         what: &'static str,
         deadline: Option<Instant>,
         len: usize,
-        mut op: impl FnMut() -> io::Result<usize>,
+        op: impl FnMut() -> io::Result<usize>,
     ) -> io::Result<usize> {
-        loop {
-            if self.closed.get() {
-                return Err(closed_error(what));
-            }
-            if !self.drained(direction) {
-                match op() {
-                    Ok(n) if n > 0 && n < len => {
-                        self.mark_drained(direction);
-                        return Ok(n);
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                    result => return result,
-                }
-            }
+        // Drained: wait for the event that clears it (a close wakes us too, and `io` then
+        // reports it).
+        if !self.closed.get() && self.side(direction, |side| side.drained) {
             self.wait_ready(direction, what, deadline)?;
         }
-    }
-
-    /// True if the last stream transfer in `direction` came back short and no event arrived
-    /// since.
-    fn drained(&self, direction: Direction) -> bool {
-        let sources = self.core.reactor().sources.borrow();
-        let source = &sources[self.key];
-        match direction {
-            Direction::Read => source.read_drained,
-            Direction::Write => source.write_drained,
+        let n = self.io(direction, what, deadline, op)?;
+        if n > 0 && n < len {
+            // Unless an event already said this side is closed: then the next operation must
+            // run (a read returns EOF at once) and no further event would wake a parked one.
+            self.side(direction, |side| {
+                if !side.closed {
+                    side.ready = false;
+                    side.drained = true;
+                }
+            });
         }
+        Ok(n)
     }
 
-    /// Records a short transfer in `direction`, unless an event already said that side is
-    /// closed: then the next operation must run (a read returns EOF at once) and no further
-    /// event would come to wake a parked one.
-    fn mark_drained(&self, direction: Direction) {
+    /// Runs `f` on this source's table entry for `direction`.
+    fn side<R>(&self, direction: Direction, f: impl FnOnce(&mut Side) -> R) -> R {
         let mut sources = self.core.reactor().sources.borrow_mut();
-        let source = &mut sources[self.key];
-        match direction {
-            Direction::Read if !source.read_closed => {
-                source.readable = false;
-                source.read_drained = true;
-            }
-            Direction::Write if !source.write_closed => {
-                source.writable = false;
-                source.write_drained = true;
-            }
-            _ => {}
-        }
+        f(sources[self.key].side(direction))
     }
 
     /// Parks until the source is reported ready in `direction` (`Ok`: retry), the deadline
@@ -377,32 +367,16 @@ impl Registration {
         };
         let near = [self as *const Registration as usize, entry];
         let wake = park::park_near(Reason::on(what, self.id), deadline, near, |w| {
-            let reactor = self.core.reactor();
-            let mut sources = reactor.sources.borrow_mut();
-            let source = &mut sources[self.key];
-            let waiters = match direction {
-                Direction::Read => {
-                    source.readable = false;
-                    &mut source.readers
-                }
-                Direction::Write => {
-                    source.writable = false;
-                    &mut source.writers
-                }
-            };
-            token = Some(waiters.push(w));
+            token = Some(self.side(direction, |side| {
+                side.ready = false;
+                side.waiters.push(w)
+            }));
         });
-        let reactor = self.core.reactor();
         match wake {
             Wake::Notified => Ok(()),
             Wake::TimedOut | Wake::Cancelled => {
                 if let Some(token) = token {
-                    let mut sources = reactor.sources.borrow_mut();
-                    let source = &mut sources[self.key];
-                    match direction {
-                        Direction::Read => source.readers.remove(token),
-                        Direction::Write => source.writers.remove(token),
-                    }
+                    self.side(direction, |side| side.waiters.remove(token));
                 }
                 if wake == Wake::Cancelled {
                     park::unwind();
@@ -415,12 +389,7 @@ impl Registration {
     /// True if the last event said the source is ready in `direction` and no operation has
     /// hit `WouldBlock` (or, through [`Registration::io_stream`], come back short) since.
     pub fn is_ready(&self, direction: Direction) -> bool {
-        let sources = self.core.reactor().sources.borrow();
-        let source = &sources[self.key];
-        match direction {
-            Direction::Read => source.readable,
-            Direction::Write => source.writable,
-        }
+        self.side(direction, |side| side.ready)
     }
 
     /// Marks the source closed and wakes every coroutine parked on it; they, and every later
@@ -431,8 +400,8 @@ impl Registration {
         {
             let mut sources = self.core.reactor().sources.borrow_mut();
             let source = &mut sources[self.key];
-            source.readers.take_all(&mut to_wake);
-            source.writers.take_all(&mut to_wake);
+            source.read.waiters.take_all(&mut to_wake);
+            source.write.waiters.take_all(&mut to_wake);
         }
         for w in to_wake {
             w.wake();

@@ -396,11 +396,6 @@ impl Core {
         unsafe { (*self.tasks.get()).iter().map(|(_, t)| *t).collect() }
     }
 
-    fn task_table_len(&self) -> usize {
-        // SAFETY: as in `task`.
-        unsafe { (*self.tasks.get()).len() }
-    }
-
     #[inline]
     fn push_runnable(&self, task: &Task) {
         // SAFETY: the queue is only touched by these three short functions, which call nothing
@@ -680,7 +675,8 @@ impl Core {
     }
 
     pub(crate) fn task_count(&self) -> usize {
-        self.task_table_len()
+        // SAFETY: as in `task`.
+        unsafe { (*self.tasks.get()).len() }
     }
 
     pub(crate) fn task_id(&self, key: usize) -> Option<u64> {
@@ -1052,7 +1048,7 @@ impl Core {
                     self.poll_busy()?;
                 }
             }
-            if self.task_table_len() == 0 {
+            if self.task_count() == 0 {
                 return Ok(());
             }
             if self.fire_due_timers() > 0 || self.apply_remote_wakes() > 0 {
@@ -1203,10 +1199,11 @@ impl Core {
     /// Frees a finished coroutine's slot, record and stack; starts shutdown when it is time.
     #[inline(never)]
     fn finish(&self, task: NonNull<Task>) {
-        // SAFETY: the record is live and its coroutine has returned, so nothing refers to it
-        // any more: it is not in the run queue (it was running), and wakers and timers name it
-        // by slot and sequence, which the table no longer maps to it after this. Reading it out
-        // moves it off the stack it sits on, which goes back to the pool below.
+        // The record is live and its coroutine has returned, so nothing refers to it any more:
+        // it is not in the run queue (it was running), and wakers and timers name it by slot
+        // and sequence, which the table no longer maps to it after this. Reading it out moves
+        // it off the stack it sits on, which goes back to the pool below.
+        // SAFETY: as just said; the record is read out exactly once, here.
         let Task { key, coroutine, daemon, .. } = unsafe { task.as_ptr().read() };
         // SAFETY: as in `task`.
         unsafe { (*self.tasks.get()).remove(key) };
