@@ -69,10 +69,12 @@ impl<T: Copy> Ring<T> {
     /// The item at position `i` from the front, if there are that many.
     #[inline]
     pub(crate) fn get(&self, i: usize) -> Option<T> {
+        if i >= self.len() {
+            return None;
+        }
         // SAFETY: `i < len()`, so an item is queued there: `buf.len()` is a nonzero power of
         // two and the masked index is in bounds.
-        (i < self.len())
-            .then(|| unsafe { *self.buf.get_unchecked(self.head.wrapping_add(i) & self.mask()) })
+        Some(unsafe { *self.buf.get_unchecked(self.head.wrapping_add(i) & self.mask()) })
     }
 
     /// Removes the item at position `i` from the front, putting the back item in its place
