@@ -98,8 +98,9 @@ fn idle_threads_exit() {
             std::fs::read_dir("/proc/self/task")
                 .unwrap()
                 .filter(|t| {
+                    // A thread may exit between the listing and this read: it no longer counts.
                     let comm = t.as_ref().unwrap().path().join("comm");
-                    std::fs::read_to_string(comm).unwrap().trim() == "spindle-unblock"
+                    std::fs::read_to_string(comm).is_ok_and(|c| c.trim() == "spindle-unblock")
                 })
                 .count()
         };
