@@ -102,6 +102,21 @@ fn yield_round_trip(c: &mut Criterion) {
         // Never-finished coroutines are unwound by their Drop.
     });
 
+    // The floor for the nested row: the same two coroutines, each suspending from inside a
+    // function that is not inlined.
+    group.bench_function("raw_corosensei_nested_call", |b| {
+        let mut a: Coroutine<(), (), ()> = Coroutine::new(|y, ()| loop {
+            suspend_in_a_call(y);
+        });
+        let mut bb: Coroutine<(), (), ()> = Coroutine::new(|y, ()| loop {
+            suspend_in_a_call(y);
+        });
+        b.iter(|| {
+            let CoroutineResult::Yield(()) = a.resume(()) else { unreachable!() };
+            let CoroutineResult::Yield(()) = bb.resume(()) else { unreachable!() };
+        });
+    });
+
     group.bench_function("threads_mutex_condvar", |b| {
         b.iter_custom(threads_condvar);
     });
@@ -109,6 +124,11 @@ fn yield_round_trip(c: &mut Criterion) {
         b.iter_custom(threads_mpsc);
     });
     group.finish();
+}
+
+#[inline(never)]
+fn suspend_in_a_call(y: &corosensei::Yielder<(), ()>) {
+    y.suspend(());
 }
 
 #[inline(never)]

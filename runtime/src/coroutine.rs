@@ -432,8 +432,9 @@ pub fn active_count() -> usize {
         .unwrap_or_else(|| panic!("{}", Core::outside_message("active_count")))
 }
 
-/// Lets every other runnable coroutine run once before this one goes on. Returns at once when
-/// nothing else could run. A cancelled coroutine unwinds here.
+/// Lets every other runnable coroutine run once before this one goes on. When nothing else is
+/// runnable it goes on at once (the scheduler still takes its periodic look at sockets and
+/// timers every 64 resumptions). A cancelled coroutine unwinds here.
 #[inline]
 pub fn yield_now() {
     if !crate::scheduler::yield_current() {

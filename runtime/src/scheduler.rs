@@ -411,9 +411,10 @@ impl Core {
 
     /// Chooses the next coroutine to resume; the flag says a zero-timeout poll is due after it
     /// (every [`EVENT_INTERVAL`] resumptions).
+    /// `CHECKED`: the runtime may be seeded (see [`Core::drive`]).
     #[inline]
-    fn next_runnable(&self) -> Option<(NonNull<Task>, bool)> {
-        if self.rng.get() != 0 {
+    fn next_runnable<const CHECKED: bool>(&self) -> Option<(NonNull<Task>, bool)> {
+        if CHECKED && self.rng.get() != 0 {
             return self.next_seeded();
         }
         // SAFETY: as in `push_runnable`.
@@ -867,7 +868,8 @@ impl Core {
         self.task(key).is_some_and(|t| t.park_seq.get() == seq && t.timer_armed.get())
     }
 
-    /// `yield_now`: to the back of the run queue, unless nothing else could run.
+    /// `yield_now`: to the back of the run queue. The coroutine suspends without parking and
+    /// `resume` queues it again; if nothing else is runnable it is resumed at once.
     ///
     /// Always inlined, down to the stack switch: a coroutine resumes at the instruction after
     /// its switch, and when that is in the caller's own frame (a loop that yields) no `ret`
@@ -879,15 +881,6 @@ impl Core {
         if task.flags.get() != 0 {
             self.check_interrupt_slow(task);
         }
-        // Whether anything else could run.
-        let alone = !self.has_runnable()
-            && self.timers.borrow().is_empty()
-            && self.reactor.sources() == 0
-            && self.remote.outstanding() == 0;
-        if alone {
-            return;
-        }
-        self.push_runnable(task);
         // No `sp_hint` update: a coroutine that yields in a loop yields from about the same
         // place it parked last, and a yield must stay as short as it can be.
         Self::suspend(task);
@@ -1040,10 +1033,25 @@ impl Core {
     }
 
     /// Runs until every coroutine has finished; `Err` carries a deadlock report.
+    ///
+    /// The loop is compiled twice: `drive_loop::<false>` for the common runtime (FIFO order, no
+    /// watchdog, guarded stacks), whose resume path has no test for either, and
+    /// `drive_loop::<true>` for a seeded schedule or switch hooks. Which one runs is fixed when
+    /// the runtime is built.
     fn drive(&self) -> Result<(), String> {
+        if self.rng.get() != 0 || self.switch_hooks {
+            self.drive_loop::<true>()
+        } else {
+            self.drive_loop::<false>()
+        }
+    }
+
+    /// `drive` with the seeded pick and the switch hooks compiled in (`CHECKED`) or out.
+    #[inline(never)]
+    fn drive_loop<const CHECKED: bool>(&self) -> Result<(), String> {
         loop {
-            while let Some((task, poll_due)) = self.next_runnable() {
-                self.resume(task);
+            while let Some((task, poll_due)) = self.next_runnable::<CHECKED>() {
+                self.resume::<CHECKED>(task);
                 if poll_due {
                     self.poll_busy()?;
                 }
@@ -1156,25 +1164,30 @@ impl Core {
         woken
     }
 
-    /// Resumes the coroutine of `task` until it parks, yields or finishes.
+    /// Resumes the coroutine of `task` until it parks, yields or finishes. `CHECKED`: switch
+    /// hooks may be on (see [`Core::drive`]).
     #[inline]
-    fn resume(&self, task: NonNull<Task>) {
+    fn resume<const CHECKED: bool>(&self, task: NonNull<Task>) {
         // SAFETY: the run queue holds only live records (see `run_queue`); this one stays live
         // until `finish` below.
         let t = unsafe { task.as_ref() };
         self.current.set(t);
-        if self.switch_hooks {
+        if CHECKED && self.switch_hooks {
             self.before_switch(t);
         }
         // SAFETY: only `resume` touches `coroutine`, and it does not run again before this
         // returns (the coroutine cannot resume itself: it runs on the stack being resumed).
         let result = unsafe { (*t.coroutine.get()).resume(()) };
         self.current.set(ptr::null());
-        if self.switch_hooks {
+        if CHECKED && self.switch_hooks {
             self.after_switch(t);
         }
-        if let CoroutineResult::Return(()) = result {
-            self.finish(task);
+        match result {
+            CoroutineResult::Return(()) => self.finish(task),
+            // Suspended without parking: a yield, to the back of the queue. The scheduler
+            // queues it rather than `yield_now`, which then has nothing to do but switch.
+            CoroutineResult::Yield(()) if !t.parked.get() => self.push_runnable(t),
+            CoroutineResult::Yield(()) => {}
         }
     }
 
