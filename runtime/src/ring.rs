@@ -7,8 +7,10 @@
 
 /// A growable FIFO ring of `Copy` items.
 pub(crate) struct Ring<T: Copy> {
-    /// `buf.len()` is a power of two (or zero before the first push).
+    /// Never empty; `buf.len()` is a power of two.
     buf: Vec<T>,
+    /// `buf.len() - 1`, kept so that a push or pop does not work it out.
+    mask: usize,
     /// Counter of the front item; wraps around.
     head: usize,
     /// Counter one past the back item; `tail - head` items are queued.
@@ -16,8 +18,9 @@ pub(crate) struct Ring<T: Copy> {
 }
 
 impl<T: Copy> Ring<T> {
-    pub(crate) const fn new() -> Ring<T> {
-        Ring { buf: Vec::new(), head: 0, tail: 0 }
+    /// An empty ring with room for 64 items; `fill` is any value of `T`, for the free slots.
+    pub(crate) fn new(fill: T) -> Ring<T> {
+        Ring { buf: vec![fill; 64], mask: 63, head: 0, tail: 0 }
     }
 
     #[inline]
@@ -32,16 +35,16 @@ impl<T: Copy> Ring<T> {
 
     #[inline]
     fn mask(&self) -> usize {
-        self.buf.len().wrapping_sub(1)
+        self.mask
     }
 
     #[inline]
     pub(crate) fn push_back(&mut self, item: T) {
-        if self.len() == self.buf.len() {
+        if self.len() > self.mask {
             self.grow(item);
         }
         let at = self.tail & self.mask();
-        // SAFETY: `buf.len()` is a nonzero power of two after `grow`, so `at < buf.len()`.
+        // SAFETY: `mask` is `buf.len() - 1` (`buf.len()` a power of two), so `at < buf.len()`.
         unsafe { *self.buf.get_unchecked_mut(at) = item };
         self.tail = self.tail.wrapping_add(1);
     }
@@ -51,8 +54,8 @@ impl<T: Copy> Ring<T> {
         if self.is_empty() {
             return None;
         }
-        // SAFETY: an item is queued, so `buf.len()` is a nonzero power of two and the masked
-        // index is in bounds.
+        // SAFETY: `mask` is `buf.len() - 1` (`buf.len()` a power of two), so the masked index
+        // is in bounds.
         let item = unsafe { *self.buf.get_unchecked(self.head & self.mask()) };
         self.head = self.head.wrapping_add(1);
         Some(item)
@@ -72,8 +75,8 @@ impl<T: Copy> Ring<T> {
         if i >= self.len() {
             return None;
         }
-        // SAFETY: `i < len()`, so an item is queued there: `buf.len()` is a nonzero power of
-        // two and the masked index is in bounds.
+        // SAFETY: `mask` is `buf.len() - 1` (`buf.len()` a power of two), so the masked index
+        // is in bounds; `i < len()`, so an item is queued there.
         Some(unsafe { *self.buf.get_unchecked(self.head.wrapping_add(i) & self.mask()) })
     }
 
@@ -89,13 +92,12 @@ impl<T: Copy> Ring<T> {
         item
     }
 
-    /// Doubles the capacity (to 64 at first). The counters keep counting: each item moves to
-    /// where its counter points under the new mask. `fill` is any value of `T`, for the slots
-    /// not in use.
+    /// Doubles the capacity. The counters keep counting: each item moves to where its counter
+    /// points under the new mask. `fill` is any value of `T`, for the slots not in use.
     #[cold]
     #[inline(never)]
     fn grow(&mut self, fill: T) {
-        let capacity = (self.buf.len() * 2).max(64);
+        let capacity = self.buf.len() * 2;
         let mut buf = vec![fill; capacity];
         let (old_mask, new_mask) = (self.mask(), capacity - 1);
         for i in 0..self.len() {
@@ -103,6 +105,7 @@ impl<T: Copy> Ring<T> {
             buf[at & new_mask] = self.buf[at & old_mask];
         }
         self.buf = buf;
+        self.mask = new_mask;
     }
 }
 
@@ -113,7 +116,7 @@ mod tests {
 
     #[test]
     fn pops_are_counted_across_growth() {
-        let mut ring = Ring::new();
+        let mut ring = Ring::new(0);
         for i in 0..1000 {
             ring.push_back(i);
             if i % 3 == 0 {
@@ -126,7 +129,7 @@ mod tests {
 
     #[test]
     fn behaves_like_a_vecdeque_across_growth_and_wrap_around() {
-        let mut ring = Ring::new();
+        let mut ring = Ring::new(0);
         let mut model = VecDeque::new();
         let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
         for step in 0..100_000u64 {

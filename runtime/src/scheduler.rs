@@ -332,7 +332,7 @@ impl Core {
             stacks: RefCell::new(StackPool::new(config.guarded, config.pool_limit)),
             config,
             tasks: UnsafeCell::new(Slab::new()),
-            run_queue: UnsafeCell::new(Ring::new()),
+            run_queue: UnsafeCell::new(Ring::new(NonNull::dangling())),
             current: Cell::new(ptr::null()),
             main_key: Cell::new(NO_TASK),
             main_done: Cell::new(false),

@@ -96,6 +96,9 @@ pub(crate) struct Stack {
     size: usize,
     /// A `PROT_NONE` page lies right under the usable part.
     guarded: bool,
+    /// `base - RECORD_SLOT`, where the coroutine's frames start: worked out once, because
+    /// corosensei asks for it on every resumption.
+    frames_top: StackPointer,
 }
 
 // SAFETY: a guarded stack has a PROT_NONE page right below its usable part, included in
@@ -105,7 +108,7 @@ pub(crate) struct Stack {
 unsafe impl corosensei::stack::Stack for Stack {
     #[inline]
     fn base(&self) -> StackPointer {
-        StackPointer::new(self.base - RECORD_SLOT).expect("stack base is never zero")
+        self.frames_top
     }
 
     #[inline]
@@ -116,6 +119,11 @@ unsafe impl corosensei::stack::Stack for Stack {
 }
 
 impl Stack {
+    fn new(base: usize, size: usize, guarded: bool) -> Stack {
+        let frames_top = StackPointer::new(base - RECORD_SLOT).expect("stack base is never zero");
+        Stack { base, size, guarded, frames_top }
+    }
+
     /// Where the coroutine's record goes: the top [`RECORD_SLOT`] bytes, above the base handed
     /// to the coroutine, 16-byte aligned.
     pub(crate) fn record_slot(&self) -> *mut u8 {
@@ -334,7 +342,7 @@ impl StackPool {
         if chunk.carved == CHUNK_STACKS {
             self.open.swap_remove(open);
         }
-        Ok(Stack { base: start + slot, size, guarded: true })
+        Ok(Stack::new(start + slot, size, true))
     }
 
     /// Maps one chunk of [`CHUNK_STACKS`] unguarded stacks of `size` and frees them into the pool.
@@ -367,7 +375,7 @@ impl StackPool {
         // Hand out the highest stack first, so a chunk fills top down.
         for i in 0..CHUNK_STACKS {
             let base = addr as usize + page + (i + 1) * size - CANARY_SHIFT;
-            let stack = Stack { base, size, guarded: false };
+            let stack = Stack::new(base, size, false);
             stack.write_canary();
             list.push(stack);
         }
