@@ -139,6 +139,7 @@ impl fmt::Debug for Waker {
 impl Waker {
     /// Wakes the park this waker was made for with [`Wake::Notified`]. Returns `false`, doing
     /// nothing, when that park is over (stale waker) or when called outside the runtime.
+    #[inline]
     pub fn wake(self) -> bool {
         with_core(|core| core.wake(self, Wake::Notified)).unwrap_or(false)
     }

@@ -820,6 +820,7 @@ impl Core {
     }
 
     /// Ends park `waker.seq` of slot `waker.key` with `reason`, if it is still in progress.
+    #[inline]
     pub(crate) fn wake(&self, waker: Waker, reason: Wake) -> bool {
         match self.task(waker.key) {
             Some(task) if task.park_seq.get() == waker.seq && waker.seq != 0 => {
