@@ -433,8 +433,8 @@ pub fn active_count() -> usize {
 }
 
 /// Lets every other runnable coroutine run once before this one goes on. When nothing else is
-/// runnable it goes on at once (the scheduler still takes its periodic look at sockets and
-/// timers every 64 resumptions). A cancelled coroutine unwinds here.
+/// runnable it goes on at once (if sockets or timers are pending, the scheduler still takes its
+/// look at them every 64 resumptions). A cancelled coroutine unwinds here.
 #[inline]
 pub fn yield_now() {
     if !crate::scheduler::yield_current() {

@@ -870,7 +870,8 @@ impl Core {
     }
 
     /// `yield_now`: to the back of the run queue. The coroutine suspends without parking and
-    /// `resume` queues it again; if nothing else is runnable it is resumed at once.
+    /// `resume` queues it again. When nothing else is runnable and nothing is pending (no
+    /// timer, socket or remote wake that a poll could deliver) it does not switch at all.
     ///
     /// Always inlined, down to the stack switch: a coroutine resumes at the instruction after
     /// its switch, and when that is in the caller's own frame (a loop that yields) no `ret`
@@ -882,12 +883,25 @@ impl Core {
         if task.flags.get() != 0 {
             self.check_interrupt_slow(task);
         }
+        // Nothing else runnable and nothing that could make anything runnable: go on at once.
+        if !self.has_runnable() && self.nothing_pending() {
+            return;
+        }
         // No `sp_hint` update: a coroutine that yields in a loop yields from about the same
         // place it parked last, and a yield must stay as short as it can be.
         Self::suspend(task);
         if task.flags.get() != 0 {
             self.check_interrupt_slow(task);
         }
+    }
+
+    /// No timer, socket or other thread could wake a coroutine: what `yield_now` checks, when
+    /// the run queue is empty, before skipping the switch.
+    #[inline(never)]
+    fn nothing_pending(&self) -> bool {
+        self.timers.borrow().is_empty()
+            && self.reactor.sources() == 0
+            && self.remote.outstanding() == 0
     }
 
     /// Unwinds if the running coroutine (`task`) was cancelled or one of its timeout scopes
