@@ -18,12 +18,14 @@
 //! The load: 64-byte messages, one in flight per connection, every echoed byte checked. Every
 //! connection is opened and completes a checked round trip, then a warm-up of 0.5 s, before the
 //! timed window (`SPINDLE_ECHO_SECS`, default 2 s). Each count runs `SPINDLE_ECHO_ROUNDS`
-//! (default 3) rounds, each round every server once, and the table shows medians. Reported: round trips per second, the ratio
-//! to the mio loop measured in the same run, and the server's CPU time (user + system, from
-//! `/proc/<pid>/stat`) per round trip. When the load generator's core is saturated (50
-//! connections), req/s bounds the server from below and CPU per round trip is the fairer figure.
+//! (default 5) rounds, each round every server once. Reported: the median of the round trips
+//! per second; the ratio to the mio loop, taken within each round (the two servers ran seconds
+//! apart, so a slow drift in the machine's load cancels) with its median and range over the
+//! rounds; and the server's CPU time (user + system, from `/proc/<pid>/stat`) per round trip.
+//! When the load generator's core is saturated (50 connections), req/s bounds the server from
+//! below and CPU per round trip is the fairer figure.
 //!
-//! Environment: `SPINDLE_ECHO_SECS` (default 2), `SPINDLE_ECHO_ROUNDS` (default 3),
+//! Environment: `SPINDLE_ECHO_SECS` (default 2), `SPINDLE_ECHO_ROUNDS` (default 5),
 //! `SPINDLE_ECHO_CONNS` (default 50,2000,10000;
 //! counts above what the descriptor limit allows are skipped), `SPINDLE_ECHO_SERVERS` (default
 //! mio,spindle,tokio,threads).
@@ -52,7 +54,7 @@ fn main() {
     }
     let secs: f64 = env_or("SPINDLE_ECHO_SECS", "2").parse().expect("SPINDLE_ECHO_SECS: seconds");
     let rounds: usize =
-        env_or("SPINDLE_ECHO_ROUNDS", "3").parse().expect("SPINDLE_ECHO_ROUNDS: a count");
+        env_or("SPINDLE_ECHO_ROUNDS", "5").parse().expect("SPINDLE_ECHO_ROUNDS: a count");
     let counts: Vec<usize> = env_or("SPINDLE_ECHO_CONNS", "50,2000,10000")
         .split(',')
         .map(|c| c.trim().parse().expect("SPINDLE_ECHO_CONNS: counts"))
@@ -78,8 +80,9 @@ fn main() {
             continue;
         }
         // Rounds interleave the servers, so a burst of load from elsewhere on the machine
-        // hits all of them; the table shows medians.
-        let mut runs: Vec<Vec<Measurement>> = servers.iter().map(|_| Vec::new()).collect();
+        // hits all of them; the table shows medians over the rounds.
+        // One entry per round for each server, `None` where that run failed.
+        let mut runs: Vec<Vec<Option<Measurement>>> = servers.iter().map(|_| Vec::new()).collect();
         for round in 1..=rounds {
             for (server, runs) in servers.iter().zip(&mut runs) {
                 match measure(server, conns, Duration::from_secs_f64(secs)) {
@@ -89,70 +92,92 @@ fn main() {
                              {:>5.2} us server CPU per round trip",
                             m.rate, m.cpu_per_rt_us
                         );
-                        runs.push(m);
+                        runs.push(Some(m));
                     }
-                    Err(e) => println!("round {round}: {server:>8} {conns:>6} conns: failed: {e}"),
+                    Err(e) => {
+                        println!("round {round}: {server:>8} {conns:>6} conns: failed: {e}");
+                        runs.push(None);
+                    }
                 }
             }
         }
-        let medians: Vec<Option<Measurement>> = runs.iter().map(|r| median(r)).collect();
-        let mio_rate = servers
-            .iter()
-            .zip(&medians)
-            .find(|(s, _)| s.as_str() == "mio")
-            .and_then(|(_, m)| m.as_ref().map(|m| m.rate));
-        for (server, m) in servers.iter().zip(medians) {
-            if let Some(m) = m {
-                let ratio = mio_rate.map(|r| m.rate / r);
-                rows.push((conns, server.clone(), m, ratio));
-            }
+        let mio_runs = servers.iter().position(|s| s == "mio").map(|i| runs[i].clone());
+        for (server, runs) in servers.iter().zip(&runs) {
+            let done: Vec<Measurement> = runs.iter().flatten().copied().collect();
+            let Some(m) = median(&done) else { continue };
+            // The ratio to the mio loop within each round (the two ran seconds apart, so a
+            // slow drift of the machine's load cancels out), then the median over rounds.
+            let ratios: Vec<f64> = mio_runs
+                .iter()
+                .flat_map(|mio| mio.iter().zip(runs))
+                .filter_map(|(mio, run)| Some(run.as_ref()?.rate / mio.as_ref()?.rate))
+                .collect();
+            rows.push((conns, server.clone(), m, Ratios::of(ratios)));
         }
     }
     println!();
     println!(
-        "| connections | server | round trips/s (median of {rounds}) | vs mio loop | \
-         server CPU per round trip | CPU vs mio loop |"
+        "| connections | server | round trips/s (median of {rounds}) | vs mio loop (median of \
+         per-round ratios) | per-round range | server CPU per round trip | CPU vs mio loop |"
     );
-    println!("|---:|---|---:|---:|---:|---:|");
+    println!("|---:|---|---:|---:|---:|---:|---:|");
     let mut mio_cpu = None;
-    for (conns, server, m, ratio) in rows {
+    for (conns, server, m, ratios) in rows {
         if server == "mio" {
             mio_cpu = Some(m.cpu_per_rt_us);
         }
+        let (ratio, range) = match ratios {
+            Some(r) => (format!("{:.2}x", r.median), format!("{:.2}-{:.2}x", r.min, r.max)),
+            None => ("-".into(), "-".into()),
+        };
         println!(
-            "| {conns} | {server} | {:.0} | {} | {:.2} us | {} |",
+            "| {conns} | {server} | {:.0} | {ratio} | {range} | {:.2} us | {} |",
             m.rate,
-            ratio.map(|r| format!("{r:.2}x")).unwrap_or_else(|| "-".into()),
             m.cpu_per_rt_us,
             mio_cpu.map(|c| format!("{:.2}x", m.cpu_per_rt_us / c)).unwrap_or_else(|| "-".into()),
         );
     }
 }
 
+/// Median, lowest and highest of a server's per-round ratios to the mio loop.
+struct Ratios {
+    median: f64,
+    min: f64,
+    max: f64,
+}
+
+impl Ratios {
+    fn of(ratios: Vec<f64>) -> Option<Ratios> {
+        let min = ratios.iter().copied().reduce(f64::min)?;
+        let max = ratios.iter().copied().reduce(f64::max)?;
+        Some(Ratios { median: middle(ratios)?, min, max })
+    }
+}
+
 /// Median rate and median CPU per round trip of several runs (each median on its own).
 fn median(runs: &[Measurement]) -> Option<Measurement> {
-    if runs.is_empty() {
-        return None;
-    }
-    let mid = |mut v: Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        let n = v.len();
-        if n % 2 == 1 {
-            v[n / 2]
-        } else {
-            (v[n / 2 - 1] + v[n / 2]) / 2.0
-        }
-    };
     Some(Measurement {
-        rate: mid(runs.iter().map(|m| m.rate).collect()),
-        cpu_per_rt_us: mid(runs.iter().map(|m| m.cpu_per_rt_us).collect()),
+        rate: middle(runs.iter().map(|m| m.rate).collect())?,
+        cpu_per_rt_us: middle(runs.iter().map(|m| m.cpu_per_rt_us).collect())?,
     })
+}
+
+/// The median of `v`, `None` if it is empty.
+fn middle(mut v: Vec<f64>) -> Option<f64> {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    match n {
+        0 => None,
+        _ if n % 2 == 1 => Some(v[n / 2]),
+        _ => Some((v[n / 2 - 1] + v[n / 2]) / 2.0),
+    }
 }
 
 fn env_or(name: &str, default: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| default.to_string())
 }
 
+#[derive(Clone, Copy)]
 struct Measurement {
     rate: f64,
     cpu_per_rt_us: f64,
