@@ -2,38 +2,52 @@
 //!
 //! ```text
 //! cargo bench --bench echo
-//! SPINDLE_ECHO_SECS=1 SPINDLE_ECHO_ROUNDS=1 SPINDLE_ECHO_CONNS=50,2000 cargo bench --bench echo   # quick
+//! SPINDLE_ECHO_ROUNDS=3 SPINDLE_ECHO_CONNS=50,2000 SPINDLE_ECHO_SERVERS=mio,spindle,tokio cargo bench --bench echo   # quick
 //! ```
 //!
-//! Each server runs in a child process (this binary re-executed with `SPINDLE_ECHO_SERVE` set)
-//! pinned to CPU 0; the load generator, a hand-written single-threaded mio client, runs in this
-//! process pinned to CPU 1. Separate processes let 10,000 connections fit under a 20,000
-//! descriptor limit on both sides. Servers:
+//! Servers:
 //!
 //! * `mio`: a hand-written single-threaded mio event loop, the ceiling for one thread;
 //! * `spindle`: the same code as `examples/echo_server.rs`, one coroutine per connection;
 //! * `tokio`: tokio's current-thread runtime, one task per connection;
 //! * `threads`: `std::net`, one OS thread per connection.
 //!
-//! The load: 64-byte messages, one in flight per connection, every echoed byte checked. Every
-//! connection is opened and completes a checked round trip, then a warm-up of 0.5 s, before the
-//! timed window (`SPINDLE_ECHO_SECS`, default 2 s). Each count runs `SPINDLE_ECHO_ROUNDS`
-//! (default 5) rounds, each round every server once. Reported: the median of the round trips
-//! per second; the ratio to the mio loop, taken within each round (the two servers ran seconds
-//! apart, so a slow drift in the machine's load cancels) with its median and range over the
-//! rounds; and the server's CPU time (user + system, from `/proc/<pid>/stat`) per round trip.
-//! When the load generator's core is saturated (50 connections), req/s bounds the server from
-//! below and CPU per round trip is the fairer figure.
+//! # How it measures
 //!
-//! Environment: `SPINDLE_ECHO_SECS` (default 2), `SPINDLE_ECHO_ROUNDS` (default 5),
-//! `SPINDLE_ECHO_CONNS` (default 50,2000,10000;
-//! counts above what the descriptor limit allows are skipped), `SPINDLE_ECHO_SERVERS` (default
-//! mio,spindle,tokio,threads).
+//! For each connection count, every server is started once, in a child process (this binary
+//! re-executed with `SPINDLE_ECHO_SERVE` set) pinned to CPU 0, and gets a load generator of its
+//! own, another child (`SPINDLE_ECHO_LOAD`) pinned to CPU 1: a hand-written single-threaded mio
+//! client. Separate processes let 10,000 connections per server fit under a 20,000 descriptor
+//! limit. Each load generator opens all its connections and checks one round trip on each,
+//! then waits for orders. A round then runs the servers one after another, each for a short
+//! window while the others sit idle with their connections open; the order rotates from round
+//! to round. Because a server and its connections are set up once, rounds are cheap, and many
+//! short interleaved rounds cancel the machine's slow swings in speed (on a shared 2-core
+//! guest these move whole seconds by 20% and more) far better than a few long ones.
+//!
+//! The load: 64-byte messages, one in flight per connection, every echoed byte checked. On
+//! `go` the generator starts a message on every connection, warms up for 0.3 s, counts round
+//! trips over the window, then lets the messages in flight come back and starts no new ones.
+//!
+//! Reported per server: the median of the round trips per second; the ratios to the mio loop
+//! and to tokio, each taken within a round (the servers ran a second apart) with the median
+//! and range over rounds; the server's CPU time (user + system, from `/proc/<pid>/stat`) per
+//! round trip, its median over rounds and its ratio to the mio loop's (again within rounds);
+//! and the user-space part of it, pooled over all rounds. The kernel's TCP path is most of
+//! every server's CPU time, the same work for all of them; the user-space part is what the
+//! server's own code costs. The CPU figures come from the kernel's tick accounting (4 ms ticks
+//! here), so the user-space part of one round is coarse; pooled over the rounds it is not.
+//! When the load generator's core is saturated, req/s bounds the server from below and CPU
+//! per round trip is the fairer figure.
+//!
+//! Environment: `SPINDLE_ECHO_SECS` (window, default 0.5), `SPINDLE_ECHO_ROUNDS` (default 21),
+//! `SPINDLE_ECHO_CONNS` (default 50,2000,10000; counts above what the descriptor limit allows
+//! are skipped), `SPINDLE_ECHO_SERVERS` (default mio,spindle,tokio,threads).
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use mio::net::{TcpListener as MioListener, TcpStream as MioStream};
@@ -41,9 +55,12 @@ use mio::{Events, Interest, Poll, Token};
 
 const MESSAGE: usize = 64;
 const SERVE_ENV: &str = "SPINDLE_ECHO_SERVE";
+const LOAD_ENV: &str = "SPINDLE_ECHO_LOAD";
 const SERVER_CPU: usize = 0;
 const CLIENT_CPU: usize = 1;
-const WARM_UP: Duration = Duration::from_millis(500);
+const WARM_UP: Duration = Duration::from_millis(300);
+/// A load generator gives up when no echo arrives for this long.
+const STALL: Duration = Duration::from_secs(10);
 
 fn main() {
     if let Ok(kind) = std::env::var(SERVE_ENV) {
@@ -52,9 +69,36 @@ fn main() {
         serve(&kind);
         return;
     }
-    let secs: f64 = env_or("SPINDLE_ECHO_SECS", "2").parse().expect("SPINDLE_ECHO_SECS: seconds");
+    if let Ok(spec) = std::env::var(LOAD_ENV) {
+        pin_to(CLIENT_CPU);
+        raise_fd_limit();
+        load_process(&spec);
+        return;
+    }
+    compare();
+}
+
+// ----- the comparison -----------------------------------------------------------------------
+
+/// One measured window of one server.
+#[derive(Clone, Copy)]
+struct Measurement {
+    rate: f64,
+    round_trips: f64,
+    cpu: Duration,
+    user: Duration,
+}
+
+impl Measurement {
+    fn cpu_per_rt_us(&self) -> f64 {
+        self.cpu.as_secs_f64() * 1e6 / self.round_trips.max(1.0)
+    }
+}
+
+fn compare() {
+    let secs: f64 = env_or("SPINDLE_ECHO_SECS", "0.5").parse().expect("SPINDLE_ECHO_SECS: seconds");
     let rounds: usize =
-        env_or("SPINDLE_ECHO_ROUNDS", "5").parse().expect("SPINDLE_ECHO_ROUNDS: a count");
+        env_or("SPINDLE_ECHO_ROUNDS", "21").parse().expect("SPINDLE_ECHO_ROUNDS: a count");
     let counts: Vec<usize> = env_or("SPINDLE_ECHO_CONNS", "50,2000,10000")
         .split(',')
         .map(|c| c.trim().parse().expect("SPINDLE_ECHO_CONNS: counts"))
@@ -63,83 +107,168 @@ fn main() {
         .split(',')
         .map(|s| s.trim().to_string())
         .collect();
+    let window = Duration::from_secs_f64(secs);
     pin_to(CLIENT_CPU);
     let limit = raise_fd_limit();
-    let cpus = online_cpus();
     println!(
         "echo: {MESSAGE}-byte messages, one in flight per connection, {rounds} rounds of {secs} s \
-         per server; \
-         server on CPU {SERVER_CPU}, load generator on CPU {CLIENT_CPU} ({cpus} CPUs); \
-         descriptor limit {limit}"
+         per server, order rotating; servers on CPU {SERVER_CPU}, a load generator each on CPU \
+         {CLIENT_CPU} ({} CPUs); descriptor limit {limit}",
+        online_cpus()
     );
 
-    let mut rows = Vec::new();
+    let mut table = Vec::new();
     for &conns in &counts {
         if conns as u64 + 64 > limit {
             println!("{conns} connections: skipped, the descriptor limit is {limit}");
             continue;
         }
-        // Rounds interleave the servers, so a burst of load from elsewhere on the machine
-        // hits all of them; the table shows medians over the rounds.
-        // One entry per round for each server, `None` where that run failed.
-        let mut runs: Vec<Vec<Option<Measurement>>> = servers.iter().map(|_| Vec::new()).collect();
-        for round in 1..=rounds {
-            for (server, runs) in servers.iter().zip(&mut runs) {
-                match measure(server, conns, Duration::from_secs_f64(secs)) {
-                    Ok(m) => {
+        // Every server with its connections open, for all the rounds of this count.
+        let mut rigs: Vec<Option<Rig>> = servers
+            .iter()
+            .map(|kind| {
+                let started = Instant::now();
+                match Rig::start(kind, conns) {
+                    Ok(rig) => {
                         println!(
-                            "round {round}: {server:>8} {conns:>6} conns: {:>9.0} req/s, \
-                             {:>5.2} us server CPU per round trip",
-                            m.rate, m.cpu_per_rt_us
+                            "{kind:>8} {conns:>6} conns: connected and checked in {:.1} s",
+                            started.elapsed().as_secs_f64()
                         );
-                        runs.push(Some(m));
+                        Some(rig)
                     }
                     Err(e) => {
-                        println!("round {round}: {server:>8} {conns:>6} conns: failed: {e}");
-                        runs.push(None);
+                        println!("{kind:>8} {conns:>6} conns: failed to start: {e}");
+                        None
+                    }
+                }
+            })
+            .collect();
+        // runs[server][round], `None` where that server had failed.
+        let mut runs: Vec<Vec<Option<Measurement>>> = vec![Vec::new(); servers.len()];
+        for round in 0..rounds {
+            let mut measured = vec![None; servers.len()];
+            for k in 0..servers.len() {
+                let i = (round + k) % servers.len();
+                let Some(rig) = &mut rigs[i] else { continue };
+                match rig.measure(window) {
+                    Ok(m) => {
+                        println!(
+                            "round {:>2}: {:>8} {conns:>6} conns: {:>9.0} req/s, {:>5.2} us server \
+                             CPU per round trip",
+                            round + 1,
+                            servers[i],
+                            m.rate,
+                            m.cpu_per_rt_us()
+                        );
+                        measured[i] = Some(m);
+                    }
+                    Err(e) => {
+                        println!(
+                            "round {:>2}: {:>8} {conns:>6} conns: failed: {e}",
+                            round + 1,
+                            servers[i]
+                        );
+                        rigs[i] = None;
                     }
                 }
             }
+            for (run, m) in runs.iter_mut().zip(measured) {
+                run.push(m);
+            }
         }
-        let mio_runs = servers.iter().position(|s| s == "mio").map(|i| runs[i].clone());
-        for (server, runs) in servers.iter().zip(&runs) {
-            let done: Vec<Measurement> = runs.iter().flatten().copied().collect();
-            let Some(m) = median(&done) else { continue };
-            // The ratio to the mio loop within each round (the two ran seconds apart, so a
-            // slow drift of the machine's load cancels out), then the median over rounds.
-            let ratios: Vec<f64> = mio_runs
-                .iter()
-                .flat_map(|mio| mio.iter().zip(runs))
-                .filter_map(|(mio, run)| Some(run.as_ref()?.rate / mio.as_ref()?.rate))
-                .collect();
-            rows.push((conns, server.clone(), m, Ratios::of(ratios)));
+        drop(rigs);
+        let by_name = |name: &str| servers.iter().position(|s| s == name).map(|i| &runs[i]);
+        for (server, run) in servers.iter().zip(&runs) {
+            table.push(Row::of(conns, server, run, by_name("mio"), by_name("tokio")));
         }
     }
-    println!();
-    println!(
-        "| connections | server | round trips/s (median of {rounds}) | vs mio loop (median of \
-         per-round ratios) | per-round range | server CPU per round trip | CPU vs mio loop |"
-    );
-    println!("|---:|---|---:|---:|---:|---:|---:|");
-    let mut mio_cpu = None;
-    for (conns, server, m, ratios) in rows {
-        if server == "mio" {
-            mio_cpu = Some(m.cpu_per_rt_us);
-        }
-        let (ratio, range) = match ratios {
-            Some(r) => (format!("{:.2}x", r.median), format!("{:.2}-{:.2}x", r.min, r.max)),
-            None => ("-".into(), "-".into()),
+    print_table(&table, rounds);
+}
+
+/// One line of the final table.
+struct Row {
+    conns: usize,
+    server: String,
+    rate: Option<f64>,
+    vs_mio: Option<Ratios>,
+    vs_tokio: Option<Ratios>,
+    cpu_per_rt_us: Option<f64>,
+    cpu_vs_mio: Option<Ratios>,
+    user_per_rt_us: Option<f64>,
+}
+
+impl Row {
+    fn of(
+        conns: usize,
+        server: &str,
+        run: &[Option<Measurement>],
+        mio: Option<&Vec<Option<Measurement>>>,
+        tokio: Option<&Vec<Option<Measurement>>>,
+    ) -> Row {
+        let done: Vec<Measurement> = run.iter().flatten().copied().collect();
+        // `f` of this server over `f` of `base`, within each round in which both were measured.
+        let ratios = |base: Option<&Vec<Option<Measurement>>>, f: fn(&Measurement) -> f64| {
+            let base = base?;
+            Ratios::of(
+                base.iter()
+                    .zip(run)
+                    .filter_map(|(b, m)| Some(f(m.as_ref()?) / f(b.as_ref()?)))
+                    .collect(),
+            )
         };
-        println!(
-            "| {conns} | {server} | {:.0} | {ratio} | {range} | {:.2} us | {} |",
-            m.rate,
-            m.cpu_per_rt_us,
-            mio_cpu.map(|c| format!("{:.2}x", m.cpu_per_rt_us / c)).unwrap_or_else(|| "-".into()),
-        );
+        let rate = |m: &Measurement| m.rate;
+        let round_trips: f64 = done.iter().map(|m| m.round_trips).sum();
+        let user: f64 = done.iter().map(|m| m.user.as_secs_f64()).sum();
+        Row {
+            conns,
+            server: server.to_string(),
+            rate: middle(done.iter().map(rate).collect()),
+            vs_mio: if server == "mio" { None } else { ratios(mio, rate) },
+            vs_tokio: if server == "tokio" { None } else { ratios(tokio, rate) },
+            cpu_per_rt_us: middle(done.iter().map(Measurement::cpu_per_rt_us).collect()),
+            cpu_vs_mio: if server == "mio" {
+                None
+            } else {
+                ratios(mio, Measurement::cpu_per_rt_us)
+            },
+            user_per_rt_us: (round_trips > 0.0).then(|| user * 1e6 / round_trips),
+        }
     }
 }
 
-/// Median, lowest and highest of a server's per-round ratios to the mio loop.
+fn print_table(rows: &[Row], rounds: usize) {
+    println!();
+    println!(
+        "| connections | server | round trips/s | vs mio loop | vs tokio | server CPU per round \
+         trip | of which user space | CPU vs mio loop |"
+    );
+    println!("|---:|---|---:|---:|---:|---:|---:|---:|");
+    for row in rows {
+        let ratio = |r: &Option<Ratios>| match r {
+            Some(r) => format!("{:.2}x ({:.2}-{:.2})", r.median, r.min, r.max),
+            None => "-".into(),
+        };
+        let us = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.2} us"));
+        println!(
+            "| {} | {} | {} | {} | {} | {} | {} | {} |",
+            row.conns,
+            row.server,
+            row.rate.map_or("failed".into(), |r| format!("{r:.0}")),
+            ratio(&row.vs_mio),
+            ratio(&row.vs_tokio),
+            us(row.cpu_per_rt_us),
+            us(row.user_per_rt_us),
+            ratio(&row.cpu_vs_mio),
+        );
+    }
+    println!(
+        "\nround trips/s and CPU per round trip: medians of {rounds} rounds. Ratios: the median \
+         of the ratios taken within each round (lowest-highest round). User space: pooled over \
+         the rounds."
+    );
+}
+
+/// Median, lowest and highest of a server's per-round ratios to a baseline.
 struct Ratios {
     median: f64,
     min: f64,
@@ -152,14 +281,6 @@ impl Ratios {
         let max = ratios.iter().copied().reduce(f64::max)?;
         Some(Ratios { median: middle(ratios)?, min, max })
     }
-}
-
-/// Median rate and median CPU per round trip of several runs (each median on its own).
-fn median(runs: &[Measurement]) -> Option<Measurement> {
-    Some(Measurement {
-        rate: middle(runs.iter().map(|m| m.rate).collect())?,
-        cpu_per_rt_us: middle(runs.iter().map(|m| m.cpu_per_rt_us).collect())?,
-    })
 }
 
 /// The median of `v`, `None` if it is empty.
@@ -177,60 +298,178 @@ fn env_or(name: &str, default: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| default.to_string())
 }
 
-#[derive(Clone, Copy)]
-struct Measurement {
-    rate: f64,
-    cpu_per_rt_us: f64,
+/// A server process and the load generator process that drives it.
+struct Rig {
+    server: Child,
+    load: Child,
+    orders: ChildStdin,
+    reports: BufReader<ChildStdout>,
 }
 
-/// Starts server `kind` in a child process, runs the load against it, stops it.
-fn measure(kind: &str, conns: usize, window: Duration) -> Result<Measurement, String> {
-    let mut child = Command::new(std::env::current_exe().map_err(|e| e.to_string())?)
-        .env(SERVE_ENV, kind)
-        .stdout(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot start the server: {e}"))?;
-    let result = ServerProcess::address(&mut child).and_then(|addr| {
-        let pid = child.id();
-        load(addr, conns, window, || server_cpu(pid))
-    });
-    let _ = child.kill();
-    let _ = child.wait();
-    result
-}
+impl Rig {
+    /// Starts server `kind`, then its load generator, which opens `conns` connections and
+    /// checks a round trip on each before this returns.
+    fn start(kind: &str, conns: usize) -> Result<Rig, String> {
+        let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+        let mut server = Command::new(&exe)
+            .env(SERVE_ENV, kind)
+            .stdout(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("cannot start the server: {e}"))?;
+        let addr = match server_address(&mut server) {
+            Ok(addr) => addr,
+            Err(e) => {
+                let _ = server.kill();
+                let _ = server.wait();
+                return Err(e);
+            }
+        };
+        let load = Command::new(&exe)
+            .env(LOAD_ENV, format!("{addr} {conns} {}", server.id()))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn();
+        let mut load = match load {
+            Ok(load) => load,
+            Err(e) => {
+                let _ = server.kill();
+                let _ = server.wait();
+                return Err(format!("cannot start the load generator: {e}"));
+            }
+        };
+        let orders = load.stdin.take().expect("piped");
+        let reports = BufReader::new(load.stdout.take().expect("piped"));
+        let mut rig = Rig { server, load, orders, reports };
+        let words = rig.report()?;
+        if words == ["ready"] {
+            Ok(rig)
+        } else {
+            Err(format!("the load generator said: {}", words.join(" ")))
+        }
+    }
 
-struct ServerProcess;
+    /// Has the load generator run one window; returns what it measured.
+    fn measure(&mut self, window: Duration) -> Result<Measurement, String> {
+        writeln!(self.orders, "go {}", window.as_secs_f64()).map_err(|e| e.to_string())?;
+        let words = self.report()?;
+        let numbers: Vec<f64> = words.iter().skip(1).filter_map(|w| w.parse().ok()).collect();
+        match (words.first().map(String::as_str), numbers.as_slice()) {
+            (Some("done"), &[round_trips, elapsed, user, system]) => Ok(Measurement {
+                rate: round_trips / elapsed,
+                round_trips,
+                cpu: Duration::from_secs_f64(user + system),
+                user: Duration::from_secs_f64(user),
+            }),
+            _ => Err(words.join(" ")),
+        }
+    }
 
-impl ServerProcess {
-    /// Reads the `listening on` line the child prints.
-    fn address(child: &mut Child) -> Result<SocketAddr, String> {
-        let stdout = child.stdout.take().ok_or("no stdout")?;
+    /// The load generator's next line, split into words.
+    fn report(&mut self) -> Result<Vec<String>, String> {
         let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).map_err(|e| e.to_string())?;
-        line.trim().parse().map_err(|_| format!("the server printed {line:?}, not an address"))
+        match self.reports.read_line(&mut line) {
+            Ok(0) => Err("the load generator exited".into()),
+            Ok(_) => Ok(line.split_whitespace().map(str::to_string).collect()),
+            Err(e) => Err(e.to_string()),
+        }
     }
 }
 
-/// CPU time (user + system) the process `pid` has used, all threads.
-fn server_cpu(pid: u32) -> Duration {
+impl Drop for Rig {
+    fn drop(&mut self) {
+        let _ = writeln!(self.orders, "quit");
+        let _ = self.load.wait();
+        let _ = self.server.kill();
+        let _ = self.server.wait();
+    }
+}
+
+/// Reads the address the server child prints when it listens.
+fn server_address(server: &mut Child) -> Result<SocketAddr, String> {
+    let stdout = server.stdout.take().ok_or("no stdout")?;
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).map_err(|e| e.to_string())?;
+    line.trim().parse().map_err(|_| format!("the server printed {line:?}, not an address"))
+}
+
+/// User and system CPU time the process `pid` has used, all threads.
+fn process_cpu(pid: u32) -> (Duration, Duration) {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
     let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks: u64 =
-        fields.get(11..13).map_or(0, |f| f.iter().filter_map(|t| t.parse::<u64>().ok()).sum());
+    // utime and stime, the 14th and 15th fields of the line (11th and 12th after the name).
+    let ticks = |i: usize| fields.get(i).and_then(|t| t.parse::<u64>().ok()).unwrap_or(0);
     // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
-    Duration::from_secs_f64(ticks as f64 / hz as f64)
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    let secs = |t: u64| Duration::from_secs_f64(t as f64 / hz);
+    (secs(ticks(11)), secs(ticks(12)))
 }
 
 // ----- the load generator ---------------------------------------------------------------
 
-/// One client connection: one message in flight.
+/// The load generator process: `spec` is "ADDRESS CONNECTIONS SERVER_PID". Answers `ready`
+/// once every connection has echoed once, then `done ROUND_TRIPS SECONDS USER SYSTEM` for each
+/// `go WINDOW` order (the server's CPU seconds over the window), until `quit` or end of input.
+/// A failure is reported as `error ...` and ends the process.
+fn load_process(spec: &str) {
+    let parsed = (|| {
+        let mut words = spec.split_whitespace();
+        let addr: SocketAddr = words.next()?.parse().ok()?;
+        let conns: usize = words.next()?.parse().ok()?;
+        let pid: u32 = words.next()?.parse().ok()?;
+        Some((addr, conns, pid))
+    })();
+    let Some((addr, conns, pid)) = parsed else {
+        println!("error bad {LOAD_ENV}: {spec:?}");
+        return;
+    };
+    let mut load = match Load::connect(addr, conns).and_then(|mut load| {
+        load.run(None, || (Duration::ZERO, Duration::ZERO))?;
+        Ok(load)
+    }) {
+        Ok(load) => load,
+        Err(e) => {
+            println!("error {e}");
+            return;
+        }
+    };
+    println!("ready");
+    for order in io::stdin().lines() {
+        let Ok(order) = order else { return };
+        let window = match order.split_whitespace().collect::<Vec<_>>().as_slice() {
+            ["go", secs] => match secs.parse::<f64>() {
+                Ok(secs) => Duration::from_secs_f64(secs),
+                Err(_) => {
+                    println!("error bad order {order:?}");
+                    return;
+                }
+            },
+            _ => return,
+        };
+        match load.run(Some(window), || process_cpu(pid)) {
+            Ok(w) => println!(
+                "done {} {} {} {}",
+                w.round_trips,
+                w.elapsed.as_secs_f64(),
+                w.user.as_secs_f64(),
+                w.system.as_secs_f64()
+            ),
+            Err(e) => {
+                println!("error {e}");
+                return;
+            }
+        }
+    }
+}
+
+/// One client connection: at most one message in flight.
 struct Client {
     stream: MioStream,
-    /// Sequence number of the message in flight; byte `i` is `seed + seq + i`.
+    /// Sequence number of the current message; byte `i` is `seed + seq + i`.
     seq: u64,
     seed: u64,
+    /// A message was sent (or is being sent) and its echo has not fully come back.
+    in_flight: bool,
     written: usize,
     received: usize,
     echoed: [u8; MESSAGE],
@@ -239,6 +478,14 @@ struct Client {
 impl Client {
     fn byte(&self, i: usize) -> u8 {
         self.seed.wrapping_add(self.seq).wrapping_add(i as u64) as u8
+    }
+
+    /// Starts the next message.
+    fn start(&mut self) -> io::Result<()> {
+        self.in_flight = true;
+        self.written = 0;
+        self.received = 0;
+        self.send()
     }
 
     /// Writes what is left of the message in flight.
@@ -258,104 +505,140 @@ impl Client {
         Ok(())
     }
 
-    /// Reads what has arrived; returns how many full echoes were completed and checked.
-    fn receive(&mut self) -> io::Result<u64> {
-        let mut done = 0;
-        loop {
+    /// Reads what has arrived of the echo; returns true when it is complete and checked. It
+    /// stops reading there: with one message in flight nothing more can be queued, and the
+    /// next echo raises a new (edge-triggered) event.
+    fn receive(&mut self) -> io::Result<bool> {
+        while self.in_flight {
             match self.stream.read(&mut self.echoed[self.received..]) {
                 Ok(0) => return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "server closed")),
                 Ok(n) => self.received += n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(done),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
                 Err(e) => return Err(e),
             }
             if self.received == MESSAGE {
                 if (0..MESSAGE).any(|i| self.echoed[i] != self.byte(i)) {
                     return Err(io::Error::new(io::ErrorKind::InvalidData, "echo differs"));
                 }
-                done += 1;
                 self.seq += 1;
-                self.received = 0;
-                self.written = 0;
-                self.send()?;
+                self.in_flight = false;
+                return Ok(true);
             }
         }
+        Ok(false)
     }
 }
 
-fn load(
-    addr: SocketAddr,
-    conns: usize,
-    window: Duration,
-    cpu: impl Fn() -> Duration,
-) -> Result<Measurement, String> {
-    let fail = |what: &str, e: io::Error| format!("{what}: {e}");
-    let mut poll = Poll::new().map_err(|e| fail("poll", e))?;
-    let mut clients = Vec::with_capacity(conns);
-    for i in 0..conns {
-        let std = std::net::TcpStream::connect(addr).map_err(|e| fail("connect", e))?;
-        std.set_nodelay(true).map_err(|e| fail("nodelay", e))?;
-        std.set_nonblocking(true).map_err(|e| fail("nonblocking", e))?;
-        let mut stream = MioStream::from_std(std);
-        poll.registry()
-            .register(&mut stream, Token(i), Interest::READABLE | Interest::WRITABLE)
-            .map_err(|e| fail("register", e))?;
-        clients.push(Client {
-            stream,
-            seq: 0,
-            seed: i as u64 * 7,
-            written: 0,
-            received: 0,
-            echoed: [0; MESSAGE],
-        });
+/// What one window measured.
+struct Window {
+    round_trips: u64,
+    elapsed: Duration,
+    user: Duration,
+    system: Duration,
+}
+
+/// All connections of one load generator and their poll.
+struct Load {
+    poll: Poll,
+    events: Events,
+    clients: Vec<Client>,
+}
+
+impl Load {
+    fn connect(addr: SocketAddr, conns: usize) -> io::Result<Load> {
+        let poll = Poll::new()?;
+        let mut clients = Vec::with_capacity(conns);
+        for i in 0..conns {
+            let std = std::net::TcpStream::connect(addr)?;
+            std.set_nodelay(true)?;
+            std.set_nonblocking(true)?;
+            let mut stream = MioStream::from_std(std);
+            poll.registry().register(
+                &mut stream,
+                Token(i),
+                Interest::READABLE | Interest::WRITABLE,
+            )?;
+            clients.push(Client {
+                stream,
+                seq: 0,
+                seed: i as u64 * 7,
+                in_flight: false,
+                written: 0,
+                received: 0,
+                echoed: [0; MESSAGE],
+            });
+        }
+        Ok(Load { poll, events: Events::with_capacity(4096), clients })
     }
-    for c in &mut clients {
-        c.send().map_err(|e| fail("send", e))?;
-    }
-    let mut events = Events::with_capacity(4096);
-    let mut completed: u64 = 0;
-    let mut checked_once = 0usize;
-    let began = Instant::now();
-    // (time, completed, server CPU) at the start of the timed window.
-    let mut window_start: Option<(Instant, u64, Duration)> = None;
-    let mut last_progress = Instant::now();
-    loop {
-        poll.poll(&mut events, Some(Duration::from_millis(100))).map_err(|e| fail("poll", e))?;
-        for event in events.iter() {
-            let c = &mut clients[event.token().0];
-            if event.is_writable() && c.written < MESSAGE {
-                c.send().map_err(|e| fail("send", e))?;
-            }
-            if event.is_readable() || event.is_read_closed() || event.is_error() {
-                let first = c.seq == 0;
-                let n = c.receive().map_err(|e| fail("receive", e))?;
-                if first && n > 0 {
-                    checked_once += 1;
+
+    /// Starts a message on every connection and keeps one in flight on each: with a window,
+    /// through the warm-up and the window, counting the round trips of the window and `cpu` at
+    /// its ends; without, only one each (a check that every connection echoes). Then waits
+    /// for the messages in flight and starts no new ones, so the server is idle on return.
+    fn run(
+        &mut self,
+        window: Option<Duration>,
+        cpu: impl Fn() -> (Duration, Duration),
+    ) -> io::Result<Window> {
+        for c in &mut self.clients {
+            c.start()?;
+        }
+        let mut in_flight = self.clients.len();
+        let mut completed: u64 = 0;
+        let began = Instant::now();
+        let mut last_progress = began;
+        // (time, completed, server CPU) at the start of the window, then the result.
+        let mut window_start: Option<(Instant, u64, (Duration, Duration))> = None;
+        let mut result: Option<Window> = None;
+        let mut sending = window.is_some();
+        while in_flight > 0 {
+            self.poll.poll(&mut self.events, Some(Duration::from_millis(50)))?;
+            for event in self.events.iter() {
+                let c = &mut self.clients[event.token().0];
+                if event.is_writable() && c.in_flight && c.written < MESSAGE {
+                    c.send()?;
                 }
-                completed += n;
-                if n > 0 {
+                if (event.is_readable() || event.is_read_closed() || event.is_error())
+                    && c.receive()?
+                {
+                    completed += 1;
                     last_progress = Instant::now();
+                    if sending {
+                        c.start()?;
+                    } else {
+                        in_flight -= 1;
+                    }
                 }
             }
-        }
-        let now = Instant::now();
-        if now - last_progress > Duration::from_secs(10) {
-            return Err(format!("no echo for 10 s ({checked_once}/{conns} connections answered)"));
-        }
-        match window_start {
-            None if checked_once == conns && now - began >= WARM_UP => {
-                window_start = Some((now, completed, cpu()));
+            let now = Instant::now();
+            if now - last_progress > STALL {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("no echo for {STALL:?} ({in_flight} messages in flight)"),
+                ));
             }
-            Some((t0, n0, cpu0)) if now - t0 >= window => {
-                let elapsed = (now - t0).as_secs_f64();
-                let round_trips = (completed - n0) as f64;
-                let server = (cpu() - cpu0).as_secs_f64();
-                return Ok(Measurement {
-                    rate: round_trips / elapsed,
-                    cpu_per_rt_us: server * 1e6 / round_trips.max(1.0),
-                });
+            let Some(window) = window else { continue };
+            match window_start {
+                None if now - began >= WARM_UP => window_start = Some((now, completed, cpu())),
+                Some((t0, n0, (user0, system0))) if sending && now - t0 >= window => {
+                    let (user, system) = cpu();
+                    result = Some(Window {
+                        round_trips: completed - n0,
+                        elapsed: now - t0,
+                        user: user.saturating_sub(user0),
+                        system: system.saturating_sub(system0),
+                    });
+                    sending = false;
+                }
+                _ => {}
             }
-            _ => {}
         }
+        Ok(result.unwrap_or(Window {
+            round_trips: completed,
+            elapsed: began.elapsed(),
+            user: Duration::ZERO,
+            system: Duration::ZERO,
+        }))
     }
 }
 
