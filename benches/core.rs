@@ -10,7 +10,13 @@
 //!     filled on the other stack), which costs raw corosensei as much as spindle.
 //!   - `threads_mutex_condvar`, `threads_mpsc`: two OS threads handing a token back and forth;
 //!     one round trip is A -> B -> A. On two cores each hand-over wakes the other core.
-//! * `spawn_join/*`: spawn an empty coroutine and join it, against `std::thread::spawn` + `join`.
+//!   - `tokio_current_thread`: two tasks on tokio's current-thread runtime, each awaiting
+//!     `tokio::task::yield_now()` in a loop.
+//!   - `may_one_worker`: two coroutines of the `may` crate, configured with one worker thread
+//!     (its default is one per CPU), each calling `may::coroutine::yield_now()` in a loop.
+//! * `spawn_join/*`: spawn an empty coroutine and join it, against `std::thread::spawn` + `join`,
+//!   a tokio task spawned and awaited from a task, and a `may` coroutine spawned and joined
+//!   from a coroutine (each on its runtime's one thread).
 //!
 //! After the groups the ratios the issue sets targets for are printed, from the medians
 //! criterion just measured (target: yield within 3x of raw corosensei; spawn+join at least 100x
@@ -120,6 +126,14 @@ fn yield_round_trip(c: &mut Criterion) {
         });
     });
 
+    let tokio_rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    group.bench_function("tokio_current_thread", |b| {
+        b.iter_custom(|iters| tokio_yields(&tokio_rt, iters));
+    });
+    group.bench_function("may_one_worker", |b| {
+        b.iter_custom(may_yields);
+    });
+
     group.bench_function("threads_mutex_condvar", |b| {
         b.iter_custom(threads_condvar);
     });
@@ -127,6 +141,51 @@ fn yield_round_trip(c: &mut Criterion) {
         b.iter_custom(threads_mpsc);
     });
     group.finish();
+}
+
+/// `iters` round trips between two tasks that yield, timed inside the measuring task once its
+/// partner has reached its loop.
+fn tokio_yields(rt: &tokio::runtime::Runtime, iters: u64) -> Duration {
+    rt.block_on(async move {
+        tokio::spawn(async move {
+            let partner = tokio::spawn(async move {
+                for _ in 0..=iters {
+                    tokio::task::yield_now().await;
+                }
+            });
+            tokio::task::yield_now().await;
+            let start = Instant::now();
+            for _ in 0..iters {
+                tokio::task::yield_now().await;
+            }
+            let elapsed = start.elapsed();
+            partner.await.unwrap();
+            elapsed
+        })
+        .await
+        .unwrap()
+    })
+}
+
+/// The same with two `may` coroutines (one worker thread: see `main`).
+fn may_yields(iters: u64) -> Duration {
+    may::go!(move || {
+        let partner = may::go!(move || {
+            for _ in 0..=iters {
+                may::coroutine::yield_now();
+            }
+        });
+        may::coroutine::yield_now();
+        let start = Instant::now();
+        for _ in 0..iters {
+            may::coroutine::yield_now();
+        }
+        let elapsed = start.elapsed();
+        partner.join().unwrap();
+        elapsed
+    })
+    .join()
+    .unwrap()
 }
 
 #[inline(never)]
@@ -262,6 +321,35 @@ fn spawn_join(c: &mut Criterion) {
     group.bench_function("std_thread", |b| {
         b.iter(|| thread::spawn(|| black_box(())).join().unwrap());
     });
+    let tokio_rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    group.bench_function("tokio_current_thread", |b| {
+        b.iter_custom(|iters| {
+            tokio_rt.block_on(async move {
+                tokio::spawn(async move {
+                    let start = Instant::now();
+                    for _ in 0..iters {
+                        tokio::spawn(async { black_box(()) }).await.unwrap();
+                    }
+                    start.elapsed()
+                })
+                .await
+                .unwrap()
+            })
+        });
+    });
+    group.bench_function("may_one_worker", |b| {
+        b.iter_custom(|iters| {
+            may::go!(move || {
+                let start = Instant::now();
+                for _ in 0..iters {
+                    may::go!(|| black_box(())).join().unwrap();
+                }
+                start.elapsed()
+            })
+            .join()
+            .unwrap()
+        });
+    });
     group.finish();
 }
 
@@ -296,8 +384,12 @@ fn report_ratios() {
     let nested = median_ns("yield_round_trip", "spindle_nested_call");
     let raw_nested = median_ns("yield_round_trip", "raw_corosensei_nested_call");
     let park_wake = median_ns("park_wake_round_trip", "spindle");
+    let tokio_yield = median_ns("yield_round_trip", "tokio_current_thread");
+    let may_yield = median_ns("yield_round_trip", "may_one_worker");
     let spindle_spawn = median_ns("spawn_join", "spindle");
     let thread_spawn = median_ns("spawn_join", "std_thread");
+    let tokio_spawn = median_ns("spawn_join", "tokio_current_thread");
+    let may_spawn = median_ns("spawn_join", "may_one_worker");
 
     println!("\nspindle core benchmarks: medians of this run, ratios against the baselines");
     let show = |what: &str, v: Option<f64>| match v {
@@ -308,11 +400,15 @@ fn report_ratios() {
     show("yield round trip, raw corosensei (floor)", raw);
     show("yield round trip, spindle, nested call", nested);
     show("yield round trip, raw corosensei, nested call", raw_nested);
+    show("yield round trip, tokio current-thread", tokio_yield);
+    show("yield round trip, may (one worker)", may_yield);
     show("park/wake round trip, spindle", park_wake);
     show("token round trip, threads Mutex+Condvar", condvar);
     show("token round trip, threads mpsc", mpsc);
     show("spawn+join, spindle", spindle_spawn);
     show("spawn+join, std::thread", thread_spawn);
+    show("spawn+join, tokio current-thread", tokio_spawn);
+    show("spawn+join, may (one worker)", may_spawn);
     if let (Some(s), Some(r)) = (spindle_yield, raw) {
         let ratio = s / r;
         let verdict = if ratio <= 3.0 { "meets" } else { "MISSES" };
@@ -328,6 +424,11 @@ fn report_ratios() {
         // `hand_over` is a function of its own, so the nested floor is the like-for-like one.
         println!("  park/wake: spindle / raw corosensei nested = {:.2}x", s / r);
     }
+    for (name, other) in [("tokio current-thread", tokio_yield), ("may", may_yield)] {
+        if let (Some(s), Some(o)) = (spindle_yield, other) {
+            println!("  yield: {name} / spindle = {:.1}x", o / s);
+        }
+    }
     if let (Some(s), Some(t)) = (spindle_yield, condvar) {
         println!("  yield: threads Mutex+Condvar / spindle = {:.0}x", t / s);
     }
@@ -339,9 +440,17 @@ fn report_ratios() {
         let verdict = if ratio >= 100.0 { "meets" } else { "MISSES" };
         println!("  spawn+join: std::thread / spindle = {ratio:.0}x ({verdict} target >= 100x)");
     }
+    for (name, other) in [("tokio current-thread", tokio_spawn), ("may", may_spawn)] {
+        if let (Some(s), Some(o)) = (spindle_spawn, other) {
+            println!("  spawn+join: {name} / spindle = {:.1}x", o / s);
+        }
+    }
 }
 
 fn main() {
+    // Before anything starts may's scheduler: one worker, as spindle and tokio's current-thread
+    // runtime have one thread.
+    may::config().set_workers(1);
     benches();
     Criterion::default().configure_from_args().final_summary();
     report_ratios();

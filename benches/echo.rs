@@ -10,6 +10,8 @@
 //! * `mio`: a hand-written single-threaded mio event loop, the ceiling for one thread;
 //! * `spindle`: the same code as `examples/echo_server.rs`, one coroutine per connection;
 //! * `tokio`: tokio's current-thread runtime, one task per connection;
+//! * `may`: the `may` crate's stackful coroutines, one per connection, with one worker thread
+//!   (its default is one per CPU), so that it too serves from one core;
 //! * `threads`: `std::net`, one OS thread per connection.
 //!
 //! # How it measures
@@ -42,7 +44,7 @@
 //!
 //! Environment: `SPINDLE_ECHO_SECS` (window, default 0.5), `SPINDLE_ECHO_ROUNDS` (default 21),
 //! `SPINDLE_ECHO_CONNS` (default 50,2000,10000; counts above what the descriptor limit allows
-//! are skipped), `SPINDLE_ECHO_SERVERS` (default mio,spindle,tokio,threads).
+//! are skipped), `SPINDLE_ECHO_SERVERS` (default mio,spindle,tokio,may,threads).
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::SocketAddr;
@@ -103,7 +105,7 @@ fn compare() {
         .split(',')
         .map(|c| c.trim().parse().expect("SPINDLE_ECHO_CONNS: counts"))
         .collect();
-    let servers: Vec<String> = env_or("SPINDLE_ECHO_SERVERS", "mio,spindle,tokio,threads")
+    let servers: Vec<String> = env_or("SPINDLE_ECHO_SERVERS", "mio,spindle,tokio,may,threads")
         .split(',')
         .map(|s| s.trim().to_string())
         .collect();
@@ -650,6 +652,7 @@ fn serve(kind: &str) {
         "threads" => thread_server(),
         "mio" => mio_server(),
         "tokio" => tokio_server(),
+        "may" => may_server(),
         other => panic!("unknown server {other:?}"),
     }
 }
@@ -669,7 +672,7 @@ fn announce(addr: SocketAddr) {
     writeln!(out, "{addr}").and_then(|()| out.flush()).expect("tell the parent the address");
 }
 
-/// The connection loop of the spindle and thread servers (the same code on either kind of
+/// The connection loop of the spindle, may and thread servers (the same code on each kind of
 /// socket): a 4 KiB buffer, read / write_all until EOF or an error.
 fn echo_until_eof(mut conn: impl Read + Write) {
     let mut buf = [0u8; 4096];
@@ -740,6 +743,24 @@ fn tokio_server() {
             });
         }
     });
+}
+
+/// `may`'s coroutines with one worker thread: the same `echo_until_eof` loop on its sockets.
+/// (`may::net::TcpListener::bind` listens with a backlog of 1024, as the others do.)
+fn may_server() {
+    may::config().set_workers(1);
+    let listener = may::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    announce(listener.local_addr().expect("local_addr"));
+    let acceptor = may::go!(move || loop {
+        match listener.accept() {
+            Ok((conn, _)) => {
+                let _ = conn.set_nodelay(true);
+                may::go!(move || echo_until_eof(conn));
+            }
+            Err(_) => may::coroutine::sleep(Duration::from_millis(50)),
+        }
+    });
+    let _ = acceptor.join();
 }
 
 /// A server connection of the hand-written loop: bytes read but not yet echoed.
