@@ -302,10 +302,21 @@ fn env_or(name: &str, default: &str) -> String {
 
 /// A server process and the load generator process that drives it.
 struct Rig {
-    server: Child,
+    /// Held to be killed when the rig drops, after the load generator quit (in `drop`).
+    _server: Server,
     load: Child,
     orders: ChildStdin,
     reports: BufReader<ChildStdout>,
+}
+
+/// A server child process, killed when dropped.
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 impl Rig {
@@ -313,35 +324,23 @@ impl Rig {
     /// checks a round trip on each before this returns.
     fn start(kind: &str, conns: usize) -> Result<Rig, String> {
         let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-        let mut server = Command::new(&exe)
-            .env(SERVE_ENV, kind)
-            .stdout(Stdio::piped())
-            .spawn()
-            .map_err(|e| format!("cannot start the server: {e}"))?;
-        let addr = match server_address(&mut server) {
-            Ok(addr) => addr,
-            Err(e) => {
-                let _ = server.kill();
-                let _ = server.wait();
-                return Err(e);
-            }
-        };
-        let load = Command::new(&exe)
-            .env(LOAD_ENV, format!("{addr} {conns} {}", server.id()))
+        let mut server = Server(
+            Command::new(&exe)
+                .env(SERVE_ENV, kind)
+                .stdout(Stdio::piped())
+                .spawn()
+                .map_err(|e| format!("cannot start the server: {e}"))?,
+        );
+        let addr = server_address(&mut server.0)?;
+        let mut load = Command::new(&exe)
+            .env(LOAD_ENV, format!("{addr} {conns} {}", server.0.id()))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .spawn();
-        let mut load = match load {
-            Ok(load) => load,
-            Err(e) => {
-                let _ = server.kill();
-                let _ = server.wait();
-                return Err(format!("cannot start the load generator: {e}"));
-            }
-        };
+            .spawn()
+            .map_err(|e| format!("cannot start the load generator: {e}"))?;
         let orders = load.stdin.take().expect("piped");
         let reports = BufReader::new(load.stdout.take().expect("piped"));
-        let mut rig = Rig { server, load, orders, reports };
+        let mut rig = Rig { _server: server, load, orders, reports };
         let words = rig.report()?;
         if words == ["ready"] {
             Ok(rig)
@@ -381,8 +380,7 @@ impl Drop for Rig {
     fn drop(&mut self) {
         let _ = writeln!(self.orders, "quit");
         let _ = self.load.wait();
-        let _ = self.server.kill();
-        let _ = self.server.wait();
+        // `_server` is killed as the fields drop, after this.
     }
 }
 
