@@ -15,10 +15,12 @@ fn a_blocking_coroutine_is_reported_then_named_when_it_yields() {
     let rt = Runtime::builder()
         .watchdog(Duration::from_millis(20))
         .watchdog_handler(move |stall| {
+            // The report first, then the gate: once the gate opens, `run` may return and read
+            // the reports before this handler would otherwise have sent its own.
+            tx.lock().unwrap().send(stall.clone()).unwrap();
             if !stall.ended {
                 let _ = gate_tx.lock().unwrap().send(());
             }
-            tx.lock().unwrap().send(stall.clone()).unwrap();
         })
         .build()
         .unwrap();

@@ -7,9 +7,11 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
 use std::time::Duration;
 
+use crate::context::{self, with_core};
 use crate::panic::{report_unjoined, Panic};
 use crate::park::{self, Reason, Wake, Waker};
-use crate::scheduler::{with_core, CancelUnwind, Core, Yielder};
+use crate::scheduler::{CancelUnwind, Core};
+use crate::task::Yielder;
 
 /// A coroutine's identity: its id (unique within its runtime, main is the first) and name.
 /// Cheap to clone. Display shows `#id 'name'`.
@@ -155,17 +157,20 @@ impl<T> JoinHandle<T> {
     /// # Panics
     /// If called outside the runtime while the coroutine has not finished, if a coroutine joins
     /// itself, or if [`JoinHandle::join_timeout`] already took the outcome.
+    #[track_caller]
     pub fn join(mut self) -> Result<T, JoinError> {
         self.wait(None)
     }
 
     /// Like [`JoinHandle::join`] but gives up after `timeout` with [`JoinError::TimedOut`],
     /// leaving the handle usable. (Takes `&mut self` rather than `self` for that reason.)
+    #[track_caller]
     pub fn join_timeout(&mut self, timeout: Duration) -> Result<T, JoinError> {
         let deadline = crate::time::now() + timeout;
         self.wait(Some(deadline))
     }
 
+    #[track_caller]
     fn wait(&mut self, deadline: Option<std::time::Instant>) -> Result<T, JoinError> {
         let shared = &self.shared;
         loop {
@@ -177,7 +182,7 @@ impl<T> JoinHandle<T> {
                     "spindle: JoinHandle joined again after join_timeout already took its outcome"
                 );
             }
-            let me = with_core(|core| core.current_coroutine().map(|c| c.id)).flatten();
+            let me = context::current_id();
             if me == Some(shared.coroutine.id) {
                 panic!("spindle: coroutine {} tried to join itself", shared.coroutine);
             }
@@ -205,17 +210,17 @@ impl<T> JoinHandle<T> {
     /// destructors; if runnable it unwinds at its next park or yield; if it never ran it never
     /// will. Returns at once; `join` afterwards returns `Err(JoinError::Cancelled)` unless it
     /// finished first. Cancelling a finished coroutine does nothing.
+    #[track_caller]
     pub fn cancel(&self) {
         if self.shared.finished.get() {
             return;
         }
         let c = &self.shared.coroutine;
-        with_core(|core| {
+        context::expect_core("JoinHandle::cancel", |core| {
             if core.runtime_id == c.runtime_id {
                 core.cancel(c.key, c.id);
             }
-        })
-        .unwrap_or_else(|| panic!("{}", Core::outside_message("JoinHandle::cancel")));
+        });
     }
 
     /// The coroutine this handle joins.
@@ -284,13 +289,13 @@ impl Builder {
     ///
     /// # Panics
     /// Outside a running spindle runtime.
+    #[track_caller]
     pub fn spawn<F, T>(self, f: F) -> io::Result<JoinHandle<T>>
     where
         F: FnOnce() -> T + 'static,
         T: 'static,
     {
-        with_core(|core| spawn_in(core, self, f))
-            .unwrap_or_else(|| panic!("{}", Core::outside_message("spawn")))
+        context::expect_core("spawn", |core| spawn_in(core, self, f))
     }
 }
 
@@ -386,6 +391,7 @@ fn deliver<T>(shared: Rc<JoinShared<T>>, outcome: Result<T, JoinError>) {
 /// # Panics
 /// Outside a running spindle runtime, or when no stack can be mapped (see [`Builder::spawn`]
 /// for the error-returning form).
+#[track_caller]
 pub fn spawn<F, T>(f: F) -> JoinHandle<T>
 where
     F: FnOnce() -> T + 'static,
@@ -401,49 +407,47 @@ where
 ///
 /// # Panics
 /// Outside a coroutine of a running spindle runtime.
+#[track_caller]
 pub fn current() -> Coroutine {
-    with_core(|core| {
+    let current = with_core(|core| {
         core.current_coroutine().map(|c| Coroutine {
             id: c.id,
             name: c.name,
             key: c.key,
             runtime_id: core.runtime_id,
         })
-    })
-    .flatten()
-    .unwrap_or_else(|| panic!("{}", Core::outside_message("current")))
+    });
+    match current.flatten() {
+        Some(c) => c,
+        None => context::outside_runtime("current"),
+    }
 }
 
 /// Every coroutine alive in this runtime, main included, in slot order (Python's
 /// `threading.enumerate`).
+#[track_caller]
 pub fn coroutines() -> Vec<Coroutine> {
-    with_core(|core| {
+    context::expect_core("coroutines", |core| {
         core.snapshot()
             .into_iter()
             .map(|c| Coroutine { id: c.id, name: c.name, key: c.key, runtime_id: core.runtime_id })
             .collect()
     })
-    .unwrap_or_else(|| panic!("{}", Core::outside_message("coroutines")))
 }
 
 /// Number of coroutines alive, main included (Python's `threading.active_count`).
+#[track_caller]
 pub fn active_count() -> usize {
-    with_core(|core| core.task_count())
-        .unwrap_or_else(|| panic!("{}", Core::outside_message("active_count")))
+    context::expect_core("active_count", |core| core.task_count())
 }
 
 /// Lets every other runnable coroutine run once before this one goes on. When nothing else is
 /// runnable it goes on at once (if sockets or timers are pending, the scheduler still takes its
 /// look at them every 64 resumptions). A cancelled coroutine unwinds here.
 #[inline]
+#[track_caller]
 pub fn yield_now() {
-    if !crate::scheduler::yield_current() {
-        outside_runtime("yield_now");
+    if !context::yield_current() {
+        context::outside_runtime("yield_now");
     }
-}
-
-#[cold]
-#[inline(never)]
-fn outside_runtime(what: &str) -> ! {
-    panic!("{}", Core::outside_message(what))
 }

@@ -73,24 +73,31 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs, clippy::undocumented_unsafe_blocks)]
 
+// Leaves: they import nothing of the runtime above them.
+mod overflow;
+mod remote;
+mod ring;
+mod stack;
+mod thread_pool;
+mod timer;
+mod wake;
+mod watchdog;
+// The task record and its state machine; the scheduler; the one door to it.
+mod context;
+mod scheduler;
+mod task;
+// The public API, built on `context` and `park`.
 mod blocking;
 mod coroutine;
 mod local;
-mod overflow;
 mod panic;
 pub mod park;
 pub mod pool;
 pub mod reactor;
-mod remote;
-mod ring;
 mod runtime;
-mod scheduler;
 mod scope;
-mod stack;
 pub mod sync;
 pub mod time;
-mod timer;
-mod watchdog;
 
 pub use blocking::unblock;
 pub use coroutine::{

@@ -24,7 +24,7 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::scheduler::{with_core, Core};
+use crate::context;
 
 /// Index source for local keys; each key takes one on first use.
 static NEXT_INDEX: AtomicUsize = AtomicUsize::new(0);
@@ -58,10 +58,11 @@ impl<T: 'static> LocalKey<T> {
     ///
     /// # Panics
     /// Outside a coroutine of a running spindle runtime.
+    #[track_caller]
     pub fn with<R>(&'static self, f: impl FnOnce(&T) -> R) -> R {
         let index = self.index();
-        let value = with_core(|core| core.local(index, self.init))
-            .unwrap_or_else(|| panic!("{}", Core::outside_message("coroutine_local access")));
+        let value =
+            context::expect_core("coroutine_local access", |core| core.local(index, self.init));
         // SAFETY: `value` points into a Box owned by the current coroutine's record, which is
         // neither replaced nor dropped until the coroutine's body ends; `f` runs inside that
         // body, so the box outlives this borrow. Only shared references are ever made.

@@ -13,12 +13,14 @@
 //! own, which reports main-thread overflows), or to the default action.
 //!
 //! The handler only reads plain memory (the runtime's thread-local pointer, the running
-//! coroutine's record through it: see `scheduler::running_header`) and
-//! calls `write(2)` and `abort(3)`, all of which are async-signal-safe.
+//! coroutine's record through it: see `context::running_header`, which the runtime hands to
+//! [`install`], so this file imports nothing of the runtime) and calls `write(2)` and
+//! `abort(3)`, all of which are async-signal-safe.
 
 use std::cell::Cell;
 use std::mem;
 use std::ptr;
+use std::sync::atomic::{AtomicPtr, Ordering};
 use std::sync::Once;
 
 /// What the handler needs to know about a coroutine. Written once, when the coroutine is
@@ -39,12 +41,18 @@ pub(crate) struct Header {
 }
 
 static INSTALL: Once = Once::new();
+/// The `running_header` given to [`install`], as a plain function pointer: the handler finds
+/// the running coroutine's header through it. Null until `install`.
+static RUNNING_HEADER: AtomicPtr<()> = AtomicPtr::new(ptr::null_mut());
 static mut PREVIOUS_SEGV: mem::MaybeUninit<libc::sigaction> = mem::MaybeUninit::zeroed();
 static mut PREVIOUS_BUS: mem::MaybeUninit<libc::sigaction> = mem::MaybeUninit::zeroed();
 
 /// Installs the handler for the process (once) and makes sure this thread has an alternate
 /// signal stack, without which a handler could not run on an exhausted stack.
-pub(crate) fn install() {
+/// `running_header` tells the handler the header of the coroutine running on the calling
+/// thread (null if none); it must be async-signal-safe.
+pub(crate) fn install(running_header: fn() -> *const Header) {
+    RUNNING_HEADER.store(running_header as *mut (), Ordering::Release);
     INSTALL.call_once(|| {
         // SAFETY: sigaction is given a fully initialised struct; the previous actions are written
         // to statics that are only read by the handler, which cannot run before this returns.
@@ -119,10 +127,22 @@ fn push_number(buf: &mut [u8], len: &mut usize, mut n: u64) {
     push(buf, len, &digits[i..]);
 }
 
+/// The header of the coroutine running on this thread, through the function `install` was
+/// given; null if none runs.
+fn running_header() -> *const Header {
+    let f = RUNNING_HEADER.load(Ordering::Acquire);
+    if f.is_null() {
+        return ptr::null();
+    }
+    // SAFETY: a non-null value was stored by `install` from a `fn() -> *const Header`.
+    let f: fn() -> *const Header = unsafe { mem::transmute::<*mut (), fn() -> *const Header>(f) };
+    f()
+}
+
 extern "C" fn handler(signum: libc::c_int, info: *mut libc::siginfo_t, context: *mut libc::c_void) {
     // SAFETY: the kernel passes a valid siginfo for SA_SIGINFO handlers.
     let addr = unsafe { (*info).si_addr() } as usize;
-    let header = crate::scheduler::running_header();
+    let header = running_header();
     // SAFETY: a non-null header is in the record on the top page of the running coroutine's
     // stack, written at spawn and mapped while the coroutine is alive; the fault is at the
     // other end of the stack.

@@ -23,8 +23,8 @@ use std::cell::RefCell;
 use std::fmt;
 use std::sync::Once;
 
+use crate::context::with_core;
 use crate::coroutine::Coroutine;
-use crate::scheduler::with_core;
 
 /// What the hook saw of the last panic in a spawned coroutine.
 struct Captured {
@@ -44,13 +44,15 @@ pub(crate) fn install_hook() {
     HOOK.call_once(|| {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
-            let id = with_core(|core| {
-                if core.in_spawned_coroutine() {
-                    core.current_id_unchecked()
-                } else {
-                    None
-                }
-            })
+            let id = with_core(
+                |core| {
+                    if core.in_spawned_coroutine() {
+                        core.current_id()
+                    } else {
+                        None
+                    }
+                },
+            )
             .flatten();
             let Some(coroutine_id) = id else {
                 return previous(info);

@@ -58,83 +58,11 @@
 //! ```
 
 use std::collections::VecDeque;
-use std::fmt;
-use std::marker::PhantomData;
 use std::time::Instant;
 
-use crate::scheduler::{with_core, Core};
+pub use crate::wake::{Reason, Wake, Waker};
 
-/// Why a [`park`] returned.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Wake {
-    /// A [`Waker`] for this park was woken.
-    Notified,
-    /// The park's deadline passed before anyone woke it.
-    TimedOut,
-    /// The coroutine is being cancelled or an enclosing `time::timeout` expired: clean up and
-    /// call [`unwind`].
-    Cancelled,
-}
-
-/// What a parked coroutine waits on: a static description and, optionally, a number that tells
-/// instances apart (a coroutine id, a file descriptor, an address). Shown in deadlock reports.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub struct Reason {
-    /// What the coroutine called, e.g. `"Mutex::lock"`, `"TcpStream::read"`, `"sleep"`.
-    pub what: &'static str,
-    /// Which object, when that helps: `Some(fd)`, `Some(coroutine id)`, `Some(address)`.
-    pub on: Option<u64>,
-}
-
-impl Reason {
-    /// A reason without an object.
-    pub const fn new(what: &'static str) -> Reason {
-        Reason { what, on: None }
-    }
-
-    /// A reason naming which object is waited on.
-    pub const fn on(what: &'static str, on: u64) -> Reason {
-        Reason { what, on: Some(on) }
-    }
-
-    /// A reason naming the object by its address (for locks and channels).
-    pub fn at<T: ?Sized>(what: &'static str, object: &T) -> Reason {
-        Reason { what, on: Some(object as *const T as *const () as usize as u64) }
-    }
-
-    pub(crate) const RUNNING: Reason = Reason::new("running");
-}
-
-impl fmt::Debug for Reason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(self, f)
-    }
-}
-
-impl fmt::Display for Reason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.on {
-            None => f.write_str(self.what),
-            Some(on) if on > 0xffff_ffff => write!(f, "{} ({on:#x})", self.what),
-            Some(on) => write!(f, "{} ({on})", self.what),
-        }
-    }
-}
-
-/// Wakes one particular park of one particular coroutine. `Copy`, cheap (two words) and not
-/// `Send`: it only works on the runtime's own thread. For other threads see [`RemoteWaker`].
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub struct Waker {
-    pub(crate) key: usize,
-    pub(crate) seq: u64,
-    pub(crate) _not_send: PhantomData<*const ()>,
-}
-
-impl fmt::Debug for Waker {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Waker(slot {}, park {})", self.key, self.seq)
-    }
-}
+use crate::context::{self, with_core};
 
 impl Waker {
     /// Wakes the park this waker was made for with [`Wake::Notified`]. Returns `false`, doing
@@ -142,14 +70,6 @@ impl Waker {
     #[inline]
     pub fn wake(self) -> bool {
         with_core(|core| core.wake(self, Wake::Notified)).unwrap_or(false)
-    }
-
-    /// Wakes every waker in `wakers` (emptying it), as `wake` one by one would, but first asks
-    /// the CPU for all their task records at once: a poll that readies many sockets then waits
-    /// for memory once rather than once per coroutine.
-    pub(crate) fn wake_all(wakers: &mut Vec<Waker>) {
-        with_core(|core| core.wake_all(wakers));
-        wakers.clear();
     }
 
     /// True while the park this waker was made for has not ended.
@@ -178,10 +98,11 @@ impl Waker {
 /// # Panics
 /// Outside a coroutine of a running spindle runtime.
 #[inline]
+#[track_caller]
 pub fn park(reason: Reason, deadline: Option<Instant>, register: impl FnOnce(Waker)) -> Wake {
     match with_core(|core| core.park(reason, deadline, register)) {
         Some(wake) => wake,
-        None => outside_runtime(reason.what),
+        None => context::outside_runtime(reason.what),
     }
 }
 
@@ -189,6 +110,7 @@ pub fn park(reason: Reason, deadline: Option<Instant>, register: impl FnOnce(Wak
 /// lives (`near`: up to two addresses, e.g. the socket it waits on and its reactor entry; 0
 /// for none), so it can prefetch that before resuming it.
 #[inline(always)]
+#[track_caller]
 pub(crate) fn park_near(
     reason: Reason,
     deadline: Option<Instant>,
@@ -197,14 +119,8 @@ pub(crate) fn park_near(
 ) -> Wake {
     match with_core(|core| core.park_near(reason, deadline, near, register)) {
         Some(wake) => wake,
-        None => outside_runtime(reason.what),
+        None => context::outside_runtime(reason.what),
     }
-}
-
-#[cold]
-#[inline(never)]
-fn outside_runtime(what: &str) -> ! {
-    panic!("{}", Core::outside_message(what))
 }
 
 /// Unwinds the current coroutine after a park returned [`Wake::Cancelled`]: with the
@@ -213,6 +129,7 @@ fn outside_runtime(what: &str) -> ! {
 ///
 /// Code that catches unwinds (`catch_unwind`) must let these through, or the cancellation is
 /// only postponed: every later park of a cancelled coroutine returns `Cancelled` at once.
+#[track_caller]
 pub fn unwind() -> ! {
     let payload = with_core(|core| core.unwind_payload()).unwrap_or_else(|| {
         panic!("spindle::park::unwind called outside a spindle coroutine");
@@ -222,6 +139,7 @@ pub fn unwind() -> ! {
 
 /// Parks the current coroutine on its own (no waker registered anywhere) until `deadline`, then
 /// returns. Unwinds when cancelled.
+#[track_caller]
 pub(crate) fn park_until(reason: Reason, deadline: Instant) {
     loop {
         match park(reason, Some(deadline), |_| {}) {
@@ -293,11 +211,6 @@ impl WaitQueue {
         n
     }
 
-    /// Moves every queued waker into `into` without waking any.
-    pub(crate) fn take_all(&mut self, into: &mut Vec<Waker>) {
-        into.extend(self.waiters.drain(..));
-    }
-
     /// Number of queued waiters (some may be stale until the next wake skips them).
     pub fn len(&self) -> usize {
         self.waiters.len()
@@ -317,7 +230,7 @@ pub use crate::remote::RemoteWaker;
 ///
 /// # Panics
 /// Outside a running spindle runtime.
+#[track_caller]
 pub fn remote_waker(waker: Waker) -> RemoteWaker {
-    with_core(|core| core.remote_waker(waker))
-        .unwrap_or_else(|| panic!("{}", Core::outside_message("remote_waker")))
+    context::expect_core("remote_waker", |core| core.remote_waker(waker))
 }

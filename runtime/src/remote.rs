@@ -4,8 +4,6 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use crate::park::Waker;
-
 /// The runtime's end: pending wakes and the count of wakers still out in the world.
 pub(crate) struct RemoteShared {
     /// `(slot, park sequence)` of wakes waiting for the scheduler to apply them.
@@ -37,7 +35,7 @@ impl RemoteShared {
     }
 }
 
-/// A [`Waker`] that may be sent to and woken from any thread. Made by
+/// A [`Waker`](crate::park::Waker) that may be sent to and woken from any thread. Made by
 /// [`crate::park::remote_waker`]. Waking it, or dropping it unwoken, interrupts the runtime's
 /// poll so that it notices.
 pub struct RemoteWaker {
@@ -47,9 +45,10 @@ pub struct RemoteWaker {
 }
 
 impl RemoteWaker {
-    pub(crate) fn new(shared: Arc<RemoteShared>, waker: Waker) -> RemoteWaker {
+    /// A waker for park `seq` of the coroutine in slot `key`.
+    pub(crate) fn new(shared: Arc<RemoteShared>, key: usize, seq: u64) -> RemoteWaker {
         shared.outstanding.fetch_add(1, Ordering::AcqRel);
-        RemoteWaker { shared, key: waker.key, seq: waker.seq }
+        RemoteWaker { shared, key, seq }
     }
 
     /// Wakes the park this waker was made for with `Wake::Notified`, from any thread.

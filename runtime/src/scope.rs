@@ -30,9 +30,9 @@ use std::io;
 use std::marker::PhantomData;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 
+use crate::context::{self, with_core};
 use crate::coroutine::{spawn_raw, Builder, Coroutine, JoinError, JoinHandle};
 use crate::park::{self, Reason, Wake, Waker};
-use crate::scheduler::{with_core, Core};
 
 /// The scope handed to the closure of [`scope`]: spawn borrowing coroutines with it.
 pub struct Scope<'scope, 'env: 'scope> {
@@ -113,13 +113,12 @@ impl<'scope, 'env> Scope<'scope, 'env> {
     {
         let exit = Exit(&self.running, &self.waiter);
         self.running.set(self.running.get() + 1);
-        let spawned = with_core(|core| {
+        let spawned = context::expect_core("Scope::spawn", |core| {
             // SAFETY: `f`, `T` and `exit` borrow only data that outlives 'scope, and `scope`
             // does not return (nor unwind) before `running` is back to zero, which happens when
             // `exit` is dropped as the last act of the coroutine.
             unsafe { spawn_raw(core, builder, f, exit) }
-        })
-        .unwrap_or_else(|| panic!("{}", Core::outside_message("Scope::spawn")));
+        });
         // On error `exit` was dropped with the closure, undoing the count.
         let inner = spawned?;
         self.children.borrow_mut().push(inner.coroutine().clone());
@@ -133,12 +132,13 @@ impl<'scope, 'env> Scope<'scope, 'env> {
 /// # Panics
 /// Outside a coroutine of a running spindle runtime; and again with `f`'s panic if it panics
 /// (after the wait).
+#[track_caller]
 pub fn scope<'env, F, T>(f: F) -> T
 where
     F: for<'scope> FnOnce(&'scope Scope<'scope, 'env>) -> T,
 {
-    if with_core(|_| ()).is_none() {
-        panic!("{}", Core::outside_message("scope"));
+    if !context::in_runtime() {
+        context::outside_runtime("scope");
     }
     let scope = Scope {
         running: Cell::new(0),

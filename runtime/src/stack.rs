@@ -51,10 +51,12 @@ const CHUNK_STACKS: usize = 64;
 /// the base 16-byte aligned.
 const CANARY_SHIFT: usize = 16;
 
-/// Bytes at the top of every stack kept for the coroutine's record (`scheduler::Task`, which
-/// holds the overflow header); the coroutine runs below them. A multiple of 64, so the base the
-/// coroutine starts from stays aligned and the record starts a cache line.
-pub(crate) const RECORD_SLOT: usize = crate::scheduler::RECORD_SIZE;
+/// Bytes at the top of every stack kept for the coroutine's record (`task::Task`, which
+/// holds the overflow header; it checks at compile time that it fits); the coroutine runs
+/// below them. A multiple of 64, so the base the coroutine starts from stays aligned and the
+/// record starts a cache line.
+pub(crate) const RECORD_SLOT: usize = 384;
+const _: () = assert!(RECORD_SLOT.is_multiple_of(64));
 
 /// Written at the lowest word of every unguarded stack; checked when its coroutine switches out.
 pub(crate) const CANARY: u64 = 0x5350_494e_444c_4521; // "SPINDLE!"

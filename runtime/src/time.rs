@@ -7,9 +7,10 @@ use std::time::{Duration, Instant};
 use std::cell::Cell;
 use std::rc::Rc;
 
+use crate::context::{self, with_core};
 use crate::coroutine::{Builder, JoinError, JoinHandle};
 use crate::park::{park_until, Reason};
-use crate::scheduler::{with_core, Core, ElapsedUnwind};
+use crate::scheduler::ElapsedUnwind;
 
 /// The runtime's current time: the real clock, or the virtual one when the runtime was built
 /// with `virtual_time(true)`. Outside a runtime, the real clock.
@@ -21,9 +22,9 @@ pub fn now() -> Instant {
 ///
 /// # Panics
 /// Outside a coroutine of a running spindle runtime.
+#[track_caller]
 pub fn sleep(duration: Duration) {
-    let deadline = with_core(|core| core.now() + duration)
-        .unwrap_or_else(|| panic!("{}", Core::outside_message("sleep")));
+    let deadline = context::expect_core("sleep", |core| core.now() + duration);
     park_until(Reason::new("sleep"), deadline);
 }
 
@@ -31,9 +32,10 @@ pub fn sleep(duration: Duration) {
 ///
 /// # Panics
 /// Outside a coroutine of a running spindle runtime.
+#[track_caller]
 pub fn sleep_until(deadline: Instant) {
-    if with_core(|_| ()).is_none() {
-        panic!("{}", Core::outside_message("sleep_until"));
+    if !context::in_runtime() {
+        context::outside_runtime("sleep_until");
     }
     park_until(Reason::new("sleep"), deadline);
 }
@@ -69,9 +71,9 @@ impl std::error::Error for Elapsed {}
 ///
 /// # Panics
 /// Outside a coroutine of a running spindle runtime.
+#[track_caller]
 pub fn timeout<T>(duration: Duration, f: impl FnOnce() -> T) -> Result<T, Elapsed> {
-    let id = with_core(|core| core.push_scope(core.now() + duration))
-        .unwrap_or_else(|| panic!("{}", Core::outside_message("time::timeout")));
+    let id = context::expect_core("time::timeout", |core| core.push_scope(core.now() + duration));
     let result = catch_unwind(AssertUnwindSafe(f));
     let expired = with_core(|core| core.pop_scope(id)).unwrap_or(false);
     match result {

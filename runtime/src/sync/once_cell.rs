@@ -4,8 +4,8 @@ use std::cell::Cell;
 use std::fmt;
 
 use super::{forget, Waiters};
+use crate::context;
 use crate::park::{self, Reason, Wake};
-use crate::scheduler::with_core;
 
 /// A cell written once. [`OnceCell::get_or_init`] runs the initializer in the first coroutine
 /// that needs the value; others asking meanwhile park until it is ready, even if the
@@ -86,7 +86,7 @@ impl<T> OnceCell<T> {
     /// # Panics
     /// If `init` asks for this cell (reentrant initialization), or `init` panics.
     pub fn get_or_init(&self, init: impl FnOnce() -> T) -> &T {
-        let me = with_core(|core| core.current_coroutine().map(|c| c.id)).flatten();
+        let me = context::current_id();
         let me = me.unwrap_or(u64::MAX);
         loop {
             if let Some(v) = self.value.get() {

@@ -6,8 +6,8 @@ use std::ops::Deref;
 use std::time::{Duration, Instant};
 
 use super::{deadline_after, Waiters};
+use crate::context;
 use crate::park::Reason;
-use crate::scheduler::{with_core, Core};
 
 /// A mutex the coroutine holding it may lock again; it is released when every guard is gone.
 ///
@@ -45,12 +45,6 @@ pub struct ReentrantMutexGuard<'a, T: ?Sized> {
     lock: &'a ReentrantMutex<T>,
 }
 
-fn current_id(what: &str) -> u64 {
-    with_core(|core| core.current_coroutine().map(|c| c.id))
-        .flatten()
-        .unwrap_or_else(|| panic!("{}", Core::outside_message(what)))
-}
-
 impl<T> ReentrantMutex<T> {
     /// An unlocked reentrant mutex holding `value`.
     pub const fn new(value: T) -> ReentrantMutex<T> {
@@ -79,7 +73,7 @@ impl<T: ?Sized> ReentrantMutex<T> {
 
     /// Locks if it is free or already held by this coroutine.
     pub fn try_lock(&self) -> Option<ReentrantMutexGuard<'_, T>> {
-        let me = current_id("ReentrantMutex::try_lock");
+        let me = context::expect_current_id("ReentrantMutex::try_lock");
         self.try_enter(me)
     }
 
@@ -104,7 +98,7 @@ impl<T: ?Sized> ReentrantMutex<T> {
     }
 
     fn lock_until(&self, deadline: Option<Instant>) -> Option<ReentrantMutexGuard<'_, T>> {
-        let me = current_id("ReentrantMutex::lock");
+        let me = context::expect_current_id("ReentrantMutex::lock");
         if let Some(guard) = self.try_enter(me) {
             return Some(guard);
         }

@@ -33,202 +33,36 @@
 //! * Under load: after every [`EVENT_INTERVAL`] coroutine resumptions, with a zero timeout, so a
 //!   busy run queue never starves readiness, and never when no source is registered, so pure
 //!   compute and channel workloads make no system calls.
+//!
+//! # Parts
+//!
+//! `driver.rs` is the poller and the table of sources (a leaf: it returns the wakers it
+//! collected and the scheduler wakes them); this file is [`Registration`], the I/O types' side.
 
-use std::cell::{Cell, RefCell};
+pub(crate) mod driver;
+
+pub use driver::{Direction, EVENT_INTERVAL};
+
+use std::cell::Cell;
 use std::io;
 use std::ptr;
 use std::rc::Rc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use mio::{Events, Interest, Poll, Token};
-use slab::Slab;
+use mio::{Interest, Token};
 
-use crate::park::{self, Reason, WaitQueue, Wake};
-use crate::scheduler::{with_core, Core};
-
-/// Coroutine resumptions between two zero-timeout polls of a busy runtime. A power of two, so
-/// the scheduler tells when one is due from the run queue's own pop counter.
-pub const EVENT_INTERVAL: usize = 64;
-
-/// Token of the cross-thread waker; sources use their slab keys, which never reach it.
-pub(crate) const REMOTE_TOKEN: Token = Token(usize::MAX);
-
-/// A direction of readiness an operation waits for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Direction {
-    /// Readable: data, a connection to accept, EOF, or an error.
-    Read,
-    /// Writable: buffer space, a finished connect, or an error.
-    Write,
-}
-
-/// The coroutines parked on one direction of one source.
-///
-/// Almost every socket has at most one reader and one writer, so the first waiter lives in
-/// `first`, inside the source's slab entry: parking and waking then touch no other memory.
-/// Only a second concurrent waiter in the same direction goes to `more`, allocated on first use.
-#[derive(Default)]
-struct Waiters {
-    /// The longest-waiting coroutine, if any. Only live wakers are kept here: a waiter that
-    /// times out or is cancelled removes itself, and a wake empties the slot.
-    first: Option<park::Waker>,
-    /// Later waiters, in arrival order.
-    more: Option<Box<WaitQueue>>,
-}
-
-/// Where a parked coroutine's waker went, so a timed-out or cancelled waiter can remove it.
-#[derive(Clone, Copy)]
-enum Parked {
-    /// In `Waiters::first`, with this waker.
-    First(park::Waker),
-    /// In `Waiters::more`.
-    More(park::Token),
-}
-
-impl Waiters {
-    fn push(&mut self, w: park::Waker) -> Parked {
-        if self.first.is_none() {
-            self.first = Some(w);
-            Parked::First(w)
-        } else {
-            Parked::More(self.more.get_or_insert_with(Default::default).push(w))
-        }
-    }
-
-    fn remove(&mut self, parked: Parked) {
-        match parked {
-            Parked::First(w) => {
-                if self.first == Some(w) {
-                    self.first = None;
-                }
-            }
-            Parked::More(token) => {
-                if let Some(more) = &mut self.more {
-                    more.remove(token);
-                }
-            }
-        }
-    }
-
-    /// Moves every waker into `into` without waking any.
-    fn take_all(&mut self, into: &mut Vec<park::Waker>) {
-        if let Some(w) = self.first.take() {
-            into.push(w);
-        }
-        if let Some(more) = &mut self.more {
-            more.take_all(into);
-        }
-    }
-}
-
-/// One direction of a registered source: its readiness and its waiters.
-#[derive(Default)]
-struct Side {
-    /// An event said ready (and no `WouldBlock` or short stream transfer since).
-    ready: bool,
-    /// A stream transfer came back short and no event arrived since: the kernel's receive
-    /// buffer is known to be empty, or its send buffer full (see [`Registration::io_stream`]).
-    drained: bool,
-    /// An event reported this side closed (the peer's FIN, a hang-up) or an error. Never
-    /// cleared: a short transfer then does not mean the next one would block (a read returns
-    /// EOF at once).
-    closed: bool,
-    /// Coroutines waiting in this direction (to read or accept; to write or for a connect).
-    waiters: Waiters,
-}
-
-impl Side {
-    /// An event reported this side ready (`ready`) and/or closed (`closed`): wakes its waiters.
-    fn on_event(&mut self, ready: bool, closed: bool, to_wake: &mut Vec<park::Waker>) {
-        self.closed |= closed;
-        if ready || closed {
-            self.ready = true;
-            self.drained = false;
-            self.waiters.take_all(to_wake);
-        }
-    }
-}
-
-/// One registered source's two directions.
-#[derive(Default)]
-struct Source {
-    read: Side,
-    write: Side,
-}
-
-impl Source {
-    fn side(&mut self, direction: Direction) -> &mut Side {
-        match direction {
-            Direction::Read => &mut self.read,
-            Direction::Write => &mut self.write,
-        }
-    }
-}
-
-pub(crate) struct Reactor {
-    poll: RefCell<Poll>,
-    events: RefCell<Events>,
-    sources: RefCell<Slab<Source>>,
-    /// Wakers collected during one poll, kept to reuse its allocation.
-    wake_buffer: Cell<Vec<park::Waker>>,
-}
-
-impl Reactor {
-    pub(crate) fn new() -> io::Result<Reactor> {
-        Ok(Reactor {
-            poll: RefCell::new(Poll::new()?),
-            events: RefCell::new(Events::with_capacity(1024)),
-            sources: RefCell::new(Slab::new()),
-            wake_buffer: Cell::new(Vec::new()),
-        })
-    }
-
-    pub(crate) fn make_waker(&self) -> io::Result<mio::Waker> {
-        mio::Waker::new(self.poll.borrow().registry(), REMOTE_TOKEN)
-    }
-
-    /// Number of registered sources.
-    pub(crate) fn sources(&self) -> usize {
-        self.sources.borrow().len()
-    }
-
-    /// Polls once and wakes the coroutines whose sources became ready. Returns whether the
-    /// cross-thread waker fired.
-    pub(crate) fn poll(&self, timeout: Option<Duration>) -> io::Result<bool> {
-        let mut events = self.events.borrow_mut();
-        match self.poll.borrow_mut().poll(&mut events, timeout) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(false),
-            Err(e) => return Err(e),
-        }
-        let mut remote = false;
-        let mut to_wake = self.wake_buffer.take();
-        {
-            let mut sources = self.sources.borrow_mut();
-            for event in events.iter() {
-                if event.token() == REMOTE_TOKEN {
-                    remote = true;
-                    continue;
-                }
-                let Some(source) = sources.get_mut(event.token().0) else { continue };
-                let failed = event.is_error();
-                let read_closed = event.is_read_closed() || failed;
-                source.read.on_event(event.is_readable(), read_closed, &mut to_wake);
-                let write_closed = event.is_write_closed() || failed;
-                source.write.on_event(event.is_writable(), write_closed, &mut to_wake);
-            }
-        }
-        park::Waker::wake_all(&mut to_wake);
-        self.wake_buffer.set(to_wake);
-        Ok(remote)
-    }
-}
+use crate::context;
+use crate::park::{self, Reason, Wake};
+use driver::{Reactor, Side, Source};
 
 /// A source registered with the current runtime's reactor. Dropping it removes the table entry
 /// (and wakes anyone still parked on it with an error); deregister the mio source first with
 /// [`Registration::deregister`].
 pub struct Registration {
-    core: Rc<Core>,
+    /// The reactor of the runtime it was registered with.
+    reactor: Rc<Reactor>,
+    /// That runtime's id: an operation from another runtime is refused.
+    runtime_id: u64,
     /// The source's key in the reactor's table (and its mio token).
     key: usize,
     /// Shown in park reasons (a file descriptor), so dumps tell sockets apart.
@@ -256,16 +90,16 @@ impl Registration {
     where
         S: mio::event::Source + ?Sized,
     {
-        let core = with_core(|core| core.rc())
-            .unwrap_or_else(|| panic!("{}", Core::outside_message("registering an I/O source")));
-        let key = core.reactor().sources.borrow_mut().insert(Source::default());
-        let registered =
-            core.reactor().poll.borrow().registry().register(source, Token(key), interest);
+        let (reactor, runtime_id) = context::expect_core("registering an I/O source", |core| {
+            (core.reactor().clone(), core.runtime_id)
+        });
+        let key = reactor.sources.borrow_mut().insert(Source::default());
+        let registered = reactor.poll.borrow().registry().register(source, Token(key), interest);
         if let Err(e) = registered {
-            core.reactor().sources.borrow_mut().remove(key);
+            reactor.sources.borrow_mut().remove(key);
             return Err(e);
         }
-        Ok(Registration { core, key, id, closed: Cell::new(false) })
+        Ok(Registration { reactor, runtime_id, key, id, closed: Cell::new(false) })
     }
 
     /// Runs `op` until it does not return `WouldBlock`, parking on `direction` in between.
@@ -334,7 +168,7 @@ impl Registration {
 
     /// Runs `f` on this source's table entry for `direction`.
     fn side<R>(&self, direction: Direction, f: impl FnOnce(&mut Side) -> R) -> R {
-        let mut sources = self.core.reactor().sources.borrow_mut();
+        let mut sources = self.reactor.sources.borrow_mut();
         f(sources[self.key].side(direction))
     }
 
@@ -351,7 +185,7 @@ impl Registration {
         what: &'static str,
         deadline: Option<Instant>,
     ) -> io::Result<()> {
-        if with_core(|core| core.runtime_id) != Some(self.core.runtime_id) {
+        if context::with_core(|core| core.runtime_id) != Some(self.runtime_id) {
             panic!(
                 "spindle: {what} on an I/O source registered with another runtime; a socket \
                  belongs to the runtime that created it"
@@ -362,7 +196,7 @@ impl Registration {
         // source's reactor entry first. (The entry's address is only a prefetch hint: should
         // the table grow meanwhile, prefetching the old address is harmless.)
         let entry = {
-            let sources = self.core.reactor().sources.borrow();
+            let sources = self.reactor.sources.borrow();
             ptr::addr_of!(sources[self.key]) as usize
         };
         let near = [self as *const Registration as usize, entry];
@@ -398,7 +232,7 @@ impl Registration {
         self.closed.set(true);
         let mut to_wake = Vec::new();
         {
-            let mut sources = self.core.reactor().sources.borrow_mut();
+            let mut sources = self.reactor.sources.borrow_mut();
             let source = &mut sources[self.key];
             source.read.waiters.take_all(&mut to_wake);
             source.write.waiters.take_all(&mut to_wake);
@@ -418,7 +252,7 @@ impl Registration {
     where
         S: mio::event::Source + ?Sized,
     {
-        self.core.reactor().poll.borrow().registry().deregister(source)
+        self.reactor.poll.borrow().registry().deregister(source)
     }
 
     /// Changes the interest `source` is registered with.
@@ -426,14 +260,14 @@ impl Registration {
     where
         S: mio::event::Source + ?Sized,
     {
-        self.core.reactor().poll.borrow().registry().reregister(source, Token(self.key), interest)
+        self.reactor.poll.borrow().registry().reregister(source, Token(self.key), interest)
     }
 }
 
 impl Drop for Registration {
     fn drop(&mut self) {
         self.close();
-        self.core.reactor().sources.borrow_mut().remove(self.key);
+        self.reactor.sources.borrow_mut().remove(self.key);
     }
 }
 

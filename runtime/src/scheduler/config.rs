@@ -1,0 +1,28 @@
+//! The settings a runtime is built with (`RuntimeBuilder` fills them in).
+
+use std::time::Duration;
+
+use crate::watchdog::WatchdogConfig;
+
+/// Settings fixed when the runtime is built.
+#[derive(Clone, Debug)]
+pub(crate) struct Config {
+    /// Usable stack size of a spawned coroutine unless its `Builder` says otherwise.
+    pub stack_size: usize,
+    /// Usable stack size of the main coroutine.
+    pub main_stack_size: usize,
+    /// Seed of the random run-queue pick; `None` runs coroutines in FIFO order.
+    pub seed: Option<u64>,
+    /// Time advances only when the scheduler is idle, jumping to the next timer.
+    pub virtual_time: bool,
+    /// Stacks have guard pages (false only through `unsafe unguarded_stacks`).
+    pub guarded: bool,
+    /// Free stacks of one size kept resident in the pool.
+    pub pool_limit: usize,
+    /// Most threads the blocking pool starts.
+    pub blocking_threads: usize,
+    /// How long an idle blocking-pool thread waits before it exits.
+    pub blocking_keep_alive: Duration,
+    /// Reports coroutines that hold the thread too long, when set.
+    pub watchdog: Option<WatchdogConfig>,
+}

@@ -1,0 +1,271 @@
+//! The loop that drives a runtime: resume what is runnable, poll the reactor, fire timers,
+//! apply wakes from other threads, wait when idle, and report a deadlock when nothing can ever
+//! wake anyone.
+
+use std::cell::Cell;
+use std::fmt::Write as _;
+use std::io;
+use std::time::{Duration, Instant};
+
+use corosensei::CoroutineResult;
+
+use super::run_queue::Runnable;
+use super::{Core, NO_TASK};
+use crate::context;
+use crate::task::{Task, Yielder};
+use crate::wake::{Wake, Waker};
+
+impl Core {
+    /// Runs `main` as the main coroutine and everything it spawns; returns main's value.
+    pub(crate) fn run_main<T>(&self, main: impl FnOnce() -> T) -> T {
+        let _entered = context::enter(self);
+        crate::overflow::install(context::running_header);
+        self.main_done.set(false);
+        self.main_panicked.set(false);
+        self.tearing_down.set(false);
+
+        let outcome: Cell<Option<std::thread::Result<T>>> = Cell::new(None);
+        let body = |yielder: &Yielder, ()| {
+            self.started(yielder);
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(main));
+            let locals = self.take_locals();
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(locals)));
+            self.set_main_panicked(result.is_err());
+            outcome.set(Some(result));
+        };
+        // SAFETY: `body` borrows `outcome`, `main` and `self`, all of which outlive this call. The
+        // loop below returns only once the table is empty, i.e. the main coroutine finished; on a
+        // deadlock every coroutine is cancelled and driven to completion before we panic.
+        let key = unsafe { self.spawn_main(body) }
+            .unwrap_or_else(|e| panic!("spindle: cannot start the main coroutine: {e}"));
+        self.main_key.set(key);
+
+        if let Err(report) = self.drive() {
+            self.tearing_down.set(true);
+            self.cancel_all();
+            // Cancelled coroutines cannot park, so this finishes.
+            let _ = self.drive();
+            panic!("{report}");
+        }
+        self.main_key.set(NO_TASK);
+        match outcome.take().expect("main finished, so it left an outcome") {
+            Ok(value) => value,
+            Err(payload) => std::panic::resume_unwind(payload),
+        }
+    }
+
+    /// Runs until every coroutine has finished; `Err` carries a deadlock report.
+    ///
+    /// The loop is compiled twice: `drive_loop::<false>` for the common runtime (FIFO order, no
+    /// watchdog, guarded stacks), whose resume path has no test for either, and
+    /// `drive_loop::<true>` for a seeded schedule or switch hooks. Which one runs is fixed when
+    /// the runtime is built.
+    fn drive(&self) -> Result<(), String> {
+        if self.tasks.is_seeded() || self.switch_hooks {
+            self.drive_loop::<true>()
+        } else {
+            self.drive_loop::<false>()
+        }
+    }
+
+    /// `drive` with the seeded pick and the switch hooks compiled in (`CHECKED`) or out.
+    #[inline(never)]
+    fn drive_loop<const CHECKED: bool>(&self) -> Result<(), String> {
+        loop {
+            while let Some((task, poll_due)) = self.tasks.next_runnable::<CHECKED>() {
+                self.resume::<CHECKED>(task);
+                if poll_due {
+                    self.poll_busy()?;
+                }
+            }
+            if self.tasks.len() == 0 {
+                return Ok(());
+            }
+            if self.fire_due_timers() > 0 || self.apply_remote_wakes() > 0 {
+                continue;
+            }
+            let can_wake = self.timers.borrow().live() > 0
+                || self.reactor.sources() > 0
+                || self.remote.outstanding() > 0
+                || self.remote.has_pending();
+            if !can_wake {
+                return Err(self.deadlock_report());
+            }
+            self.idle_wait()?;
+        }
+    }
+
+    /// Polls the reactor once and wakes what it reported ready; applies remote wakes if the
+    /// cross-thread waker fired.
+    fn poll_reactor(&self, timeout: Option<Duration>) -> Result<(), String> {
+        let mut woken = self.wake_buffer.take();
+        let remote = self.reactor.poll(timeout, &mut woken).map_err(poll_failed);
+        self.wake_all(&woken);
+        woken.clear();
+        self.wake_buffer.set(woken);
+        if remote? {
+            self.apply_remote_wakes();
+        }
+        Ok(())
+    }
+
+    /// Zero-timeout poll between resumptions, so readiness and timers are never starved.
+    fn poll_busy(&self) -> Result<(), String> {
+        if self.reactor.sources() > 0 || self.remote.outstanding() > 0 {
+            self.poll_reactor(Some(Duration::ZERO))?;
+        }
+        self.fire_due_timers();
+        Ok(())
+    }
+
+    /// Nothing is runnable: wait in the reactor until the next timer (or jump to it).
+    fn idle_wait(&self) -> Result<(), String> {
+        let next = self.next_deadline();
+        let external = self.reactor.sources() > 0 || self.remote.outstanding() > 0;
+        if !self.clock.is_virtual() {
+            let timeout = next.map(|d| d.saturating_duration_since(Instant::now()));
+            self.poll_reactor(timeout)?;
+        } else {
+            if external {
+                // Real events first: only when none is ready does virtual time jump.
+                let timeout = if next.is_some() { Some(Duration::ZERO) } else { None };
+                self.poll_reactor(timeout)?;
+                if self.tasks.has_runnable() {
+                    return Ok(());
+                }
+            }
+            if let Some(d) = next {
+                self.clock.advance_to(d);
+            }
+        }
+        self.fire_due_timers();
+        Ok(())
+    }
+
+    /// Earliest live deadline, dropping stale heap tops on the way.
+    fn next_deadline(&self) -> Option<Instant> {
+        let mut timers = self.timers.borrow_mut();
+        while let Some(e) = timers.peek() {
+            if self.timer_is_live(e.key, e.seq) {
+                return Some(e.deadline);
+            }
+            timers.pop_due(e.deadline);
+            timers.popped_stale();
+        }
+        None
+    }
+
+    /// Wakes the coroutines whose timers are due; returns how many.
+    fn fire_due_timers(&self) -> usize {
+        if self.timers.borrow().is_empty() {
+            return 0;
+        }
+        let now = self.now();
+        let mut fired = 0;
+        loop {
+            let Some(entry) = self.timers.borrow_mut().pop_due(now) else { break };
+            let woke = self.tasks.with_task(entry.key, |task| {
+                if !task.timer_is_live(entry.seq) {
+                    return false;
+                }
+                task.fire_timer();
+                let outcome = task.deadline_outcome(entry.deadline);
+                self.wake_task(task, outcome);
+                true
+            });
+            if woke == Some(true) {
+                fired += 1;
+            } else {
+                self.timers.borrow_mut().popped_stale();
+            }
+        }
+        fired
+    }
+
+    /// Applies the wakes other threads queued; returns how many woke a coroutine.
+    fn apply_remote_wakes(&self) -> usize {
+        let mut buffer = self.remote_buffer.take();
+        self.remote.drain(&mut buffer);
+        let mut woken = 0;
+        for (key, seq) in buffer.drain(..) {
+            woken += self.wake(Waker::new(key, seq), Wake::Notified) as usize;
+        }
+        self.remote_buffer.replace(buffer);
+        woken
+    }
+
+    /// Resumes the coroutine of `task` until it parks, yields or finishes. `CHECKED`: switch
+    /// hooks may be on (see [`Core::drive`]).
+    #[inline]
+    fn resume<const CHECKED: bool>(&self, runnable: Runnable) {
+        let t = runnable.task();
+        self.tasks.set_current(Some(&runnable));
+        if CHECKED && self.switch_hooks {
+            self.before_switch(t);
+        }
+        // SAFETY: only `resume` touches `coroutine`, and it does not run again before this
+        // returns (the coroutine cannot resume itself: it runs on the stack being resumed).
+        let result = unsafe { (*t.coroutine.get()).resume(()) };
+        self.tasks.set_current(None);
+        if CHECKED && self.switch_hooks {
+            self.after_switch(t);
+        }
+        match result {
+            CoroutineResult::Return(()) => self.finish(runnable),
+            // Suspended without parking: a yield, to the back of the queue. The scheduler
+            // queues it rather than `yield_now`, which then has nothing to do but switch.
+            CoroutineResult::Yield(()) if !t.is_parked() => self.tasks.push_runnable(t),
+            CoroutineResult::Yield(()) => {}
+        }
+    }
+
+    #[inline(never)]
+    fn before_switch(&self, t: &Task) {
+        if let Some(w) = &self.watchdog {
+            w.enter(t.id);
+        }
+    }
+
+    /// Tells the watchdog the coroutine gave the thread back; checks an unguarded stack.
+    #[inline(never)]
+    fn after_switch(&self, t: &Task) {
+        if let Some(w) = &self.watchdog {
+            w.leave(t.id, || t.name.as_deref().map(str::to_owned));
+        }
+        if let Some(canary) = t.canary {
+            check_canary(canary, t);
+        }
+    }
+
+    fn deadlock_report(&self) -> String {
+        let mut report = String::from(
+            "spindle: deadlock: every coroutine is parked and nothing can wake one \
+             (no timer pending, no socket registered, no blocking call or remote waker in flight)",
+        );
+        self.tasks.for_each_task(|t| {
+            let name = t.name.as_deref().map(|n| format!(" '{n}'")).unwrap_or_default();
+            let _ = write!(report, "\n  coroutine #{}{} parked on {}", t.id, name, t.reason());
+        });
+        report
+    }
+}
+
+fn poll_failed(e: io::Error) -> String {
+    format!("spindle: polling the reactor failed: {e}")
+}
+
+/// Aborts with a report if an unguarded stack's canary was overwritten.
+fn check_canary(at: usize, task: &Task) {
+    // SAFETY: `at` is the lowest word of the task's unguarded stack, inside a pool chunk that
+    // lives as long as the runtime; nothing else runs while we read it.
+    let intact = unsafe { (at as *const u64).read_volatile() } == crate::stack::CANARY;
+    if !intact {
+        let name = task.name.as_deref().map(|n| format!(" '{n}'")).unwrap_or_default();
+        eprintln!(
+            "spindle: coroutine #{}{} overflowed its unguarded stack ({} bytes) and may have \
+             corrupted another; give it more with Builder::stack_size",
+            task.id, name, task.header.stack_size
+        );
+        std::process::abort();
+    }
+}

@@ -1,0 +1,299 @@
+//! Park, wake, yield and cancel: the transitions a running coroutine or a waker asks of the
+//! scheduler (the states themselves are drawn in [`crate::task`]).
+//!
+//! * [`Core::park`] begins a park, lets the caller register its waker, then either finds the
+//!   park already over (woken while registering, deadline passed) or commits it, arming the
+//!   timer for the earliest of the caller's deadline and the coroutine's `time::timeout`
+//!   scopes, and suspends.
+//! * [`Core::wake`] ends a park that is still in progress; a stale waker does nothing.
+//! * [`Core::yield_now`] suspends without parking: `resume` queues the coroutine again.
+//! * [`Core::cancel`] marks a coroutine cancelled and wakes it if parked; from then on every
+//!   park returns `Cancelled` and the coroutine unwinds with [`CancelUnwind`].
+
+use std::any::Any;
+use std::ptr;
+use std::time::Instant;
+
+use super::Core;
+use crate::task::{Scope, Task, CANCELLED, SCOPED};
+use crate::wake::{Reason, Wake, Waker};
+
+/// The payload a cancelled coroutine unwinds with.
+pub(crate) struct CancelUnwind;
+
+/// The payload a coroutine unwinds with when `time::timeout` scope `0` expired.
+pub(crate) struct ElapsedUnwind(pub(crate) u64);
+
+impl Core {
+    /// `park::park`. Always inlined down to the stack switch, like `yield_now` (see there): the
+    /// steps before and after the switch are out of line, so what inlines is small.
+    #[inline(always)]
+    pub(crate) fn park(
+        &self,
+        reason: Reason,
+        deadline: Option<Instant>,
+        register: impl FnOnce(Waker),
+    ) -> Wake {
+        self.park_inner(reason, deadline, [0; 2], register, false)
+    }
+
+    /// `park::park_near`: a park that names memory to prefetch before the coroutine resumes.
+    #[inline(always)]
+    pub(crate) fn park_near(
+        &self,
+        reason: Reason,
+        deadline: Option<Instant>,
+        near: [usize; 2],
+        register: impl FnOnce(Waker),
+    ) -> Wake {
+        self.park_inner(reason, deadline, near, register, false)
+    }
+
+    /// A park that cancellation and timeout scopes cannot cut short: it starts even when the
+    /// coroutine is cancelled and ignores scope deadlines (a `cancel` during it still wakes it
+    /// with `Cancelled`, once). For waits that must finish for soundness: a scope that was
+    /// interrupted waiting for the coroutines that borrow from it.
+    pub(crate) fn park_shielded(&self, reason: Reason, register: impl FnOnce(Waker)) -> Wake {
+        self.park_inner(reason, None, [0; 2], register, true)
+    }
+
+    /// Both parks: a short sequence, always inlined, around the stack switch.
+    #[inline(always)]
+    fn park_inner(
+        &self,
+        reason: Reason,
+        deadline: Option<Instant>,
+        near: [usize; 2],
+        register: impl FnOnce(Waker),
+        shielded: bool,
+    ) -> Wake {
+        self.with_running(reason.what, |task| {
+            let seq = self.next_seq();
+            let flags = task.flags();
+            if flags & CANCELLED != 0 && !shielded {
+                return Wake::Cancelled;
+            }
+            task.begin_park(seq, reason, deadline);
+            register(Waker::new(task.key, seq));
+            if task.woken_early() || deadline.is_some() || (flags & SCOPED != 0 && !shielded) {
+                if let Some(wake) = self.park_commit_slow(task, seq, deadline, shielded) {
+                    return wake;
+                }
+            } else {
+                task.commit_park();
+            }
+            let marker = 0u8;
+            task.sp_hint.set(ptr::addr_of!(marker) as usize);
+            task.near_hint.set(near);
+            suspend(task);
+            task.end_park()
+        })
+    }
+
+    /// The part of `park` after `register` when there is more to do than marking the task
+    /// parked: `Some` if the park already ended (woken while registering, or the deadline
+    /// passed); else arms the timer for the earliest of the caller's deadline and the
+    /// coroutine's timeout scopes (none when `shielded`), and commits the park.
+    #[inline(never)]
+    fn park_commit_slow(
+        &self,
+        task: &Task,
+        seq: u64,
+        deadline: Option<Instant>,
+        shielded: bool,
+    ) -> Option<Wake> {
+        if let Some(wake) = task.take_early_wake() {
+            return Some(wake);
+        }
+        let scope_deadline = if shielded { None } else { task.scope_deadline() };
+        let effective = match (deadline, scope_deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        if let Some(at) = effective {
+            if at <= self.now() {
+                task.abandon_park();
+                return Some(task.deadline_outcome(at));
+            }
+            self.timers.borrow_mut().insert(at, task.key, seq);
+            task.arm_timer();
+        }
+        task.commit_park();
+        None
+    }
+
+    /// Ends park `waker.seq` of slot `waker.key` with `reason`, if it is still in progress.
+    #[inline]
+    pub(crate) fn wake(&self, waker: Waker, reason: Wake) -> bool {
+        self.tasks
+            .with_task(waker.key, |task| {
+                let live = task.is_waiting_for(waker.seq);
+                if live {
+                    self.wake_task(task, reason);
+                }
+                live
+            })
+            .unwrap_or(false)
+    }
+
+    /// Wakes every waker in `wakers` with `Notified`, after asking the CPU for all their
+    /// records at once: a poll that readies many sockets then waits for memory once rather than
+    /// once per coroutine.
+    pub(crate) fn wake_all(&self, wakers: &[Waker]) {
+        if wakers.len() > 1 {
+            self.tasks.prefetch_records(wakers.iter().map(|w| w.key));
+        }
+        for &w in wakers {
+            self.wake(w, Wake::Notified);
+        }
+    }
+
+    /// True while the park `waker` was made for has not ended.
+    pub(crate) fn is_waiting(&self, waker: Waker) -> bool {
+        self.tasks.with_task(waker.key, |t| t.is_waiting_for(waker.seq)).unwrap_or(false)
+    }
+
+    /// Ends `task`'s park in progress with `reason`: queues it if it was parked, and counts
+    /// its timer stale.
+    #[inline]
+    pub(super) fn wake_task(&self, task: &Task, reason: Wake) {
+        let woken = task.wake(reason);
+        if woken.was_parked {
+            self.tasks.push_runnable(task);
+        }
+        if woken.timer_went_stale {
+            self.timers.borrow_mut().mark_stale(|e| self.timer_is_live(e.key, e.seq));
+        }
+    }
+
+    /// Whether the timer set for park `seq` of slot `key` still matters.
+    pub(super) fn timer_is_live(&self, key: usize, seq: u64) -> bool {
+        self.tasks.with_task(key, |t| t.timer_is_live(seq)).unwrap_or(false)
+    }
+
+    /// `yield_now`: to the back of the run queue. The coroutine suspends without parking and
+    /// `resume` queues it again. When nothing else is runnable and nothing is pending (no
+    /// timer, socket or remote wake that a poll could deliver) it does not switch at all.
+    ///
+    /// Always inlined, down to the stack switch: a coroutine resumes at the instruction after
+    /// its switch, and when that is in the caller's own frame (a loop that yields) no `ret`
+    /// lies between one switch and the next, so the CPU's return-address predictions stay
+    /// right. Out of line, each round trip paid two mispredicted returns per switch.
+    #[inline(always)]
+    pub(crate) fn yield_now(&self) {
+        self.with_running("yield_now", |task| {
+            if task.flags() != 0 {
+                self.check_interrupt_slow(task);
+            }
+            // Nothing else runnable and nothing that could make anything runnable: go on.
+            if !self.tasks.has_runnable() && self.nothing_pending() {
+                return;
+            }
+            // No `sp_hint` update: a coroutine that yields in a loop yields from about the same
+            // place it parked last, and a yield must stay as short as it can be.
+            suspend(task);
+            if task.flags() != 0 {
+                self.check_interrupt_slow(task);
+            }
+        })
+    }
+
+    /// No timer, socket or other thread could wake a coroutine: what `yield_now` checks, when
+    /// the run queue is empty, before skipping the switch.
+    #[inline(never)]
+    fn nothing_pending(&self) -> bool {
+        self.timers.borrow().is_empty()
+            && self.reactor.sources() == 0
+            && self.remote.outstanding() == 0
+    }
+
+    /// Unwinds if the running coroutine (`task`) was cancelled or one of its timeout scopes
+    /// expired. Called when its flags are not zero.
+    #[cold]
+    #[inline(never)]
+    fn check_interrupt_slow(&self, task: &Task) {
+        let interrupted = if task.is_cancelled() {
+            true
+        } else {
+            let now = self.now();
+            let due = task.scope_deadline().is_some_and(|d| d <= now);
+            if due {
+                task.clear_op_deadline();
+                task.deadline_outcome(now);
+            }
+            due
+        };
+        if interrupted {
+            crate::park::unwind();
+        }
+    }
+
+    /// What `park::unwind` unwinds the running coroutine with.
+    pub(crate) fn unwind_payload(&self) -> Box<dyn Any + Send> {
+        self.with_running("park::unwind", |task| -> Box<dyn Any + Send> {
+            if task.is_cancelled() {
+                Box::new(CancelUnwind)
+            } else if let Some(id) = task.expired_scope.get() {
+                Box::new(ElapsedUnwind(id))
+            } else {
+                panic!(
+                    "spindle::park::unwind called, but the coroutine is neither cancelled nor \
+                     timed out"
+                );
+            }
+        })
+    }
+
+    /// Does what `JoinHandle::cancel` asks: returns false if no such coroutine is alive.
+    pub(crate) fn cancel(&self, key: usize, id: u64) -> bool {
+        self.tasks
+            .with_task(key, |task| {
+                let alive = task.id == id;
+                if alive {
+                    self.cancel_task(task);
+                }
+                alive
+            })
+            .unwrap_or(false)
+    }
+
+    /// Cancels `task`: every park returns `Cancelled` from now on, and a parked one wakes.
+    pub(super) fn cancel_task(&self, task: &Task) {
+        if task.mark_cancelled() {
+            self.wake_task(task, Wake::Cancelled);
+        }
+    }
+
+    /// Opens a `time::timeout` scope for the running coroutine; returns its id.
+    pub(crate) fn push_scope(&self, deadline: Instant) -> u64 {
+        self.with_running("time::timeout", |task| {
+            let id = self.next_seq();
+            task.scopes.borrow_mut().push(Scope { deadline, id });
+            task.update_scoped();
+            id
+        })
+    }
+
+    /// Closes scope `id`; returns whether it was the one that expired.
+    pub(crate) fn pop_scope(&self, id: u64) -> bool {
+        self.with_running("time::timeout", |task| {
+            task.scopes.borrow_mut().retain(|s| s.id != id);
+            task.update_scoped();
+            if task.expired_scope.get() == Some(id) {
+                task.expired_scope.set(None);
+                true
+            } else {
+                false
+            }
+        })
+    }
+}
+
+/// Suspends the running coroutine, whose record is `task`, back to the scheduler.
+#[inline(always)]
+fn suspend(task: &Task) {
+    let yielder = task.yielder.get();
+    // SAFETY: the yielder was recorded by `started`, first thing on the coroutine's stack,
+    // and lives there, on the stack we are running on, as long as the coroutine.
+    unsafe { (*yielder).suspend(()) }
+}
