@@ -53,7 +53,10 @@ fn a_thousand_concurrent_connections_echo_random_sized_messages_byte_for_byte() 
                         let mut rng = Rng::new(i as u64);
                         let mut total = 0;
                         for m in 0..MESSAGES {
-                            let sent = pattern((i * MESSAGES + m) as u64, rng.between(1, 16 << 10));
+                            let sent = pattern(
+                                (i * MESSAGES + m) as u64,
+                                1 + rng.below(16 << 10) as usize,
+                            );
                             stream.write_all(&sent).unwrap();
                             let mut back = vec![0; sent.len()];
                             stream.read_exact(&mut back).unwrap();

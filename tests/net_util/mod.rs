@@ -7,26 +7,10 @@ use std::time::{Duration, Instant};
 
 use spindle::JoinHandle;
 
-/// Small deterministic generator (xorshift64*), so failures repeat.
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    /// Uniform in `lo..=hi`.
-    pub fn between(&mut self, lo: usize, hi: usize) -> usize {
-        lo + (self.next_u64() % (hi - lo + 1) as u64) as usize
-    }
-}
+/// The runtime's deterministic generator (splitmix64), so failures repeat.
+#[path = "../../runtime/src/rng.rs"]
+mod rng;
+pub use rng::Rng;
 
 /// `len` bytes that depend on `seed` and on their position.
 pub fn pattern(seed: u64, len: usize) -> Vec<u8> {
