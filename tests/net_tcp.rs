@@ -7,7 +7,8 @@ use std::net::Shutdown;
 use std::rc::Rc;
 use std::time::Duration;
 
-use net_util::{pattern, raise_fd_limit, until_parked, Rng};
+use net_util::fd_limit::raise_fd_limit;
+use net_util::{pattern, until_parked, Rng};
 use spindle::net::{TcpListener, TcpStream};
 
 /// Echoes until EOF, like the example server.

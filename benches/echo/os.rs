@@ -3,6 +3,11 @@
 use std::io;
 use std::time::Duration;
 
+#[allow(dead_code)] // the bench only raises the limit
+#[path = "../../tests/net_util/fd_limit.rs"]
+mod fd_limit;
+pub use fd_limit::raise_fd_limit;
+
 /// Pins the calling thread (and threads it starts later) to `cpu`, if the machine has it.
 pub fn pin_to(cpu: usize) {
     if cpu >= online_cpus() {
@@ -23,22 +28,6 @@ pub fn pin_to(cpu: usize) {
 pub fn online_cpus() -> usize {
     // SAFETY: sysconf has no preconditions.
     unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) }.max(1) as usize
-}
-
-/// Raises the soft descriptor limit to the hard one; returns the new soft limit.
-pub fn raise_fd_limit() -> u64 {
-    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: `limit` is a valid rlimit to write into.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
-        return 1024;
-    }
-    limit.rlim_cur = limit.rlim_max;
-    // SAFETY: `limit` is a valid rlimit; raising the soft limit to the hard one is allowed.
-    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) } != 0 {
-        // SAFETY: as above.
-        unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) };
-    }
-    limit.rlim_cur
 }
 
 /// User and system CPU time the process `pid` has used, all threads.

@@ -12,23 +12,12 @@ use spindle::JoinHandle;
 mod rng;
 pub use rng::Rng;
 
+pub mod fd_limit;
+
 /// `len` bytes that depend on `seed` and on their position.
 pub fn pattern(seed: u64, len: usize) -> Vec<u8> {
     let mut rng = Rng::new(seed);
     (0..len).map(|_| rng.next_u64() as u8).collect()
-}
-
-/// Raises the soft descriptor limit to the hard one; returns the soft limit now in force.
-pub fn raise_fd_limit() -> u64 {
-    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: `limit` is a valid rlimit to write into.
-    assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) }, 0);
-    limit.rlim_cur = limit.rlim_max;
-    // SAFETY: raising the soft limit up to the hard one is always allowed.
-    unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) };
-    // SAFETY: as above.
-    assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) }, 0);
-    limit.rlim_cur
 }
 
 /// Lets other coroutines run until `handle`'s coroutine is parked; panics if it never parks.
