@@ -219,12 +219,7 @@ fn accept_out_of_descriptors_returns_emfile_and_recovers_when_some_are_freed() {
         let addr = listener.local_addr().unwrap();
         // Connected by the kernel, waiting in the backlog.
         let _client = std::net::TcpStream::connect(addr).unwrap();
-        let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-        // SAFETY: `limit` is a valid rlimit to write into.
-        assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) }, 0);
-        limit.rlim_cur = 256;
-        // SAFETY: lowering the soft limit below the hard one is always allowed.
-        assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) }, 0);
+        net_util::fd_limit::set_soft_fd_limit(256).unwrap();
         let mut hogs = Vec::new();
         loop {
             match std::fs::File::open("/dev/null") {

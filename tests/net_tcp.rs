@@ -7,7 +7,8 @@ use std::net::Shutdown;
 use std::rc::Rc;
 use std::time::Duration;
 
-use net_util::{pattern, raise_fd_limit, until_parked, Rng};
+use net_util::fd_limit::raise_fd_limit;
+use net_util::{pattern, until_parked, Rng};
 use spindle::net::{TcpListener, TcpStream};
 
 /// Echoes until EOF, like the example server.
@@ -53,7 +54,10 @@ fn a_thousand_concurrent_connections_echo_random_sized_messages_byte_for_byte() 
                         let mut rng = Rng::new(i as u64);
                         let mut total = 0;
                         for m in 0..MESSAGES {
-                            let sent = pattern((i * MESSAGES + m) as u64, rng.between(1, 16 << 10));
+                            let sent = pattern(
+                                (i * MESSAGES + m) as u64,
+                                1 + rng.below(16 << 10) as usize,
+                            );
                             stream.write_all(&sent).unwrap();
                             let mut back = vec![0; sent.len()];
                             stream.read_exact(&mut back).unwrap();

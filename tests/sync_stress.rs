@@ -12,22 +12,9 @@ use spindle::sync::channel::{self, Receiver, RecvTimeoutError, Sender};
 use spindle::sync::Mutex;
 use spindle::{spawn, yield_now, Runtime};
 
-/// splitmix64: a cheap deterministic generator.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
+#[path = "../runtime/src/rng.rs"]
+mod rng;
+use rng::Rng;
 
 const PRODUCERS: u64 = 500;
 const CONSUMERS: u64 = 500;
@@ -72,7 +59,7 @@ fn stress(seed: u64) {
             .map(|p| {
                 let (senders, mutexes, totals) = (senders.clone(), mutexes.clone(), totals.clone());
                 spawn(move || {
-                    let mut rng = Rng(seed ^ (p + 1).wrapping_mul(0x1234_5678_9abc_def1));
+                    let mut rng = Rng::new(seed ^ (p + 1).wrapping_mul(0x1234_5678_9abc_def1));
                     for k in 0..OPS_PER_PRODUCER {
                         let id = p * OPS_PER_PRODUCER + k;
                         totals.operations.set(totals.operations.get() + 1);
@@ -139,7 +126,7 @@ fn stress(seed: u64) {
                         totals.received.set(totals.received.get() + 1);
                         totals.received_sum.set(totals.received_sum.get() + v);
                     };
-                    let mut rng = Rng(seed.wrapping_mul(31) ^ i);
+                    let mut rng = Rng::new(seed.wrapping_mul(31) ^ i);
                     loop {
                         match rng.below(3) {
                             0 => match rx.recv() {

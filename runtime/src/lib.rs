@@ -77,6 +77,7 @@
 mod overflow;
 mod remote;
 mod ring;
+mod rng;
 mod stack;
 mod thread_pool;
 mod timer;

@@ -112,6 +112,7 @@ impl<T: Copy> Ring<T> {
 #[cfg(test)]
 mod tests {
     use super::Ring;
+    use crate::rng::Rng;
     use std::collections::VecDeque;
 
     #[test]
@@ -131,12 +132,9 @@ mod tests {
     fn behaves_like_a_vecdeque_across_growth_and_wrap_around() {
         let mut ring = Ring::new(0);
         let mut model = VecDeque::new();
-        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut rng = Rng::new(1);
         for step in 0..100_000u64 {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            match x % 7 {
+            match rng.below(7) {
                 0..=2 => {
                     ring.push_back(step);
                     model.push_back(step);
@@ -146,7 +144,7 @@ mod tests {
                     assert_eq!(ring.pop_front(), model.pop_front());
                 }
                 _ if !model.is_empty() => {
-                    let i = (x >> 8) as usize % model.len();
+                    let i = rng.below(model.len() as u64) as usize;
                     assert_eq!(Some(ring.swap_remove(i)), model.swap_remove_back(i));
                 }
                 _ => {}

@@ -97,7 +97,8 @@ impl RuntimeBuilder {
 
     /// Runs coroutines in a random order drawn from `seed` instead of FIFO: each scheduling
     /// step picks any runnable coroutine. The same seed and the same program give the same
-    /// order, so an interleaving that breaks something can be replayed.
+    /// order, so an interleaving that breaks something can be replayed. Every `u64` is its own
+    /// schedule (0 included): the picks come from a splitmix64 stream started at `seed`.
     pub fn seed(mut self, seed: u64) -> Self {
         self.config.seed = Some(seed);
         self

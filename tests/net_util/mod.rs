@@ -7,44 +7,17 @@ use std::time::{Duration, Instant};
 
 use spindle::JoinHandle;
 
-/// Small deterministic generator (xorshift64*), so failures repeat.
-pub struct Rng(u64);
+/// The runtime's deterministic generator (splitmix64), so failures repeat.
+#[path = "../../runtime/src/rng.rs"]
+mod rng;
+pub use rng::Rng;
 
-impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    /// Uniform in `lo..=hi`.
-    pub fn between(&mut self, lo: usize, hi: usize) -> usize {
-        lo + (self.next_u64() % (hi - lo + 1) as u64) as usize
-    }
-}
+pub mod fd_limit;
 
 /// `len` bytes that depend on `seed` and on their position.
 pub fn pattern(seed: u64, len: usize) -> Vec<u8> {
     let mut rng = Rng::new(seed);
     (0..len).map(|_| rng.next_u64() as u8).collect()
-}
-
-/// Raises the soft descriptor limit to the hard one; returns the soft limit now in force.
-pub fn raise_fd_limit() -> u64 {
-    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: `limit` is a valid rlimit to write into.
-    assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) }, 0);
-    limit.rlim_cur = limit.rlim_max;
-    // SAFETY: raising the soft limit up to the hard one is always allowed.
-    unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) };
-    // SAFETY: as above.
-    assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) }, 0);
-    limit.rlim_cur
 }
 
 /// Lets other coroutines run until `handle`'s coroutine is parked; panics if it never parks.

@@ -126,7 +126,6 @@ impl Core {
     pub(crate) fn new(config: Config) -> io::Result<Rc<Core>> {
         let reactor = Rc::new(Reactor::new()?);
         let remote = Arc::new(RemoteShared::new(reactor.make_waker()?));
-        let seed = config.seed.map(|s| s | 1).unwrap_or(0);
         crate::panic::install_hook();
         let watchdog = config.watchdog.as_ref().map(Watchdog::start).transpose()?;
         let guarded = config.guarded;
@@ -134,8 +133,8 @@ impl Core {
             runtime_id: RUNTIME_IDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             stacks: RefCell::new(StackPool::new(config.guarded, config.pool_limit)),
             clock: Clock::new(config.virtual_time),
+            tasks: Tasks::new(config.seed),
             config,
-            tasks: Tasks::new(seed),
             main_key: Cell::new(NO_TASK),
             main_done: Cell::new(false),
             main_panicked: Cell::new(false),

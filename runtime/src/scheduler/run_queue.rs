@@ -29,6 +29,7 @@ use slab::Slab;
 
 use crate::reactor::EVENT_INTERVAL;
 use crate::ring::Ring;
+use crate::rng::Rng;
 use crate::task::Task;
 
 /// Run-queue length from which `prefetch_ahead` works: below it, the records and frames of
@@ -70,20 +71,21 @@ pub(crate) struct Tasks {
     queue: UnsafeCell<Ring<NonNull<Task>>>,
     /// Record of the running coroutine, null while the scheduler itself runs.
     current: Cell<*const Task>,
-    /// xorshift state when seeded, 0 for FIFO order.
-    rng: Cell<u64>,
+    /// The seeded pick's generator; `None` for FIFO order.
+    rng: Cell<Option<Rng>>,
     /// Coroutines picked at random so far (seeded runs), for the poll cadence.
     seeded_picks: Cell<usize>,
 }
 
 impl Tasks {
-    /// An empty table; `seed` 0 means FIFO order.
-    pub(crate) fn new(seed: u64) -> Tasks {
+    /// An empty table; without a seed the run queue is FIFO. Every `u64` seed, 0 included, is
+    /// its own stream of picks.
+    pub(crate) fn new(seed: Option<u64>) -> Tasks {
         Tasks {
             table: UnsafeCell::new(Slab::new()),
             queue: UnsafeCell::new(Ring::new(NonNull::dangling())),
             current: Cell::new(ptr::null()),
-            rng: Cell::new(seed),
+            rng: Cell::new(seed.map(Rng::new)),
             seeded_picks: Cell::new(0),
         }
     }
@@ -91,7 +93,7 @@ impl Tasks {
     /// True when picks are seeded rather than FIFO.
     #[inline]
     pub(crate) fn is_seeded(&self) -> bool {
-        self.rng.get() != 0
+        self.rng.get().is_some()
     }
 
     // ----- the table ----------------------------------------------------------------------
@@ -243,16 +245,13 @@ impl Tasks {
     fn next_seeded(&self) -> Option<(Runnable, bool)> {
         // SAFETY: as in `push`.
         let queue = unsafe { &mut *self.queue.get() };
-        let task = if queue.len() < 2 {
-            queue.pop_front()?
-        } else {
-            // xorshift64
-            let mut x = self.rng.get();
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            self.rng.set(x);
-            queue.swap_remove((x % queue.len() as u64) as usize)
+        let task = match self.rng.get() {
+            Some(mut rng) if queue.len() >= 2 => {
+                let pick = rng.below(queue.len() as u64) as usize;
+                self.rng.set(Some(rng));
+                queue.swap_remove(pick)
+            }
+            _ => queue.pop_front()?,
         };
         let picks = self.seeded_picks.get().wrapping_add(1);
         self.seeded_picks.set(picks);
