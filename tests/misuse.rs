@@ -84,3 +84,63 @@ fn a_runtime_on_another_thread_is_independent() {
     let here = spindle::run(|| spindle::spawn(|| 4).join().unwrap());
     assert_eq!((t.join().unwrap(), here), (3, 4));
 }
+
+/// The file and line a panic inside `f` reports (what a user sees first), by a panic hook
+/// that records it for this thread while `f` runs and stays quiet meanwhile.
+fn panic_location(f: impl FnOnce() + std::panic::UnwindSafe) -> (String, u32) {
+    use std::cell::{Cell, RefCell};
+    thread_local! {
+        static CAPTURING: Cell<bool> = const { Cell::new(false) };
+        static SEEN: RefCell<Option<(String, u32)>> = const { RefCell::new(None) };
+    }
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !CAPTURING.try_with(Cell::get).unwrap_or(false) {
+                return previous(info);
+            }
+            let location = info.location().map(|l| (l.file().to_owned(), l.line()));
+            SEEN.with(|seen| seen.borrow_mut().get_or_insert_with(|| location.unwrap()).clone());
+        }));
+    });
+    SEEN.with(|seen| seen.borrow_mut().take());
+    CAPTURING.with(|c| c.set(true));
+    let result = std::panic::catch_unwind(f);
+    CAPTURING.with(|c| c.set(false));
+    assert!(result.is_err(), "misuse must panic");
+    SEEN.with(|seen| seen.borrow_mut().take()).expect("the hook saw the panic")
+}
+
+/// Every public entry point that panics outside a runtime reports the caller's line, not a
+/// line inside spindle (`#[track_caller]` all the way down).
+#[test]
+fn misuse_panics_point_at_the_callers_line() {
+    use std::time::Duration;
+    macro_rules! check {
+        ($what:literal, $call:expr) => {{
+            let line = line!();
+            let (file, at) = panic_location(|| {
+                let _ = $call;
+            });
+            assert!(file.ends_with("misuse.rs"), "{}: reported at {file}:{at}", $what);
+            assert!((line..line + 3).contains(&at), "{}: reported at line {at}", $what);
+        }};
+    }
+    check!("spawn", spindle::spawn(|| ()));
+    check!("Builder::spawn", spindle::Builder::new().spawn(|| ()));
+    check!("yield_now", spindle::yield_now());
+    check!("sleep", spindle::sleep(Duration::from_millis(1)));
+    check!("sleep_until", spindle::sleep_until(std::time::Instant::now()));
+    check!("current", spindle::current());
+    check!("coroutines", spindle::coroutines());
+    check!("active_count", spindle::active_count());
+    check!("timeout", spindle::time::timeout(Duration::from_millis(1), || ()));
+    check!("unblock", spindle::unblock(|| ()));
+    check!("scope", spindle::scope(|_| ()));
+    check!("park", spindle::park::park(spindle::park::Reason::new("x"), None, |_| {}));
+    #[allow(clippy::diverging_sub_expression)]
+    {
+        check!("unwind", spindle::park::unwind());
+    }
+}

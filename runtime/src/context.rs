@@ -92,6 +92,12 @@ pub(crate) fn yield_current() -> bool {
     true
 }
 
+/// The time on the clock of the runtime running on this thread; outside one, the real clock.
+#[inline]
+pub(crate) fn now() -> std::time::Instant {
+    with_core(|core| core.now()).unwrap_or_else(std::time::Instant::now)
+}
+
 /// True while a runtime runs on this thread.
 #[inline]
 pub(crate) fn in_runtime() -> bool {

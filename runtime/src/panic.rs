@@ -24,7 +24,6 @@ use std::fmt;
 use std::sync::Once;
 
 use crate::context::with_core;
-use crate::coroutine::Coroutine;
 
 /// What the hook saw of the last panic in a spawned coroutine.
 struct Captured {
@@ -153,7 +152,7 @@ impl fmt::Display for Panic {
 }
 
 /// Prints the report for a panic nobody joined.
-pub(crate) fn report_unjoined(coroutine: &Coroutine, panic: &Panic) {
+pub(crate) fn report_unjoined(coroutine: &dyn fmt::Display, panic: &Panic) {
     let mut out = format!("spindle: coroutine {coroutine} panicked");
     if let Some(location) = &panic.location {
         out.push_str(" at ");

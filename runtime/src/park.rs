@@ -131,9 +131,9 @@ pub(crate) fn park_near(
 /// only postponed: every later park of a cancelled coroutine returns `Cancelled` at once.
 #[track_caller]
 pub fn unwind() -> ! {
-    let payload = with_core(|core| core.unwind_payload()).unwrap_or_else(|| {
+    let Some(payload) = with_core(|core| core.unwind_payload()) else {
         panic!("spindle::park::unwind called outside a spindle coroutine");
-    });
+    };
     std::panic::resume_unwind(payload)
 }
 

@@ -170,6 +170,7 @@ impl RuntimeBuilder {
 
     /// Builds the runtime: creates its `mio::Poll` and cross-thread waker.
     pub fn build(self) -> io::Result<Runtime> {
+        crate::panic::install_hook();
         Ok(Runtime { core: Core::new(self.config)? })
     }
 }

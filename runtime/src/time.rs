@@ -15,7 +15,7 @@ use crate::scheduler::ElapsedUnwind;
 /// The runtime's current time: the real clock, or the virtual one when the runtime was built
 /// with `virtual_time(true)`. Outside a runtime, the real clock.
 pub fn now() -> Instant {
-    with_core(|core| core.now()).unwrap_or_else(Instant::now)
+    context::now()
 }
 
 /// Parks the current coroutine for `duration`; other coroutines run meanwhile.

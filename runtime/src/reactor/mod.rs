@@ -78,6 +78,7 @@ impl Registration {
     ///
     /// # Panics
     /// Outside a running spindle runtime.
+    #[track_caller]
     pub fn new<S>(source: &mut S, id: u64) -> io::Result<Registration>
     where
         S: mio::event::Source + ?Sized,
@@ -86,6 +87,7 @@ impl Registration {
     }
 
     /// Like [`Registration::new`] with the given interest.
+    #[track_caller]
     pub fn with_interest<S>(source: &mut S, interest: Interest, id: u64) -> io::Result<Registration>
     where
         S: mio::event::Source + ?Sized,

@@ -126,7 +126,6 @@ impl Core {
     pub(crate) fn new(config: Config) -> io::Result<Rc<Core>> {
         let reactor = Rc::new(Reactor::new()?);
         let remote = Arc::new(RemoteShared::new(reactor.make_waker()?));
-        crate::panic::install_hook();
         let watchdog = config.watchdog.as_ref().map(Watchdog::start).transpose()?;
         let guarded = config.guarded;
         Ok(Rc::new(Core {

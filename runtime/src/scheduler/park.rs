@@ -224,7 +224,7 @@ impl Core {
             due
         };
         if interrupted {
-            crate::park::unwind();
+            std::panic::resume_unwind(self.unwind_payload());
         }
     }
 

@@ -27,7 +27,7 @@ use std::ptr::{self, NonNull};
 
 use slab::Slab;
 
-use crate::reactor::EVENT_INTERVAL;
+use crate::reactor::driver::EVENT_INTERVAL;
 use crate::ring::Ring;
 use crate::rng::Rng;
 use crate::task::Task;
