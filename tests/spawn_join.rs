@@ -327,3 +327,28 @@ fn every_seed_is_its_own_schedule() {
         }
     }
 }
+
+#[test]
+fn a_waker_kept_from_an_earlier_runtime_wakes_nothing_in_a_later_one() {
+    // Both runtimes run the same program, so without per-thread sequences the later park has
+    // the same slot and sequence as the earlier one, and the stale waker would end it.
+    let kept: Rc<Cell<Option<park::Waker>>> = Rc::new(Cell::new(None));
+    let first = spindle::Runtime::builder().virtual_time(true).build().unwrap();
+    let k = kept.clone();
+    let wake = first.run(move || {
+        let deadline = spindle::time::now() + Duration::from_millis(5);
+        park::park(Reason::new("first"), Some(deadline), |w| k.set(Some(w)))
+    });
+    assert_eq!(wake, Wake::TimedOut);
+    let second = spindle::Runtime::builder().virtual_time(true).build().unwrap();
+    let k = kept.clone();
+    let (woke, wake) = second.run(move || {
+        let stale = k.get().expect("kept");
+        let mut woke = None;
+        let deadline = spindle::time::now() + Duration::from_millis(5);
+        let wake = park::park(Reason::new("second"), Some(deadline), |_| woke = Some(stale.wake()));
+        (woke, wake)
+    });
+    assert_eq!(woke, Some(false), "the stale waker reports it woke nothing");
+    assert_eq!(wake, Wake::TimedOut, "the later park ran to its deadline");
+}

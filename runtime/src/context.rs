@@ -8,7 +8,6 @@
 //! scheduler and is imported by it is this one; tokio's `runtime::context` plays the same part.
 
 use std::cell::Cell;
-use std::marker::PhantomData;
 use std::ptr;
 
 use crate::overflow::Header;
@@ -17,6 +16,11 @@ use crate::scheduler::Core;
 thread_local! {
     /// The core of the runtime running on this thread, null outside `Runtime::run`.
     static CURRENT: Cell<*const Core> = const { Cell::new(ptr::null()) };
+    /// The next park sequence number not yet used by any runtime on this thread. Each runtime
+    /// starts its `run` from here and leaves it past what it used, so that park sequences are
+    /// unique per thread, not per runtime: a waker kept from one runtime can never match a park
+    /// of another on the same thread (only one runs at a time, and wakers are not `Send`).
+    static NEXT_SEQ: Cell<u64> = const { Cell::new(1) };
 }
 
 /// Calls `f` with the runtime running on this thread, or returns `None` if there is none.
@@ -129,15 +133,19 @@ pub(crate) fn enter(core: &Core) -> EnterGuard<'_> {
         );
     }
     CURRENT.with(|c| c.set(core));
-    EnterGuard(PhantomData)
+    core.raise_next_seq(NEXT_SEQ.with(Cell::get));
+    EnterGuard(core)
 }
 
-/// Resets the thread's runtime when `run_main` exits, by return or by unwind. Borrows the
-/// core, so the core outlives the time it is reachable through [`with_core`].
-pub(crate) struct EnterGuard<'a>(PhantomData<&'a Core>);
+/// Resets the thread's runtime when `run_main` exits, by return or by unwind, and hands the
+/// park sequence on to the next runtime of the thread. Borrows the core, so the core outlives
+/// the time it is reachable through [`with_core`].
+pub(crate) struct EnterGuard<'a>(&'a Core);
 
 impl Drop for EnterGuard<'_> {
     fn drop(&mut self) {
         CURRENT.with(|c| c.set(ptr::null()));
+        let used = self.0.next_seq_unused();
+        NEXT_SEQ.with(|next| next.set(next.get().max(used)));
     }
 }

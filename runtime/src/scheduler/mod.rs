@@ -100,7 +100,8 @@ pub(crate) struct Core {
     remote: Arc<RemoteShared>,
     remote_buffer: RefCell<Vec<(usize, u64)>>,
     next_id: Cell<u64>,
-    /// The next park's sequence number (and timeout scope id); never 0.
+    /// The next park's sequence number (and timeout scope id); never 0. Unique per thread:
+    /// raised to the thread's floor whenever `run` starts (see `context::enter`).
     next_seq: Cell<u64>,
     /// Threads for `unblock`, started on first use.
     blocking: std::cell::OnceCell<Arc<BlockingPool>>,
@@ -161,6 +162,16 @@ impl Core {
     #[inline]
     pub(crate) fn now(&self) -> std::time::Instant {
         self.clock.now()
+    }
+
+    /// Makes the next sequence number at least `floor`.
+    pub(crate) fn raise_next_seq(&self, floor: u64) {
+        self.next_seq.set(self.next_seq.get().max(floor));
+    }
+
+    /// The first sequence number this runtime has not used.
+    pub(crate) fn next_seq_unused(&self) -> u64 {
+        self.next_seq.get()
     }
 
     /// A fresh park sequence number (also used for timeout scope ids).
