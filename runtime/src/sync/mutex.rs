@@ -129,7 +129,7 @@ impl<T: ?Sized> Mutex<T> {
             return Some(());
         }
         // `unlock` hands ownership over to the woken waiter: `locked` stays true.
-        self.waiters.wait_for_handoff(Reason::at("Mutex::lock", self), deadline).then_some(())
+        self.waiters.wait(Reason::at("Mutex::lock", self), deadline).then_some(())
     }
 
     /// Unlocks, or hands the lock to the longest live waiter.

@@ -109,7 +109,7 @@ impl<T: ?Sized> ReentrantMutex<T> {
             return Some(guard);
         }
         // Handed over by `release`, which set `owner` to us and `depth` to 0.
-        if !self.waiters.wait_for_handoff(Reason::at("ReentrantMutex::lock", self), deadline) {
+        if !self.waiters.wait(Reason::at("ReentrantMutex::lock", self), deadline) {
             return None;
         }
         self.depth.set(1);

@@ -111,9 +111,7 @@ impl Semaphore {
             return Some(());
         }
         // Handed a permit by `release`, or not (timed out: `release` skipped our ended park).
-        self.waiters
-            .wait_for_handoff(Reason::at("Semaphore::acquire", self), deadline)
-            .then_some(())
+        self.waiters.wait(Reason::at("Semaphore::acquire", self), deadline).then_some(())
     }
 }
 
