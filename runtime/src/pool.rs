@@ -32,7 +32,7 @@ use std::rc::Rc;
 
 use crate::coroutine::{Builder, JoinError, JoinHandle};
 use crate::park::Reason;
-use crate::sync::Waiters;
+use crate::sync::{wait, Waiters};
 
 /// What a pool's coroutines and its handle share.
 struct Shared {
@@ -112,7 +112,7 @@ impl Pool {
     {
         let shared = &self.shared;
         while shared.active.get() >= shared.size {
-            shared.slot_waiters.wait(Reason::at("Pool::spawn", &**shared), None);
+            wait!(shared.slot_waiters, Reason::at("Pool::spawn", &**shared), None);
         }
         self.start(f)
     }
@@ -170,7 +170,7 @@ impl Pool {
     pub fn join(&self) {
         let shared = &self.shared;
         while shared.active.get() > 0 {
-            shared.idle_waiters.wait(Reason::at("Pool::join", &**shared), None);
+            wait!(shared.idle_waiters, Reason::at("Pool::join", &**shared), None);
         }
     }
 }

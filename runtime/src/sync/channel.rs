@@ -47,7 +47,7 @@ use std::fmt;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use super::{deadline_after, forget, Waiters};
+use super::{deadline_after, forget, wait, Waiters};
 use crate::park::{self, Reason, Token, Wake, Waker};
 
 /// A channel buffering at most `cap` messages; `bounded(0)` is a rendezvous channel.
@@ -165,7 +165,7 @@ impl<T> Chan<T> {
                 }
                 Err(TrySendError::Full(v)) => value = v,
             }
-            if !self.send_waiters.wait(Reason::at("Sender::send", self), deadline) {
+            if !wait!(self.send_waiters, Reason::at("Sender::send", self), deadline) {
                 return Err(SendTimeoutError::Timeout(value));
             }
         }

@@ -3,7 +3,7 @@
 use std::cell::Cell;
 use std::time::{Duration, Instant};
 
-use super::{deadline_after, Waiters};
+use super::{deadline_after, wait, Waiters};
 use crate::park::Reason;
 
 /// A flag, initially clear. `wait` parks until it is set; `set` wakes every waiter.
@@ -69,6 +69,6 @@ impl Event {
             return true;
         }
         // Timed out: the flag may still have been set meanwhile.
-        self.waiters.wait(Reason::at("Event::wait", self), deadline) || self.set.get()
+        wait!(self.waiters, Reason::at("Event::wait", self), deadline) || self.set.get()
     }
 }

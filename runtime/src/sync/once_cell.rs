@@ -3,7 +3,7 @@
 use std::cell::Cell;
 use std::fmt;
 
-use super::Waiters;
+use super::{wait, Waiters};
 use crate::park::Reason;
 use crate::scheduler::with_core;
 
@@ -108,7 +108,7 @@ impl<T> OnceCell<T> {
                 }
                 // Woken when the initializer finished or failed: look again.
                 Some(_) => {
-                    self.waiters.wait(Reason::at("OnceCell::get_or_init", self), None);
+                    wait!(self.waiters, Reason::at("OnceCell::get_or_init", self), None);
                 }
             }
         }

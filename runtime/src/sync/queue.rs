@@ -6,7 +6,7 @@ use std::collections::{BinaryHeap, VecDeque};
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use super::{deadline_after, Waiters};
+use super::{deadline_after, wait, Waiters};
 use crate::park::Reason;
 
 /// A queue with an optional size limit and Python's task accounting, in FIFO, LIFO or
@@ -283,7 +283,7 @@ impl<T> Queue<T> {
                 Ok(()) => return Ok(()),
                 Err(Full(i)) => item = i,
             }
-            if !self.putters.wait(Reason::at("Queue::put", self), deadline) {
+            if !wait!(self.putters, Reason::at("Queue::put", self), deadline) {
                 return Err(Full(item));
             }
         }
@@ -294,7 +294,7 @@ impl<T> Queue<T> {
             if let Ok(item) = self.get_nowait() {
                 return Ok(item);
             }
-            if !self.getters.wait(Reason::at("Queue::get", self), deadline) {
+            if !wait!(self.getters, Reason::at("Queue::get", self), deadline) {
                 return Err(Empty);
             }
         }
@@ -305,7 +305,7 @@ impl<T> Queue<T> {
             return true;
         }
         // Timed out: the last task may still have been marked done meanwhile.
-        self.joiners.wait(Reason::at("Queue::join", self), deadline) || self.unfinished.get() == 0
+        wait!(self.joiners, Reason::at("Queue::join", self), deadline) || self.unfinished.get() == 0
     }
 }
 

@@ -3,7 +3,7 @@
 use std::cell::Cell;
 use std::time::{Duration, Instant};
 
-use super::{deadline_after, Waiters};
+use super::{deadline_after, wait, Waiters};
 use crate::park::Reason;
 
 /// A counter of unfinished tasks: `add` before starting them, `done` as each finishes, and
@@ -77,6 +77,6 @@ impl WaitGroup {
         }
         // Notified: the count reached zero (it may have grown again since: that is a new
         // round). Timed out: it may still have reached zero meanwhile.
-        self.waiters.wait(Reason::at("WaitGroup::wait", self), deadline) || self.count.get() == 0
+        wait!(self.waiters, Reason::at("WaitGroup::wait", self), deadline) || self.count.get() == 0
     }
 }
