@@ -186,6 +186,9 @@ impl<T> Chan<T> {
         let id = self.next_offer.get();
         self.next_offer.set(id + 1);
         let mut value = Some(value);
+        // Its own park, not `Waiters`': the waker goes into the offer too, and the receiver
+        // that takes the offer wakes it directly, so the sender leaves `send_waiters` however
+        // the park ended; and a value already taken outranks a cancellation.
         loop {
             let mut token = None;
             let wake = park::park(Reason::at("Sender::send", self), deadline, |waker| {
