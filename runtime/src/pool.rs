@@ -26,12 +26,13 @@
 //! than the pool works is slowed to its pace (backpressure). Waiting spawners get free slots in
 //! the order they started waiting.
 
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::collections::VecDeque;
 use std::rc::Rc;
 
 use crate::coroutine::{Builder, JoinError, JoinHandle};
-use crate::park::{self, Reason, WaitQueue, Wake};
+use crate::park::Reason;
+use crate::sync::{wait, Waiters};
 
 /// What a pool's coroutines and its handle share.
 struct Shared {
@@ -39,9 +40,9 @@ struct Shared {
     /// Coroutines of this pool running (or about to), at most `size`.
     active: Cell<usize>,
     /// Spawners waiting for a free slot.
-    slot_waiters: RefCell<WaitQueue>,
+    slot_waiters: Waiters,
     /// Coroutines waiting in `join` for `active` to reach zero.
-    idle_waiters: RefCell<WaitQueue>,
+    idle_waiters: Waiters,
 }
 
 /// Frees a slot when a pooled coroutine ends, however it ends.
@@ -51,9 +52,9 @@ impl Drop for SlotGuard {
     fn drop(&mut self) {
         let shared = &self.0;
         shared.active.set(shared.active.get() - 1);
-        shared.slot_waiters.borrow_mut().wake_one();
+        shared.slot_waiters.wake_one();
         if shared.active.get() == 0 {
-            shared.idle_waiters.borrow_mut().wake_all();
+            shared.idle_waiters.wake_all();
         }
     }
 }
@@ -81,8 +82,8 @@ impl Pool {
             shared: Rc::new(Shared {
                 size,
                 active: Cell::new(0),
-                slot_waiters: RefCell::new(WaitQueue::new()),
-                idle_waiters: RefCell::new(WaitQueue::new()),
+                slot_waiters: Waiters::new(),
+                idle_waiters: Waiters::new(),
             }),
             builder,
         }
@@ -111,16 +112,7 @@ impl Pool {
     {
         let shared = &self.shared;
         while shared.active.get() >= shared.size {
-            let mut token = None;
-            let wake = park::park(Reason::at("Pool::spawn", &**shared), None, |w| {
-                token = Some(shared.slot_waiters.borrow_mut().push(w));
-            });
-            if let Wake::Cancelled = wake {
-                if let Some(t) = token {
-                    shared.slot_waiters.borrow_mut().remove(t);
-                }
-                park::unwind();
-            }
+            wait!(shared.slot_waiters, Reason::at("Pool::spawn", &**shared), None);
         }
         self.start(f)
     }
@@ -178,16 +170,7 @@ impl Pool {
     pub fn join(&self) {
         let shared = &self.shared;
         while shared.active.get() > 0 {
-            let mut token = None;
-            let wake = park::park(Reason::at("Pool::join", &**shared), None, |w| {
-                token = Some(shared.idle_waiters.borrow_mut().push(w));
-            });
-            if let Wake::Cancelled = wake {
-                if let Some(t) = token {
-                    shared.idle_waiters.borrow_mut().remove(t);
-                }
-                park::unwind();
-            }
+            wait!(shared.idle_waiters, Reason::at("Pool::join", &**shared), None);
         }
     }
 }

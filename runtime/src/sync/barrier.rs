@@ -5,7 +5,7 @@ use std::fmt;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use super::{deadline_after, forget, Waiters};
+use super::{deadline_after, Waiters};
 use crate::park::{self, Reason, Wake};
 
 /// Lets a fixed number of coroutines (`parties`) wait until all of them have arrived, then
@@ -159,27 +159,20 @@ impl Barrier {
         let round = self.round.borrow().clone();
         let passed = BarrierWaitResult { leader: false, index };
         loop {
-            let mut token = None;
-            let wake = park::park(Reason::at("Barrier::wait", self), deadline, |w| {
-                token = Some(self.waiters.push(w));
-            });
+            // A decided round wins over however the park ended: a waiter whose park timed out
+            // or was cancelled, but whose round was decided before it ran, gets the round's
+            // outcome (a cancellation then takes effect at its next park). Hence `park`.
+            let wake = self.waiters.park(Reason::at("Barrier::wait", self), deadline, || {});
             match (wake, round.get()) {
-                (_, Some(true)) => {
-                    forget(&self.waiters, token);
-                    return Ok(passed);
-                }
-                (_, Some(false)) => {
-                    forget(&self.waiters, token);
-                    return Err(BrokenBarrier);
-                }
+                (_, Some(true)) => return Ok(passed),
+                (_, Some(false)) => return Err(BrokenBarrier),
                 (Wake::Notified, None) => continue,
                 (Wake::TimedOut, None) => {
-                    forget(&self.waiters, token);
                     self.abort();
                     return Err(BrokenBarrier);
                 }
+                // Withdraws: the round waits for another arrival in its place.
                 (Wake::Cancelled, None) => {
-                    forget(&self.waiters, token);
                     self.arrived.set(self.arrived.get() - 1);
                     park::unwind()
                 }

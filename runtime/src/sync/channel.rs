@@ -47,7 +47,7 @@ use std::fmt;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use super::{deadline_after, forget, Waiters};
+use super::{deadline_after, forget, wait, Waiters};
 use crate::park::{self, Reason, Token, Wake, Waker};
 
 /// A channel buffering at most `cap` messages; `bounded(0)` is a rendezvous channel.
@@ -165,20 +165,8 @@ impl<T> Chan<T> {
                 }
                 Err(TrySendError::Full(v)) => value = v,
             }
-            let mut token = None;
-            let wake = park::park(Reason::at("Sender::send", self), deadline, |w| {
-                token = Some(self.send_waiters.push(w));
-            });
-            match wake {
-                Wake::Notified => continue,
-                Wake::TimedOut => {
-                    forget(&self.send_waiters, token);
-                    return Err(SendTimeoutError::Timeout(value));
-                }
-                Wake::Cancelled => {
-                    forget(&self.send_waiters, token);
-                    park::unwind()
-                }
+            if !wait!(self.send_waiters, Reason::at("Sender::send", self), deadline) {
+                return Err(SendTimeoutError::Timeout(value));
             }
         }
     }
@@ -198,6 +186,9 @@ impl<T> Chan<T> {
         let id = self.next_offer.get();
         self.next_offer.set(id + 1);
         let mut value = Some(value);
+        // Its own park, not `Waiters`': the waker goes into the offer too, and the receiver
+        // that takes the offer wakes it directly, so the sender leaves `send_waiters` however
+        // the park ended; and a value already taken outranks a cancellation.
         loop {
             let mut token = None;
             let wake = park::park(Reason::at("Sender::send", self), deadline, |waker| {
@@ -278,32 +269,26 @@ impl<T> Chan<T> {
                 Err(TryRecvError::Disconnected) => return Err(RecvTimeoutError::Disconnected),
                 Err(TryRecvError::Empty) => {}
             }
-            let mut token = None;
-            let wake = park::park(Reason::at("Receiver::recv", self), deadline, |w| {
-                token = Some(self.register_receiver(w));
-            });
-            match wake {
-                Wake::Notified => continue,
-                Wake::TimedOut => {
-                    forget(&self.recv_waiters, token);
-                    return Err(RecvTimeoutError::Timeout);
-                }
-                Wake::Cancelled => {
-                    forget(&self.recv_waiters, token);
-                    park::unwind()
-                }
+            let reason = Reason::at("Receiver::recv", self);
+            if !self.recv_waiters.wait_with(reason, deadline, || self.receiver_queued(), || {}) {
+                return Err(RecvTimeoutError::Timeout);
             }
         }
     }
 
-    /// Queues a parked receiver. On a rendezvous channel, also wakes a parked `select!` send
-    /// arm, which can now hand it a value.
+    /// Queues a parked receiver (of a `select!` recv arm).
     fn register_receiver(&self, waker: Waker) -> Token {
         let token = self.recv_waiters.push(waker);
+        self.receiver_queued();
+        token
+    }
+
+    /// A receiver has just been queued. On a rendezvous channel, wakes a parked `select!` send
+    /// arm, which can now hand it a value.
+    fn receiver_queued(&self) {
         if self.is_rendezvous() {
             self.send_waiters.wake_one();
         }
-        token
     }
 
     fn disconnect_receivers(&self) {

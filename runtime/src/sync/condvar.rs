@@ -2,8 +2,8 @@
 
 use std::time::{Duration, Instant};
 
-use super::{deadline_after, forget, Mutex, MutexGuard, Waiters};
-use crate::park::{self, Reason, Wake};
+use super::{deadline_after, Mutex, MutexGuard, Waiters};
+use crate::park::Reason;
 
 /// A condition variable: coroutines wait on it, holding a [`Mutex`], until another notifies.
 ///
@@ -122,26 +122,12 @@ impl Condvar {
         deadline: Option<Instant>,
     ) -> (MutexGuard<'a, T>, WaitTimeoutResult) {
         let mutex: &'a Mutex<T> = guard.mutex();
-        let mut token = None;
-        let wake = park::park(Reason::at("Condvar::wait", self), deadline, |w| {
-            // Registered before the unlock, so a notify from the coroutine the lock is handed
-            // to cannot be missed.
-            token = Some(self.waiters.push(w));
-            drop(guard);
-        });
-        let timed_out = match wake {
-            Wake::Notified => false,
-            Wake::TimedOut => {
-                forget(&self.waiters, token);
-                true
-            }
-            Wake::Cancelled => {
-                // If `register` never ran (cancelled before parking), the guard was dropped
-                // with the closure: the mutex is unlocked either way.
-                forget(&self.waiters, token);
-                park::unwind()
-            }
-        };
+        // Unlocks once queued, so a notify from the coroutine the lock is handed to cannot be
+        // missed. Cancelled before parking, the closure is dropped unrun and the guard with it:
+        // the mutex is unlocked either way before the unwind.
+        let unlock = move || drop(guard);
+        let timed_out =
+            !self.waiters.wait_with(Reason::at("Condvar::wait", self), deadline, unlock, || {});
         // Relock. A cancellation here must not swallow the notification we consumed.
         let relock = PassOnNotification { condvar: self, notified: !timed_out };
         mutex.lock_slow(None).expect("a lock without deadline does not time out");

@@ -3,8 +3,8 @@
 use std::cell::Cell;
 use std::time::{Duration, Instant};
 
-use super::{deadline_after, forget, Waiters};
-use crate::park::{self, Reason, Wake};
+use super::{deadline_after, wait, Waiters};
+use crate::park::Reason;
 
 /// A flag, initially clear. `wait` parks until it is set; `set` wakes every waiter.
 ///
@@ -68,19 +68,7 @@ impl Event {
         if self.set.get() {
             return true;
         }
-        let mut token = None;
-        match park::park(Reason::at("Event::wait", self), deadline, |w| {
-            token = Some(self.waiters.push(w));
-        }) {
-            Wake::Notified => true,
-            Wake::TimedOut => {
-                forget(&self.waiters, token);
-                self.set.get()
-            }
-            Wake::Cancelled => {
-                forget(&self.waiters, token);
-                park::unwind()
-            }
-        }
+        // Timed out: the flag may still have been set meanwhile.
+        wait!(self.waiters, Reason::at("Event::wait", self), deadline) || self.set.get()
     }
 }

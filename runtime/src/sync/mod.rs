@@ -104,9 +104,30 @@ use std::time::{Duration, Instant};
 
 use crate::park::{self, Reason, Token, WaitQueue, Wake, Waker};
 
+/// Parks in a [`Waiters`] queue until woken (`true`) or until the deadline passed (`false`,
+/// having left the queue); when cancelled, leaves the queue and unwinds. `wait!(waiters,
+/// reason, deadline)` is [`Waiters::wait_with`] without hooks: see there for what `true` and
+/// `false` promise.
+///
+/// A macro, not a method, so that every call site gets its own instantiation of the park,
+/// which then inlines into the caller and the coroutine resumes in the caller's own frame (see
+/// `Core::yield_now` on what an out-of-line switch costs in mispredicted returns). A method
+/// would be one instantiation shared by all its callers, which the compiler keeps out of line.
+macro_rules! wait {
+    ($waiters:expr, $reason:expr, $deadline:expr $(,)?) => {
+        $waiters.wait_with($reason, $deadline, || {}, || {})
+    };
+}
+pub(crate) use wait;
+
 /// A [`WaitQueue`] with its length mirrored in a `Cell`, so that the uncontended paths (unlock
 /// with nobody waiting, send with no receiver parked) cost one `Cell` read and never borrow the
 /// queue.
+///
+/// It is also where every primitive of this module (and [`crate::pool`]) parks, through
+/// [`wait!`] or [`Waiters::wait_with`]: the one copy of "queue the waker, park, leave the queue
+/// on a timeout, unwind on a cancellation". [`Waiters::park`] leaves the unwind to the caller,
+/// for the one primitive whose outcome can outrank a cancellation.
 #[derive(Debug, Default)]
 pub(crate) struct Waiters {
     /// The parked coroutines, FIFO; may hold stale entries until a wake skips them.
@@ -120,27 +141,68 @@ impl Waiters {
         Waiters { queue: RefCell::new(WaitQueue::new()), len: Cell::new(0) }
     }
 
-    /// Parks in this queue until a releaser hands over what is waited for (a lock, a permit):
-    /// `true`. The wake is first-wins, so a `Notified` park owns the handoff even if a
-    /// cancellation arrives after it (the coroutine then unwinds at its next park, releasing
-    /// it). `false` when `deadline` passed first: the park had ended, so every releaser skipped
-    /// it and nothing was handed over; it leaves the queue. When cancelled it leaves the queue
-    /// and unwinds. Inlined, so the park stays in the caller's frame.
-    #[inline]
-    pub(crate) fn wait_for_handoff(&self, reason: Reason, deadline: Option<Instant>) -> bool {
-        let mut token = None;
-        let wake = park::park(reason, deadline, |w| token = Some(self.push(w)));
-        match wake {
+    /// Parks in this queue until a waker from it is woken: `true`. `false` when `deadline`
+    /// passed first; the coroutine has then left the queue. When cancelled it leaves the queue
+    /// and unwinds ([`park::unwind`]). Without a deadline it only returns `true`.
+    ///
+    /// `true` is a notification, not a promise: a primitive that does not reserve what it was
+    /// woken for (a channel, a queue) checks again in a loop. A primitive that hands over
+    /// ownership before waking (Mutex, Semaphore, RwLock) owns it on `true`: the wake is
+    /// first-wins, so a `Notified` park owns the handoff even if a cancellation arrives after it
+    /// (the coroutine then unwinds at its next park, releasing it); and on `false` the park had
+    /// ended, so every releaser skipped it and nothing was handed over.
+    ///
+    /// The hooks, for a primitive with state to keep in step with the queue: `queued` runs
+    /// right after the coroutine joined the queue, before it is suspended (when it was
+    /// cancelled before parking, `queued` is dropped without running). `withdraw` runs when the
+    /// wait ends without a notification, after the coroutine left the queue: on a timeout
+    /// before `false` is returned, on a cancellation before the unwind. It restores what the
+    /// waiter's presence changed (a count of waiters, a choice deferred because of it).
+    ///
+    /// Always inlined, as is `park`: with the closures of its call site, each caller gets its
+    /// own copy of the park (see [`wait!`]).
+    #[inline(always)]
+    pub(crate) fn wait_with(
+        &self,
+        reason: Reason,
+        deadline: Option<Instant>,
+        queued: impl FnOnce(),
+        withdraw: impl FnOnce(),
+    ) -> bool {
+        match self.park(reason, deadline, queued) {
             Wake::Notified => true,
             Wake::TimedOut => {
-                forget(self, token);
+                withdraw();
                 false
             }
             Wake::Cancelled => {
-                forget(self, token);
+                withdraw();
                 park::unwind()
             }
         }
+    }
+
+    /// Parks in this queue once and says why the park ended; unless `Notified`, the coroutine
+    /// has left the queue. `queued` as in [`Waiters::wait_with`]. The caller must call
+    /// [`park::unwind`] on `Cancelled`: this is for a primitive whose outcome, decided while
+    /// the coroutine was parked, wins over a cancellation that came first (a barrier round
+    /// that passed). Everything else uses [`wait!`] or [`Waiters::wait_with`].
+    #[inline(always)]
+    pub(crate) fn park(
+        &self,
+        reason: Reason,
+        deadline: Option<Instant>,
+        queued: impl FnOnce(),
+    ) -> Wake {
+        let mut token = None;
+        let wake = park::park(reason, deadline, |w| {
+            token = Some(self.push(w));
+            queued();
+        });
+        if wake != Wake::Notified {
+            forget(self, token);
+        }
+        wake
     }
 
     /// True if no entry (live or stale) is queued: nobody needs waking.

@@ -5,7 +5,7 @@ use std::fmt;
 use std::ops::{Deref, DerefMut};
 use std::time::{Duration, Instant};
 
-use super::{deadline_after, Waiters};
+use super::{deadline_after, wait, Waiters};
 use crate::park::Reason;
 
 /// A lock for data shared by coroutines. `lock` parks the coroutine while another holds it.
@@ -129,7 +129,7 @@ impl<T: ?Sized> Mutex<T> {
             return Some(());
         }
         // `unlock` hands ownership over to the woken waiter: `locked` stays true.
-        self.waiters.wait_for_handoff(Reason::at("Mutex::lock", self), deadline).then_some(())
+        wait!(self.waiters, Reason::at("Mutex::lock", self), deadline).then_some(())
     }
 
     /// Unlocks, or hands the lock to the longest live waiter.

@@ -3,9 +3,9 @@
 use std::cell::Cell;
 use std::fmt;
 
-use super::{forget, Waiters};
+use super::{wait, Waiters};
 use crate::context;
-use crate::park::{self, Reason, Wake};
+use crate::park::Reason;
 
 /// A cell written once. [`OnceCell::get_or_init`] runs the initializer in the first coroutine
 /// that needs the value; others asking meanwhile park until it is ready, even if the
@@ -106,17 +106,9 @@ impl<T> OnceCell<T> {
                 Some(id) if id == me => {
                     panic!("OnceCell::get_or_init: the initializer asked for its own cell")
                 }
+                // Woken when the initializer finished or failed: look again.
                 Some(_) => {
-                    let mut token = None;
-                    match park::park(Reason::at("OnceCell::get_or_init", self), None, |w| {
-                        token = Some(self.waiters.push(w));
-                    }) {
-                        Wake::Notified | Wake::TimedOut => continue,
-                        Wake::Cancelled => {
-                            forget(&self.waiters, token);
-                            park::unwind()
-                        }
-                    }
+                    wait!(self.waiters, Reason::at("OnceCell::get_or_init", self), None);
                 }
             }
         }

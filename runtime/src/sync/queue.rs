@@ -6,8 +6,8 @@ use std::collections::{BinaryHeap, VecDeque};
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use super::{deadline_after, forget, Waiters};
-use crate::park::{self, Reason, Wake};
+use super::{deadline_after, wait, Waiters};
+use crate::park::Reason;
 
 /// A queue with an optional size limit and Python's task accounting, in FIFO, LIFO or
 /// priority order.
@@ -283,19 +283,8 @@ impl<T> Queue<T> {
                 Ok(()) => return Ok(()),
                 Err(Full(i)) => item = i,
             }
-            let mut token = None;
-            match park::park(Reason::at("Queue::put", self), deadline, |w| {
-                token = Some(self.putters.push(w));
-            }) {
-                Wake::Notified => continue,
-                Wake::TimedOut => {
-                    forget(&self.putters, token);
-                    return Err(Full(item));
-                }
-                Wake::Cancelled => {
-                    forget(&self.putters, token);
-                    park::unwind()
-                }
+            if !wait!(self.putters, Reason::at("Queue::put", self), deadline) {
+                return Err(Full(item));
             }
         }
     }
@@ -305,19 +294,8 @@ impl<T> Queue<T> {
             if let Ok(item) = self.get_nowait() {
                 return Ok(item);
             }
-            let mut token = None;
-            match park::park(Reason::at("Queue::get", self), deadline, |w| {
-                token = Some(self.getters.push(w));
-            }) {
-                Wake::Notified => continue,
-                Wake::TimedOut => {
-                    forget(&self.getters, token);
-                    return Err(Empty);
-                }
-                Wake::Cancelled => {
-                    forget(&self.getters, token);
-                    park::unwind()
-                }
+            if !wait!(self.getters, Reason::at("Queue::get", self), deadline) {
+                return Err(Empty);
             }
         }
     }
@@ -326,20 +304,8 @@ impl<T> Queue<T> {
         if self.unfinished.get() == 0 {
             return true;
         }
-        let mut token = None;
-        match park::park(Reason::at("Queue::join", self), deadline, |w| {
-            token = Some(self.joiners.push(w));
-        }) {
-            Wake::Notified => true,
-            Wake::TimedOut => {
-                forget(&self.joiners, token);
-                self.unfinished.get() == 0
-            }
-            Wake::Cancelled => {
-                forget(&self.joiners, token);
-                park::unwind()
-            }
-        }
+        // Timed out: the last task may still have been marked done meanwhile.
+        wait!(self.joiners, Reason::at("Queue::join", self), deadline) || self.unfinished.get() == 0
     }
 }
 

@@ -5,7 +5,7 @@ use std::fmt;
 use std::ops::Deref;
 use std::time::{Duration, Instant};
 
-use super::{deadline_after, Waiters};
+use super::{deadline_after, wait, Waiters};
 use crate::context;
 use crate::park::Reason;
 
@@ -103,7 +103,7 @@ impl<T: ?Sized> ReentrantMutex<T> {
             return Some(guard);
         }
         // Handed over by `release`, which set `owner` to us and `depth` to 0.
-        if !self.waiters.wait_for_handoff(Reason::at("ReentrantMutex::lock", self), deadline) {
+        if !wait!(self.waiters, Reason::at("ReentrantMutex::lock", self), deadline) {
             return None;
         }
         self.depth.set(1);

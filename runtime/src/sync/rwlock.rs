@@ -5,8 +5,8 @@ use std::fmt;
 use std::ops::{Deref, DerefMut};
 use std::time::{Duration, Instant};
 
-use super::{deadline_after, forget, Waiters};
-use crate::park::{self, Reason, Wake};
+use super::{deadline_after, Waiters};
+use crate::park::Reason;
 
 /// A reader-writer lock: any number of readers, or one writer.
 ///
@@ -143,52 +143,45 @@ impl<T: ?Sized> RwLock<T> {
         if let Some(guard) = self.try_read() {
             return Some(guard);
         }
-        let mut token = None;
-        let wake = park::park(Reason::at("RwLock::read", self), deadline, |w| {
-            self.readers_waiting.set(self.readers_waiting.get() + 1);
-            token = Some(self.read_waiters.push(w));
-        });
-        match wake {
-            // Let in by `admit_readers`, which counted us in `readers`.
-            Wake::Notified => Some(RwLockReadGuard { lock: self }),
-            Wake::TimedOut | Wake::Cancelled => {
-                if token.is_some() {
-                    self.readers_waiting.set(self.readers_waiting.get() - 1);
-                }
-                forget(&self.read_waiters, token);
-                self.dispatch();
-                if wake == Wake::Cancelled {
-                    park::unwind();
-                }
-                None
-            }
-        }
+        let reason = Reason::at("RwLock::read", self);
+        // Let in by `admit_readers`, which counted us in `readers`.
+        self.wait_turn(&self.read_waiters, &self.readers_waiting, reason, deadline)
+            .then(|| RwLockReadGuard { lock: self })
     }
 
     fn write_until(&self, deadline: Option<Instant>) -> Option<RwLockWriteGuard<'_, T>> {
         if let Some(guard) = self.try_write() {
             return Some(guard);
         }
-        let mut token = None;
-        let wake = park::park(Reason::at("RwLock::write", self), deadline, |w| {
-            self.writers_waiting.set(self.writers_waiting.get() + 1);
-            token = Some(self.write_waiters.push(w));
-        });
-        match wake {
-            // Handed over by `hand_to_writer`, which set `writer`.
-            Wake::Notified => Some(RwLockWriteGuard { lock: self }),
-            Wake::TimedOut | Wake::Cancelled => {
-                if token.is_some() {
-                    self.writers_waiting.set(self.writers_waiting.get() - 1);
-                }
-                forget(&self.write_waiters, token);
-                self.dispatch();
-                if wake == Wake::Cancelled {
-                    park::unwind();
-                }
-                None
+        let reason = Reason::at("RwLock::write", self);
+        // Handed over by `hand_to_writer`, which set `writer`.
+        self.wait_turn(&self.write_waiters, &self.writers_waiting, reason, deadline)
+            .then(|| RwLockWriteGuard { lock: self })
+    }
+
+    /// Parks in `queue`, counted in `waiting` once queued, until handed the lock: `true`. A
+    /// waiter that times out (`false`) or is cancelled (unwinds) uncounts itself if it was
+    /// counted, then `dispatch`es.
+    fn wait_turn(
+        &self,
+        queue: &Waiters,
+        waiting: &Cell<usize>,
+        reason: Reason,
+        deadline: Option<Instant>,
+    ) -> bool {
+        // Not counted if cancelled before it could park (`count` is then dropped unrun).
+        let counted = Cell::new(false);
+        let count = || {
+            waiting.set(waiting.get() + 1);
+            counted.set(true);
+        };
+        let withdraw = || {
+            if counted.get() {
+                waiting.set(waiting.get() - 1);
             }
-        }
+            self.dispatch();
+        };
+        queue.wait_with(reason, deadline, count, withdraw)
     }
 
     /// After a waiter left by timeout or cancellation: gives the lock to whoever was queued

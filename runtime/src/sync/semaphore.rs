@@ -4,7 +4,7 @@ use std::cell::Cell;
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use super::{deadline_after, Waiters};
+use super::{deadline_after, wait, Waiters};
 use crate::park::Reason;
 
 /// A set of permits; `acquire` parks while none is free.
@@ -111,9 +111,7 @@ impl Semaphore {
             return Some(());
         }
         // Handed a permit by `release`, or not (timed out: `release` skipped our ended park).
-        self.waiters
-            .wait_for_handoff(Reason::at("Semaphore::acquire", self), deadline)
-            .then_some(())
+        wait!(self.waiters, Reason::at("Semaphore::acquire", self), deadline).then_some(())
     }
 }
 

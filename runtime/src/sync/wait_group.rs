@@ -3,8 +3,8 @@
 use std::cell::Cell;
 use std::time::{Duration, Instant};
 
-use super::{deadline_after, forget, Waiters};
-use crate::park::{self, Reason, Wake};
+use super::{deadline_after, wait, Waiters};
+use crate::park::Reason;
 
 /// A counter of unfinished tasks: `add` before starting them, `done` as each finishes, and
 /// `wait` parks until the count is zero.
@@ -75,20 +75,8 @@ impl WaitGroup {
         if self.count.get() == 0 {
             return true;
         }
-        let mut token = None;
-        match park::park(Reason::at("WaitGroup::wait", self), deadline, |w| {
-            token = Some(self.waiters.push(w));
-        }) {
-            // The count reached zero (it may have grown again since: that is a new round).
-            Wake::Notified => true,
-            Wake::TimedOut => {
-                forget(&self.waiters, token);
-                self.count.get() == 0
-            }
-            Wake::Cancelled => {
-                forget(&self.waiters, token);
-                park::unwind()
-            }
-        }
+        // Notified: the count reached zero (it may have grown again since: that is a new
+        // round). Timed out: it may still have reached zero meanwhile.
+        wait!(self.waiters, Reason::at("WaitGroup::wait", self), deadline) || self.count.get() == 0
     }
 }
