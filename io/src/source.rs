@@ -55,6 +55,7 @@ impl<T: AsRawFd + mio::event::Source> IoSource<T> {
     ///
     /// # Panics
     /// Outside a running spindle runtime.
+    #[track_caller]
     pub fn new(mut io: T) -> io::Result<IoSource<T>> {
         let fd = io.as_raw_fd();
         let registration = Registration::new(&mut io, fd as u64)?;

@@ -105,6 +105,7 @@ impl Pool {
     }
 
     /// Spawns `f` in the pool, first parking until a slot is free.
+    #[track_caller]
     pub fn spawn<F, T>(&self, f: F) -> JoinHandle<T>
     where
         F: FnOnce() -> T + 'static,
@@ -130,6 +131,7 @@ impl Pool {
     }
 
     /// Same as [`Pool::spawn`], under the name `concurrent.futures` users know.
+    #[track_caller]
     pub fn submit<F, T>(&self, f: F) -> JoinHandle<T>
     where
         F: FnOnce() -> T + 'static,
@@ -138,6 +140,7 @@ impl Pool {
         self.spawn(f)
     }
 
+    #[track_caller]
     fn start<F, T>(&self, f: F) -> JoinHandle<T>
     where
         F: FnOnce() -> T + 'static,
@@ -156,6 +159,7 @@ impl Pool {
     /// Applies `f` to every item, at most `size` at once, and yields the results in input
     /// order as they become available (Python's `Executor.map`). A panic in `f` comes out as
     /// that item's `Err(JoinError::Panicked)`; the other items still run.
+    #[track_caller]
     pub fn map<I, F, T>(&self, items: I, f: F) -> Map<I::IntoIter, F, T>
     where
         I: IntoIterator,
@@ -167,6 +171,7 @@ impl Pool {
     }
 
     /// Waits until no coroutine of this pool is running.
+    #[track_caller]
     pub fn join(&self) {
         let shared = &self.shared;
         while shared.active.get() > 0 {

@@ -37,6 +37,7 @@ pub struct TcpListener {
 impl TcpListener {
     /// Binds to `addr` (the first address that works) and listens with a backlog of
     /// [`super::LISTEN_BACKLOG`].
+    #[track_caller]
     pub fn bind<A: ToSocketAddrs>(addr: A) -> io::Result<TcpListener> {
         let std = std::net::TcpListener::bind(addr)?;
         relisten(std.as_raw_fd())?;

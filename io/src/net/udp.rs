@@ -38,11 +38,13 @@ pub struct UdpSocket {
 
 impl UdpSocket {
     /// Binds to `addr` (the first address that works).
+    #[track_caller]
     pub fn bind<A: ToSocketAddrs>(addr: A) -> io::Result<UdpSocket> {
         UdpSocket::from_std(std::net::UdpSocket::bind(addr)?)
     }
 
     /// Takes a std socket (switched to non-blocking mode here) into the runtime.
+    #[track_caller]
     pub fn from_std(socket: std::net::UdpSocket) -> io::Result<UdpSocket> {
         socket.set_nonblocking(true)?;
         Ok(UdpSocket {

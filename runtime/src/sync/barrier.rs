@@ -99,11 +99,13 @@ impl Barrier {
     }
 
     /// Parks until `parties` coroutines have called `wait` in this round.
+    #[track_caller]
     pub fn wait(&self) -> Result<BarrierWaitResult, BrokenBarrier> {
         self.wait_until(None)
     }
 
     /// Like [`Barrier::wait`]; if `timeout` passes first, breaks the barrier for everyone.
+    #[track_caller]
     pub fn wait_timeout(&self, timeout: Duration) -> Result<BarrierWaitResult, BrokenBarrier> {
         self.wait_until(Some(deadline_after(timeout)))
     }
@@ -146,6 +148,7 @@ impl Barrier {
         self.waiters.wake_all();
     }
 
+    #[track_caller]
     fn wait_until(&self, deadline: Option<Instant>) -> Result<BarrierWaitResult, BrokenBarrier> {
         if self.broken.get() {
             return Err(BrokenBarrier);

@@ -153,6 +153,7 @@ impl<T> Chan<T> {
         Ok(())
     }
 
+    #[track_caller]
     fn send(&self, mut value: T, deadline: Option<Instant>) -> Result<(), SendTimeoutError<T>> {
         if self.is_rendezvous() {
             return self.send_rendezvous(value, deadline);
@@ -173,6 +174,7 @@ impl<T> Chan<T> {
 
     /// Sends on a rendezvous channel: hands the value to a parked receiver, or leaves it in
     /// the buffer as an offer and parks until a receiver takes it.
+    #[track_caller]
     fn send_rendezvous(
         &self,
         value: T,
@@ -262,6 +264,7 @@ impl<T> Chan<T> {
         Ok(value)
     }
 
+    #[track_caller]
     fn recv(&self, deadline: Option<Instant>) -> Result<T, RecvTimeoutError> {
         loop {
             match self.try_recv() {
@@ -346,6 +349,7 @@ pub struct Receiver<T> {
 impl<T> Sender<T> {
     /// Sends, parking while a bounded channel is full (or, for a rendezvous channel, until a
     /// receiver takes the value). Fails, giving the value back, when every receiver is gone.
+    #[track_caller]
     pub fn send(&self, value: T) -> Result<(), SendError<T>> {
         self.chan.send(value, None).map_err(|e| SendError(e.into_inner()))
     }
@@ -356,6 +360,7 @@ impl<T> Sender<T> {
     }
 
     /// Like [`Sender::send`], giving up after `timeout`.
+    #[track_caller]
     pub fn send_timeout(&self, value: T, timeout: Duration) -> Result<(), SendTimeoutError<T>> {
         self.chan.send(value, Some(deadline_after(timeout)))
     }
@@ -408,6 +413,7 @@ impl<T> Sender<T> {
 impl<T> Receiver<T> {
     /// Receives, parking until a message arrives. `Err` once every sender is gone and the
     /// buffer is drained.
+    #[track_caller]
     pub fn recv(&self) -> Result<T, RecvError> {
         self.chan.recv(None).map_err(|_| RecvError)
     }
@@ -418,6 +424,7 @@ impl<T> Receiver<T> {
     }
 
     /// Like [`Receiver::recv`], giving up after `timeout`.
+    #[track_caller]
     pub fn recv_timeout(&self, timeout: Duration) -> Result<T, RecvTimeoutError> {
         self.chan.recv(Some(deadline_after(timeout)))
     }
@@ -579,6 +586,7 @@ pub struct Iter<'a, T> {
 
 impl<T> Iterator for Iter<'_, T> {
     type Item = T;
+    #[track_caller]
     fn next(&mut self) -> Option<T> {
         self.rx.recv().ok()
     }
@@ -592,6 +600,7 @@ pub struct TryIter<'a, T> {
 
 impl<T> Iterator for TryIter<'_, T> {
     type Item = T;
+    #[track_caller]
     fn next(&mut self) -> Option<T> {
         self.rx.try_recv().ok()
     }
@@ -605,6 +614,7 @@ pub struct IntoIter<T> {
 
 impl<T> Iterator for IntoIter<T> {
     type Item = T;
+    #[track_caller]
     fn next(&mut self) -> Option<T> {
         self.rx.recv().ok()
     }

@@ -61,11 +61,13 @@ impl Condvar {
     }
 
     /// Unlocks the guard's mutex, parks until notified, and locks it again.
+    #[track_caller]
     pub fn wait<'a, T: ?Sized>(&self, guard: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
         self.wait_until(guard, None).0
     }
 
     /// Waits until `condition` returns false, checking it under the lock before every wait.
+    #[track_caller]
     pub fn wait_while<'a, T: ?Sized>(
         &self,
         mut guard: MutexGuard<'a, T>,
@@ -78,6 +80,7 @@ impl Condvar {
     }
 
     /// Like [`Condvar::wait`], giving up on the notification after `timeout`.
+    #[track_caller]
     pub fn wait_timeout<'a, T: ?Sized>(
         &self,
         guard: MutexGuard<'a, T>,
@@ -88,6 +91,7 @@ impl Condvar {
 
     /// Like [`Condvar::wait_while`], giving up after `timeout` in total; the result says
     /// whether the condition was still true when time ran out.
+    #[track_caller]
     pub fn wait_timeout_while<'a, T: ?Sized>(
         &self,
         mut guard: MutexGuard<'a, T>,
@@ -116,6 +120,7 @@ impl Condvar {
         self.waiters.wake_all();
     }
 
+    #[track_caller]
     fn wait_until<'a, T: ?Sized>(
         &self,
         guard: MutexGuard<'a, T>,

@@ -55,15 +55,18 @@ impl Event {
     }
 
     /// Parks until the flag is set (returns at once if it is). Always returns `true`.
+    #[track_caller]
     pub fn wait(&self) -> bool {
         self.wait_until(None)
     }
 
     /// Like [`Event::wait`], giving up after `timeout`: returns whether the event was set.
+    #[track_caller]
     pub fn wait_timeout(&self, timeout: Duration) -> bool {
         self.wait_until(Some(deadline_after(timeout)))
     }
 
+    #[track_caller]
     fn wait_until(&self, deadline: Option<Instant>) -> bool {
         if self.set.get() {
             return true;

@@ -162,6 +162,7 @@ impl Waiters {
     /// Always inlined, as is `park`: with the closures of its call site, each caller gets its
     /// own copy of the park (see [`wait!`]).
     #[inline(always)]
+    #[track_caller]
     pub(crate) fn wait_with(
         &self,
         reason: Reason,
@@ -188,6 +189,7 @@ impl Waiters {
     /// the coroutine was parked, wins over a cancellation that came first (a barrier round
     /// that passed). Everything else uses [`wait!`] or [`Waiters::wait_with`].
     #[inline(always)]
+    #[track_caller]
     pub(crate) fn park(
         &self,
         reason: Reason,

@@ -83,6 +83,7 @@ impl<T: ?Sized> Mutex<T> {
     /// # Panics
     /// When it must wait outside a coroutine of a running runtime.
     #[inline]
+    #[track_caller]
     pub fn lock(&self) -> MutexGuard<'_, T> {
         if !self.locked.get() {
             self.locked.set(true);
@@ -103,6 +104,7 @@ impl<T: ?Sized> Mutex<T> {
     }
 
     /// Like [`Mutex::lock`], but gives up after `timeout` and returns `None`.
+    #[track_caller]
     pub fn lock_timeout(&self, timeout: Duration) -> Option<MutexGuard<'_, T>> {
         if let Some(guard) = self.try_lock() {
             return Some(guard);
@@ -123,6 +125,7 @@ impl<T: ?Sized> Mutex<T> {
     /// Parks until the lock is handed over (`Some`) or `deadline` passes (`None`). Unwinds
     /// when cancelled, having left the queue.
     #[cold]
+    #[track_caller]
     pub(crate) fn lock_slow(&self, deadline: Option<Instant>) -> Option<()> {
         if !self.locked.get() {
             self.locked.set(true);

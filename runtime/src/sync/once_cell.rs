@@ -85,6 +85,7 @@ impl<T> OnceCell<T> {
     ///
     /// # Panics
     /// If `init` asks for this cell (reentrant initialization), or `init` panics.
+    #[track_caller]
     pub fn get_or_init(&self, init: impl FnOnce() -> T) -> &T {
         let me = context::current_id();
         let me = me.unwrap_or(u64::MAX);

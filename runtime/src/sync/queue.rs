@@ -209,6 +209,7 @@ impl<T> Queue<T> {
     }
 
     /// Puts an item, parking while the queue is full.
+    #[track_caller]
     pub fn put(&self, item: T) {
         if let Err(Full(_)) = self.put_until(item, None) {
             unreachable!("a put without deadline does not time out");
@@ -225,11 +226,13 @@ impl<T> Queue<T> {
     }
 
     /// Like [`Queue::put`], giving up after `timeout` with the item back.
+    #[track_caller]
     pub fn put_timeout(&self, item: T, timeout: Duration) -> Result<(), Full<T>> {
         self.put_until(item, Some(deadline_after(timeout)))
     }
 
     /// Takes an item, parking while the queue is empty.
+    #[track_caller]
     pub fn get(&self) -> T {
         self.get_until(None).expect("a get without deadline does not time out")
     }
@@ -242,6 +245,7 @@ impl<T> Queue<T> {
     }
 
     /// Like [`Queue::get`], giving up after `timeout`.
+    #[track_caller]
     pub fn get_timeout(&self, timeout: Duration) -> Result<T, Empty> {
         self.get_until(Some(deadline_after(timeout)))
     }
@@ -262,11 +266,13 @@ impl<T> Queue<T> {
     }
 
     /// Parks until every item put has been marked done with `task_done`.
+    #[track_caller]
     pub fn join(&self) {
         self.join_until(None);
     }
 
     /// Like [`Queue::join`], giving up after `timeout`: returns whether all tasks were done.
+    #[track_caller]
     pub fn join_timeout(&self, timeout: Duration) -> bool {
         self.join_until(Some(deadline_after(timeout)))
     }
@@ -277,6 +283,7 @@ impl<T> Queue<T> {
         self.getters.wake_one();
     }
 
+    #[track_caller]
     fn put_until(&self, mut item: T, deadline: Option<Instant>) -> Result<(), Full<T>> {
         loop {
             match self.put_nowait(item) {
@@ -289,6 +296,7 @@ impl<T> Queue<T> {
         }
     }
 
+    #[track_caller]
     fn get_until(&self, deadline: Option<Instant>) -> Result<T, Empty> {
         loop {
             if let Ok(item) = self.get_nowait() {
@@ -300,6 +308,7 @@ impl<T> Queue<T> {
         }
     }
 
+    #[track_caller]
     fn join_until(&self, deadline: Option<Instant>) -> bool {
         if self.unfinished.get() == 0 {
             return true;

@@ -67,6 +67,7 @@ impl<T: ?Sized> ReentrantMutex<T> {
     ///
     /// # Panics
     /// Outside a coroutine of a running runtime (the owner is a coroutine).
+    #[track_caller]
     pub fn lock(&self) -> ReentrantMutexGuard<'_, T> {
         self.lock_until(None).expect("a lock without deadline does not time out")
     }
@@ -78,6 +79,7 @@ impl<T: ?Sized> ReentrantMutex<T> {
     }
 
     /// Like [`ReentrantMutex::lock`], giving up after `timeout`.
+    #[track_caller]
     pub fn lock_timeout(&self, timeout: Duration) -> Option<ReentrantMutexGuard<'_, T>> {
         self.lock_until(Some(deadline_after(timeout)))
     }
@@ -97,6 +99,7 @@ impl<T: ?Sized> ReentrantMutex<T> {
         Some(ReentrantMutexGuard { lock: self })
     }
 
+    #[track_caller]
     fn lock_until(&self, deadline: Option<Instant>) -> Option<ReentrantMutexGuard<'_, T>> {
         let me = context::expect_current_id("ReentrantMutex::lock");
         if let Some(guard) = self.try_enter(me) {

@@ -93,6 +93,7 @@ impl<T> RwLock<T> {
 
 impl<T: ?Sized> RwLock<T> {
     /// Takes a shared lock, parking while a writer holds or waits for the lock.
+    #[track_caller]
     pub fn read(&self) -> RwLockReadGuard<'_, T> {
         self.read_until(None).expect("a lock without deadline does not time out")
     }
@@ -107,11 +108,13 @@ impl<T: ?Sized> RwLock<T> {
     }
 
     /// Like [`RwLock::read`], giving up after `timeout`.
+    #[track_caller]
     pub fn read_timeout(&self, timeout: Duration) -> Option<RwLockReadGuard<'_, T>> {
         self.read_until(Some(deadline_after(timeout)))
     }
 
     /// Takes the exclusive lock, parking while anyone holds it or earlier writers wait.
+    #[track_caller]
     pub fn write(&self) -> RwLockWriteGuard<'_, T> {
         self.write_until(None).expect("a lock without deadline does not time out")
     }
@@ -130,6 +133,7 @@ impl<T: ?Sized> RwLock<T> {
     }
 
     /// Like [`RwLock::write`], giving up after `timeout`.
+    #[track_caller]
     pub fn write_timeout(&self, timeout: Duration) -> Option<RwLockWriteGuard<'_, T>> {
         self.write_until(Some(deadline_after(timeout)))
     }
@@ -139,6 +143,7 @@ impl<T: ?Sized> RwLock<T> {
         self.value.get_mut()
     }
 
+    #[track_caller]
     fn read_until(&self, deadline: Option<Instant>) -> Option<RwLockReadGuard<'_, T>> {
         if let Some(guard) = self.try_read() {
             return Some(guard);
@@ -162,6 +167,7 @@ impl<T: ?Sized> RwLock<T> {
     /// Parks in `queue`, counted in `waiting` once queued, until handed the lock: `true`. A
     /// waiter that times out (`false`) or is cancelled (unwinds) uncounts itself if it was
     /// counted, then `dispatch`es.
+    #[track_caller]
     fn wait_turn(
         &self,
         queue: &Waiters,

@@ -48,6 +48,7 @@ const INLINE_ARMS: usize = 16;
 /// Chooses an arm: the first ready one in the order written, parking until one is. `None`
 /// when the default arm is due. Implementation detail of the macro.
 #[doc(hidden)]
+#[track_caller]
 pub fn select(arms: &[&dyn SelectArm], mode: Mode) -> Option<usize> {
     let deadline = match mode {
         Mode::Timeout(d) => Some(deadline_after(d)),

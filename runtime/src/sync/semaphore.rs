@@ -68,6 +68,7 @@ impl Semaphore {
     }
 
     /// Takes a permit, parking until one is free and this coroutine's turn has come.
+    #[track_caller]
     pub fn acquire(&self) -> SemaphoreGuard<'_> {
         self.take(None).expect("an acquire without deadline does not time out");
         SemaphoreGuard { sem: self, bounded: None }
@@ -79,6 +80,7 @@ impl Semaphore {
     }
 
     /// Like [`Semaphore::acquire`], giving up after `timeout`.
+    #[track_caller]
     pub fn acquire_timeout(&self, timeout: Duration) -> Option<SemaphoreGuard<'_>> {
         self.take(Some(deadline_after(timeout)))?;
         Some(SemaphoreGuard { sem: self, bounded: None })
@@ -106,6 +108,7 @@ impl Semaphore {
         true
     }
 
+    #[track_caller]
     fn take(&self, deadline: Option<Instant>) -> Option<()> {
         if self.try_take() {
             return Some(());
@@ -197,6 +200,7 @@ impl BoundedSemaphore {
     }
 
     /// Like [`BoundedSemaphore::acquire`], giving up after `timeout`.
+    #[track_caller]
     pub fn acquire_timeout(&self, timeout: Duration) -> Option<SemaphoreGuard<'_>> {
         self.sem.take(Some(deadline_after(timeout)))?;
         Some(SemaphoreGuard { sem: &self.sem, bounded: Some(self) })

@@ -62,15 +62,18 @@ impl WaitGroup {
     }
 
     /// Parks until the count is zero.
+    #[track_caller]
     pub fn wait(&self) {
         self.wait_until(None);
     }
 
     /// Like [`WaitGroup::wait`], giving up after `timeout`: returns whether the count reached 0.
+    #[track_caller]
     pub fn wait_timeout(&self, timeout: Duration) -> bool {
         self.wait_until(Some(deadline_after(timeout)))
     }
 
+    #[track_caller]
     fn wait_until(&self, deadline: Option<Instant>) -> bool {
         if self.count.get() == 0 {
             return true;
