@@ -1,0 +1,247 @@
+//! The state one channel's senders and receivers share, and the operations on it that the
+//! public [`Sender`](super::Sender) and [`Receiver`](super::Receiver) wrap: the buffer, the
+//! rendezvous offers, and the two wait queues.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::time::Instant;
+
+use super::{RecvTimeoutError, SendTimeoutError, TryRecvError, TrySendError};
+use crate::park::{self, Reason, Token, Wake, Waker};
+use crate::sync::{forget, wait, Waiters};
+
+/// A parked rendezvous sender whose value sits in the buffer until a receiver takes it.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Offer {
+    /// Identifies the sender's offer across its re-parks.
+    pub(super) id: u64,
+    /// Wakes the sender's current park when its value is taken.
+    pub(super) waker: Waker,
+}
+
+pub(super) struct Buffer<T> {
+    /// Messages, oldest first. For a rendezvous channel: values offered by parked senders, or
+    /// handed to a receiver that was woken for them.
+    pub(super) values: VecDeque<T>,
+    /// Rendezvous only, parallel to `values`: the parked sender of each value (`None` for a
+    /// value handed to an already woken receiver, whose sender is not waiting).
+    pub(super) offers: VecDeque<Option<Offer>>,
+}
+
+/// The state a channel's senders and receivers share.
+pub(super) struct Chan<T> {
+    pub(super) buffer: RefCell<Buffer<T>>,
+    /// Next `Offer::id`.
+    pub(super) next_offer: Cell<u64>,
+    /// `None`: unbounded; `Some(0)`: rendezvous; `Some(n)`: at most n buffered.
+    pub(super) cap: Option<usize>,
+    /// Live `Sender`s; 0 means disconnected for receivers.
+    pub(super) senders: Cell<usize>,
+    /// Live `Receiver`s; 0 means disconnected for senders.
+    pub(super) receivers: Cell<usize>,
+    /// Senders parked for room (bounded), for a receiver (rendezvous `select!` send arms), or
+    /// with an offer (rendezvous `send`); also woken all at once when receivers disconnect.
+    pub(super) send_waiters: Waiters,
+    /// Receivers parked for a message; woken all at once when senders disconnect.
+    pub(super) recv_waiters: Waiters,
+}
+
+impl<T> Chan<T> {
+    pub(super) fn is_rendezvous(&self) -> bool {
+        self.cap == Some(0)
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.buffer.borrow().values.len()
+    }
+
+    /// Appends a message and wakes a parked receiver for it.
+    pub(super) fn push(&self, value: T) {
+        self.buffer.borrow_mut().values.push_back(value);
+        self.recv_waiters.wake_one();
+    }
+
+    /// A rendezvous value for a receiver that was already woken for it.
+    pub(super) fn push_handed(&self, value: T) {
+        let mut b = self.buffer.borrow_mut();
+        b.values.push_back(value);
+        b.offers.push_back(None);
+    }
+
+    pub(super) fn try_send(&self, value: T) -> Result<(), TrySendError<T>> {
+        if self.receivers.get() == 0 {
+            return Err(TrySendError::Disconnected(value));
+        }
+        match self.cap {
+            None => self.push(value),
+            Some(0) => {
+                if self.recv_waiters.wake_one().is_none() {
+                    return Err(TrySendError::Full(value));
+                }
+                self.push_handed(value);
+            }
+            Some(cap) => {
+                if self.len() >= cap {
+                    return Err(TrySendError::Full(value));
+                }
+                self.push(value);
+            }
+        }
+        Ok(())
+    }
+
+    #[track_caller]
+    pub(super) fn send(
+        &self,
+        mut value: T,
+        deadline: Option<Instant>,
+    ) -> Result<(), SendTimeoutError<T>> {
+        if self.is_rendezvous() {
+            return self.send_rendezvous(value, deadline);
+        }
+        loop {
+            match self.try_send(value) {
+                Ok(()) => return Ok(()),
+                Err(TrySendError::Disconnected(v)) => {
+                    return Err(SendTimeoutError::Disconnected(v))
+                }
+                Err(TrySendError::Full(v)) => value = v,
+            }
+            if !wait!(self.send_waiters, Reason::at("Sender::send", self), deadline) {
+                return Err(SendTimeoutError::Timeout(value));
+            }
+        }
+    }
+
+    /// Sends on a rendezvous channel: hands the value to a parked receiver, or leaves it in
+    /// the buffer as an offer and parks until a receiver takes it.
+    #[track_caller]
+    pub(super) fn send_rendezvous(
+        &self,
+        value: T,
+        deadline: Option<Instant>,
+    ) -> Result<(), SendTimeoutError<T>> {
+        let value = match self.try_send(value) {
+            Ok(()) => return Ok(()),
+            Err(TrySendError::Disconnected(v)) => return Err(SendTimeoutError::Disconnected(v)),
+            Err(TrySendError::Full(v)) => v,
+        };
+        let id = self.next_offer.get();
+        self.next_offer.set(id + 1);
+        let mut value = Some(value);
+        // Its own park, not `Waiters`': the waker goes into the offer too, and the receiver
+        // that takes the offer wakes it directly, so the sender leaves `send_waiters` however
+        // the park ended; and a value already taken outranks a cancellation.
+        loop {
+            let mut token = None;
+            let wake = park::park(Reason::at("Sender::send", self), deadline, |waker| {
+                token = Some(self.send_waiters.push(waker));
+                let offer = Offer { id, waker };
+                let mut b = self.buffer.borrow_mut();
+                match value.take() {
+                    Some(v) => {
+                        b.values.push_back(v);
+                        b.offers.push_back(Some(offer));
+                    }
+                    // Parking again: the offer is in place, point it at this park.
+                    None => {
+                        if let Some(slot) =
+                            b.offers.iter_mut().find(|o| o.is_some_and(|o| o.id == id))
+                        {
+                            *slot = Some(offer);
+                        }
+                    }
+                }
+            });
+            forget(&self.send_waiters, token);
+            let taken_back = {
+                let mut b = self.buffer.borrow_mut();
+                match b.offers.iter().position(|o| o.is_some_and(|o| o.id == id)) {
+                    // A receiver took it: the send happened, whatever ended the park (a
+                    // cancellation then takes effect at the coroutine's next park).
+                    None => None,
+                    Some(i) if wake != Wake::Notified || self.receivers.get() == 0 => {
+                        b.offers.remove(i);
+                        b.values.remove(i)
+                    }
+                    Some(_) => continue,
+                }
+            };
+            let Some(v) = taken_back.or(value.take()) else { return Ok(()) };
+            return match wake {
+                Wake::Cancelled => {
+                    drop(v);
+                    park::unwind()
+                }
+                Wake::TimedOut if self.receivers.get() > 0 => Err(SendTimeoutError::Timeout(v)),
+                _ => Err(SendTimeoutError::Disconnected(v)),
+            };
+        }
+    }
+
+    pub(super) fn try_recv(&self) -> Result<T, TryRecvError> {
+        let (value, offer) = {
+            let mut b = self.buffer.borrow_mut();
+            match b.values.pop_front() {
+                Some(v) => {
+                    let offer =
+                        if self.cap == Some(0) { b.offers.pop_front().flatten() } else { None };
+                    (v, offer)
+                }
+                None if self.senders.get() == 0 => return Err(TryRecvError::Disconnected),
+                None => return Err(TryRecvError::Empty),
+            }
+        };
+        match offer {
+            // Rendezvous: the offering sender's `send` completes.
+            Some(offer) => {
+                offer.waker.wake();
+            }
+            // Bounded: room for a parked sender.
+            None => {
+                self.send_waiters.wake_one();
+            }
+        }
+        Ok(value)
+    }
+
+    #[track_caller]
+    pub(super) fn recv(&self, deadline: Option<Instant>) -> Result<T, RecvTimeoutError> {
+        loop {
+            match self.try_recv() {
+                Ok(v) => return Ok(v),
+                Err(TryRecvError::Disconnected) => return Err(RecvTimeoutError::Disconnected),
+                Err(TryRecvError::Empty) => {}
+            }
+            let reason = Reason::at("Receiver::recv", self);
+            if !self.recv_waiters.wait_with(reason, deadline, || self.receiver_queued(), || {}) {
+                return Err(RecvTimeoutError::Timeout);
+            }
+        }
+    }
+
+    /// Queues a parked receiver (of a `select!` recv arm).
+    pub(super) fn register_receiver(&self, waker: Waker) -> Token {
+        let token = self.recv_waiters.push(waker);
+        self.receiver_queued();
+        token
+    }
+
+    /// A receiver has just been queued. On a rendezvous channel, wakes a parked `select!` send
+    /// arm, which can now hand it a value.
+    pub(super) fn receiver_queued(&self) {
+        if self.is_rendezvous() {
+            self.send_waiters.wake_one();
+        }
+    }
+
+    pub(super) fn disconnect_receivers(&self) {
+        if !self.is_rendezvous() {
+            // Messages nobody can receive any more; dropped outside the borrow, since a
+            // message's destructor may use the channel.
+            let dropped = std::mem::take(&mut self.buffer.borrow_mut().values);
+            drop(dropped);
+        }
+        self.send_waiters.wake_all();
+    }
+}

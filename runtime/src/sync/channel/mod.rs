@@ -1,0 +1,413 @@
+//! Channels between coroutines (Go's channels, crossbeam-channel's API): multi-producer,
+//! multi-consumer, bounded, unbounded or rendezvous, with [`select!`](crate::select).
+//!
+//! ```
+//! use spindle_runtime::sync::channel;
+//!
+//! spindle_runtime::run(|| {
+//!     let (tx, rx) = channel::bounded(1);
+//!     let producer = spindle_runtime::spawn(move || {
+//!         for i in 0..5 {
+//!             tx.send(i).unwrap(); // parks while the one slot is full
+//!         }
+//!     }); // tx dropped: the channel disconnects once drained
+//!     assert_eq!(rx.iter().collect::<Vec<_>>(), [0, 1, 2, 3, 4]);
+//!     producer.join().unwrap();
+//! });
+//! ```
+//!
+//! # Capacity
+//!
+//! * [`bounded(n)`](bounded): `send` parks while `n` messages are buffered.
+//! * [`unbounded()`](unbounded): `send` never parks.
+//! * `bounded(0)`, a *rendezvous*: no buffer of its own. If a receiver is parked in `recv`,
+//!   `send` hands it the value and returns at once (the woken receiver takes it when it runs);
+//!   otherwise the sender parks, its value on offer, until a receiver takes it. `try_send`
+//!   succeeds only if a receiver is parked (in `recv` or in a `select!` with a `recv` arm).
+//!   Not guaranteed: that the receiver woken for a value is the one that takes it — a `select!`
+//!   woken for it may choose another arm, and the value then goes to the next receiver.
+//!
+//! # Disconnection
+//!
+//! [`Sender`] and [`Receiver`] are both `Clone`. When the last `Sender` is dropped, receivers
+//! still get every buffered message, then `Err` (`Disconnected`). When the last `Receiver` is
+//! dropped, buffered messages are dropped and `send` returns the value in its error.
+//!
+//! # Order and fairness
+//!
+//! Messages come out in the order they went in. Parked receivers (and senders) are woken in
+//! FIFO order, but a message is not reserved for the coroutine woken for it: one that runs
+//! first may take it, and the woken one parks again at the back. No message is lost or
+//! duplicated: a waiter that times out or is cancelled is simply not woken, and one that was
+//! woken but then took nothing (a `select!` that chose another arm) passes the wakeup on.
+
+mod chan;
+mod error;
+
+pub use error::{
+    RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError,
+};
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::fmt;
+use std::rc::Rc;
+use std::time::Duration;
+
+use super::{deadline_after, Waiters};
+use crate::park::{Token, Waker};
+use chan::{Buffer, Chan};
+
+/// A channel buffering at most `cap` messages; `bounded(0)` is a rendezvous channel.
+pub fn bounded<T>(cap: usize) -> (Sender<T>, Receiver<T>) {
+    make(Some(cap))
+}
+
+/// A channel whose `send` never parks.
+pub fn unbounded<T>() -> (Sender<T>, Receiver<T>) {
+    make(None)
+}
+
+fn make<T>(cap: Option<usize>) -> (Sender<T>, Receiver<T>) {
+    let chan = Rc::new(Chan {
+        buffer: RefCell::new(Buffer { values: VecDeque::new(), offers: VecDeque::new() }),
+        next_offer: Cell::new(0),
+        cap,
+        senders: Cell::new(1),
+        receivers: Cell::new(1),
+        send_waiters: Waiters::new(),
+        recv_waiters: Waiters::new(),
+    });
+    (Sender { chan: chan.clone() }, Receiver { chan })
+}
+
+/// The sending half of a channel. Clone it for more producers.
+///
+/// ```
+/// use std::time::Duration;
+/// use spindle_runtime::sync::channel::{self, SendTimeoutError, TrySendError};
+///
+/// spindle_runtime::run(|| {
+///     let (tx, rx) = channel::bounded(1);
+///     tx.try_send(1).unwrap();
+///     assert!(matches!(tx.try_send(2), Err(TrySendError::Full(2))));
+///     let late = tx.send_timeout(3, Duration::from_millis(1));
+///     assert!(matches!(late, Err(SendTimeoutError::Timeout(3))));
+///     drop(rx);
+///     assert_eq!(tx.send(4).unwrap_err().into_inner(), 4); // nobody to receive it
+/// });
+/// ```
+pub struct Sender<T> {
+    chan: Rc<Chan<T>>,
+}
+
+/// The receiving half of a channel. Clone it for more consumers; each message goes to one.
+///
+/// ```
+/// use std::time::Duration;
+/// use spindle_runtime::sync::channel::{self, RecvTimeoutError, TryRecvError};
+///
+/// spindle_runtime::run(|| {
+///     let (tx, rx) = channel::unbounded();
+///     assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
+///     assert_eq!(rx.recv_timeout(Duration::from_millis(1)), Err(RecvTimeoutError::Timeout));
+///     tx.send("a").unwrap();
+///     tx.send("b").unwrap();
+///     drop(tx);
+///     assert_eq!(rx.try_iter().collect::<Vec<_>>(), ["a", "b"]);
+///     assert_eq!(rx.try_recv(), Err(TryRecvError::Disconnected));
+/// });
+/// ```
+pub struct Receiver<T> {
+    chan: Rc<Chan<T>>,
+}
+
+impl<T> Sender<T> {
+    /// Sends, parking while a bounded channel is full (or, for a rendezvous channel, until a
+    /// receiver takes the value). Fails, giving the value back, when every receiver is gone.
+    #[track_caller]
+    pub fn send(&self, value: T) -> Result<(), SendError<T>> {
+        self.chan.send(value, None).map_err(|e| SendError(e.into_inner()))
+    }
+
+    /// Sends if that needs no waiting.
+    pub fn try_send(&self, value: T) -> Result<(), TrySendError<T>> {
+        self.chan.try_send(value)
+    }
+
+    /// Like [`Sender::send`], giving up after `timeout`.
+    #[track_caller]
+    pub fn send_timeout(&self, value: T, timeout: Duration) -> Result<(), SendTimeoutError<T>> {
+        self.chan.send(value, Some(deadline_after(timeout)))
+    }
+
+    /// Messages buffered now.
+    pub fn len(&self) -> usize {
+        self.chan.len()
+    }
+
+    /// True if no message is buffered.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The capacity: `None` for unbounded, `Some(0)` for rendezvous.
+    pub fn capacity(&self) -> Option<usize> {
+        self.chan.cap
+    }
+
+    /// True once every receiver is gone.
+    pub fn is_disconnected(&self) -> bool {
+        self.chan.receivers.get() == 0
+    }
+
+    #[doc(hidden)]
+    pub fn __select_arm(&self) -> &dyn super::select::SelectArm {
+        self
+    }
+
+    #[doc(hidden)]
+    pub fn __select_send(&self, value: T) -> Result<(), SendError<T>> {
+        let chan = &self.chan;
+        if chan.receivers.get() == 0 {
+            return Err(SendError(value));
+        }
+        if chan.is_rendezvous() {
+            // `select` woke a receiver for this value when it chose the arm.
+            chan.push_handed(value);
+            return Ok(());
+        }
+        match chan.try_send(value) {
+            Ok(()) => Ok(()),
+            // Only if the value expression parked and the room went meanwhile.
+            Err(TrySendError::Full(v)) => self.send(v),
+            Err(TrySendError::Disconnected(v)) => Err(SendError(v)),
+        }
+    }
+}
+
+impl<T> Receiver<T> {
+    /// Receives, parking until a message arrives. `Err` once every sender is gone and the
+    /// buffer is drained.
+    #[track_caller]
+    pub fn recv(&self) -> Result<T, RecvError> {
+        self.chan.recv(None).map_err(|_| RecvError)
+    }
+
+    /// Receives if a message is there now.
+    pub fn try_recv(&self) -> Result<T, TryRecvError> {
+        self.chan.try_recv()
+    }
+
+    /// Like [`Receiver::recv`], giving up after `timeout`.
+    #[track_caller]
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<T, RecvTimeoutError> {
+        self.chan.recv(Some(deadline_after(timeout)))
+    }
+
+    /// Receives until every sender is gone and the buffer is drained.
+    pub fn iter(&self) -> Iter<'_, T> {
+        Iter { rx: self }
+    }
+
+    /// Receives what is there now, without parking.
+    pub fn try_iter(&self) -> TryIter<'_, T> {
+        TryIter { rx: self }
+    }
+
+    /// Messages buffered now.
+    pub fn len(&self) -> usize {
+        self.chan.len()
+    }
+
+    /// True if no message is buffered.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The capacity: `None` for unbounded, `Some(0)` for rendezvous.
+    pub fn capacity(&self) -> Option<usize> {
+        self.chan.cap
+    }
+
+    /// True once every sender is gone (messages may still be buffered).
+    pub fn is_disconnected(&self) -> bool {
+        self.chan.senders.get() == 0
+    }
+
+    #[doc(hidden)]
+    pub fn __select_arm(&self) -> &dyn super::select::SelectArm {
+        self
+    }
+
+    #[doc(hidden)]
+    pub fn __select_recv(&self) -> Result<T, RecvError> {
+        match self.chan.try_recv() {
+            Ok(v) => Ok(v),
+            Err(TryRecvError::Disconnected) => Err(RecvError),
+            // Only if something ran between the choice and now.
+            Err(TryRecvError::Empty) => self.recv(),
+        }
+    }
+}
+
+impl<T> super::select::SelectArm for Receiver<T> {
+    fn try_begin(&self) -> bool {
+        self.chan.len() > 0 || self.chan.senders.get() == 0
+    }
+
+    fn maybe_ready(&self) -> bool {
+        self.try_begin()
+    }
+
+    fn register(&self, waker: Waker) -> Token {
+        self.chan.register_receiver(waker)
+    }
+
+    fn unregister(&self, token: Token) {
+        self.chan.recv_waiters.remove(token);
+    }
+
+    fn pass_on(&self) {
+        self.chan.recv_waiters.wake_one();
+    }
+}
+
+impl<T> super::select::SelectArm for Sender<T> {
+    fn try_begin(&self) -> bool {
+        let chan = &self.chan;
+        chan.receivers.get() == 0
+            || match chan.cap {
+                None => true,
+                // Commits: the woken receiver will find the value `__select_send` pushes.
+                Some(0) => chan.recv_waiters.wake_one().is_some(),
+                Some(cap) => chan.len() < cap,
+            }
+    }
+
+    fn maybe_ready(&self) -> bool {
+        let chan = &self.chan;
+        chan.receivers.get() == 0
+            || match chan.cap {
+                None => true,
+                Some(0) => !chan.recv_waiters.is_empty(),
+                Some(cap) => chan.len() < cap,
+            }
+    }
+
+    fn register(&self, waker: Waker) -> Token {
+        self.chan.send_waiters.push(waker)
+    }
+
+    fn unregister(&self, token: Token) {
+        self.chan.send_waiters.remove(token);
+    }
+
+    fn pass_on(&self) {
+        self.chan.send_waiters.wake_one();
+    }
+}
+
+impl<T> Clone for Sender<T> {
+    fn clone(&self) -> Sender<T> {
+        self.chan.senders.set(self.chan.senders.get() + 1);
+        Sender { chan: self.chan.clone() }
+    }
+}
+
+impl<T> Drop for Sender<T> {
+    fn drop(&mut self) {
+        let n = self.chan.senders.get() - 1;
+        self.chan.senders.set(n);
+        if n == 0 {
+            self.chan.recv_waiters.wake_all();
+        }
+    }
+}
+
+impl<T> Clone for Receiver<T> {
+    fn clone(&self) -> Receiver<T> {
+        self.chan.receivers.set(self.chan.receivers.get() + 1);
+        Receiver { chan: self.chan.clone() }
+    }
+}
+
+impl<T> Drop for Receiver<T> {
+    fn drop(&mut self) {
+        let n = self.chan.receivers.get() - 1;
+        self.chan.receivers.set(n);
+        if n == 0 {
+            self.chan.disconnect_receivers();
+        }
+    }
+}
+
+impl<T> fmt::Debug for Sender<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sender").field("len", &self.len()).field("cap", &self.chan.cap).finish()
+    }
+}
+
+impl<T> fmt::Debug for Receiver<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Receiver").field("len", &self.len()).field("cap", &self.chan.cap).finish()
+    }
+}
+
+/// Blocking iterator over a [`Receiver`]: ends when the channel is disconnected and drained.
+#[derive(Debug)]
+pub struct Iter<'a, T> {
+    rx: &'a Receiver<T>,
+}
+
+impl<T> Iterator for Iter<'_, T> {
+    type Item = T;
+    #[track_caller]
+    fn next(&mut self) -> Option<T> {
+        self.rx.recv().ok()
+    }
+}
+
+/// Non-blocking iterator over a [`Receiver`]: ends when the buffer is empty.
+#[derive(Debug)]
+pub struct TryIter<'a, T> {
+    rx: &'a Receiver<T>,
+}
+
+impl<T> Iterator for TryIter<'_, T> {
+    type Item = T;
+    #[track_caller]
+    fn next(&mut self) -> Option<T> {
+        self.rx.try_recv().ok()
+    }
+}
+
+/// Owning blocking iterator over a [`Receiver`].
+#[derive(Debug)]
+pub struct IntoIter<T> {
+    rx: Receiver<T>,
+}
+
+impl<T> Iterator for IntoIter<T> {
+    type Item = T;
+    #[track_caller]
+    fn next(&mut self) -> Option<T> {
+        self.rx.recv().ok()
+    }
+}
+
+impl<'a, T> IntoIterator for &'a Receiver<T> {
+    type Item = T;
+    type IntoIter = Iter<'a, T>;
+    fn into_iter(self) -> Iter<'a, T> {
+        self.iter()
+    }
+}
+
+impl<T> IntoIterator for Receiver<T> {
+    type Item = T;
+    type IntoIter = IntoIter<T>;
+    fn into_iter(self) -> IntoIter<T> {
+        IntoIter { rx: self }
+    }
+}
