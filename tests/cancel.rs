@@ -153,3 +153,161 @@ fn cancel_reaches_a_coroutine_waiting_on_join() {
         assert_eq!(spindle::active_count(), 2, "inner lives on, detached");
     });
 }
+
+// ----- destructors that park while their coroutine unwinds ----------------------------------
+
+/// Pushes `tag` into a log behind a spindle `Mutex` when dropped: `pool.lock().push(conn)`.
+struct LockOnDrop(Rc<spindle::sync::Mutex<Vec<&'static str>>>, &'static str);
+
+impl Drop for LockOnDrop {
+    fn drop(&mut self) {
+        self.0.lock().push(self.1);
+    }
+}
+
+/// Sleeps (virtual time) and yields when dropped, then records that it finished.
+struct SleepOnDrop(Rc<Cell<u32>>);
+
+impl Drop for SleepOnDrop {
+    fn drop(&mut self) {
+        spindle::sleep(Duration::from_millis(10));
+        spindle::yield_now();
+        self.0.set(self.0.get() + 1);
+    }
+}
+
+fn virtual_runtime() -> spindle::Runtime {
+    spindle::Runtime::builder().virtual_time(true).build().unwrap()
+}
+
+#[test]
+fn a_destructor_may_lock_a_contended_mutex_while_its_coroutine_is_cancelled() {
+    let log = virtual_runtime().run(|| {
+        let log = Rc::new(spindle::sync::Mutex::new(Vec::new()));
+        let holder = {
+            let log = log.clone();
+            spindle::spawn(move || {
+                let mut held = log.lock();
+                spindle::sleep(Duration::from_millis(50));
+                held.push("holder");
+            })
+        };
+        spindle::yield_now(); // the holder takes the lock and sleeps
+        let victim = {
+            let log = log.clone();
+            spindle::spawn(move || {
+                let _guard = LockOnDrop(log, "victim's destructor");
+                spindle::sleep(Duration::from_secs(3600));
+            })
+        };
+        spindle::yield_now(); // the victim sleeps
+        victim.cancel();
+        victim.cancel(); // a second cancel while its destructor waits changes nothing
+        assert!(matches!(victim.join(), Err(JoinError::Cancelled)));
+        holder.join().unwrap();
+        let v = log.lock().clone();
+        v
+    });
+    assert_eq!(log, ["holder", "victim's destructor"]);
+}
+
+#[test]
+fn a_destructor_may_sleep_and_yield_when_a_timeout_unwinds_its_coroutine() {
+    let done = Rc::new(Cell::new(0));
+    let d = done.clone();
+    let (result, slept) = virtual_runtime().run(move || {
+        let start = spindle::time::now();
+        let result = spindle::time::timeout(Duration::from_millis(5), || {
+            let _guard = SleepOnDrop(d);
+            spindle::sleep(Duration::from_secs(3600));
+        });
+        (result, spindle::time::now() - start)
+    });
+    assert!(result.is_err(), "the timeout expired");
+    assert_eq!(done.get(), 1, "the destructor ran to its end");
+    assert_eq!(slept, Duration::from_millis(15), "5 ms to the timeout, then 10 ms of cleanup");
+}
+
+#[test]
+fn a_destructor_may_sleep_when_a_cancellation_unwinds_its_coroutine() {
+    let done = Rc::new(Cell::new(0));
+    let d = done.clone();
+    virtual_runtime().run(move || {
+        let h = spindle::spawn(move || {
+            let _guard = SleepOnDrop(d);
+            spindle::sleep(Duration::from_secs(3600));
+        });
+        spindle::yield_now();
+        h.cancel();
+        assert!(matches!(h.join(), Err(JoinError::Cancelled)));
+    });
+    assert_eq!(done.get(), 1);
+}
+
+#[test]
+fn daemon_teardown_lets_destructors_finish_their_waits() {
+    let done = Rc::new(Cell::new(0));
+    let d = done.clone();
+    virtual_runtime().run(move || {
+        for _ in 0..3 {
+            let d = d.clone();
+            spindle::Builder::new()
+                .daemon(true)
+                .spawn(move || {
+                    let _guard = SleepOnDrop(d);
+                    spindle::sleep(Duration::from_secs(3600));
+                })
+                .unwrap();
+        }
+        spindle::yield_now(); // the daemons sleep; main returns and they are cancelled
+    });
+    assert_eq!(done.get(), 3, "every daemon's destructor finished before run returned");
+}
+
+spindle::coroutine_local! {
+    /// Made on first use by a coroutine that must wait for it (the init parks).
+    static SLOW_LOCAL: u32 = {
+        spindle::sleep(Duration::from_millis(1));
+        7
+    };
+}
+
+struct TouchLocalOnDrop(Rc<Cell<u32>>);
+
+impl Drop for TouchLocalOnDrop {
+    fn drop(&mut self) {
+        self.0.set(SLOW_LOCAL.with(|v| *v));
+    }
+}
+
+#[test]
+fn a_destructor_may_touch_a_coroutine_local_whose_init_parks_while_cancelled() {
+    let seen = Rc::new(Cell::new(0));
+    let s = seen.clone();
+    virtual_runtime().run(move || {
+        let h = spindle::spawn(move || {
+            let _guard = TouchLocalOnDrop(s);
+            spindle::sleep(Duration::from_secs(3600));
+        });
+        spindle::yield_now();
+        h.cancel();
+        assert!(matches!(h.join(), Err(JoinError::Cancelled)));
+    });
+    assert_eq!(seen.get(), 7);
+}
+
+#[test]
+fn a_caught_cancellation_does_not_shield_later_parks() {
+    // The payload is kept alive on purpose: the next park must still see the cancellation.
+    let result = virtual_runtime().run(|| {
+        let h = spindle::spawn(|| {
+            let caught = std::panic::catch_unwind(|| spindle::sleep(Duration::from_secs(60)));
+            spindle::sleep(Duration::from_secs(60)); // unwinds again, caught kept or not
+            caught.is_err()
+        });
+        spindle::yield_now();
+        h.cancel();
+        h.join()
+    });
+    assert!(matches!(result, Err(JoinError::Cancelled)));
+}

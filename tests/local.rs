@@ -79,3 +79,43 @@ fn access_outside_a_coroutine_panics_clearly() {
         "{msg}"
     );
 }
+
+thread_local! {
+    /// Ids of the coroutines in which `Second` values were dropped.
+    static SECOND_DROPPED_IN: RefCell<Vec<u64>> = const { RefCell::new(Vec::new()) };
+}
+
+struct MakesAnother;
+
+impl Drop for MakesAnother {
+    fn drop(&mut self) {
+        SECOND.with(|_| ()); // a local made by another local's destructor
+    }
+}
+
+struct Second;
+
+impl Drop for Second {
+    fn drop(&mut self) {
+        // Needs to run in its coroutine: `current` panics on the scheduler's stack.
+        let id = spindle::current().id();
+        SECOND_DROPPED_IN.with(|v| v.borrow_mut().push(id));
+    }
+}
+
+spindle::coroutine_local! {
+    static FIRST: MakesAnother = MakesAnother;
+    static SECOND: Second = Second;
+}
+
+#[test]
+fn a_local_made_by_another_locals_destructor_is_dropped_in_its_coroutine() {
+    let id = spindle::run(|| {
+        let h = spindle::spawn(|| {
+            FIRST.with(|_| ());
+            spindle::current().id()
+        });
+        h.join().unwrap()
+    });
+    SECOND_DROPPED_IN.with(|v| assert_eq!(*v.borrow(), [id]));
+}

@@ -342,7 +342,9 @@ where
             let _on_exit = on_exit; // declared first, dropped last
             let cancelled_early = with_core(|core| core.started(yielder)).unwrap_or(true);
             let outcome = if cancelled_early {
-                drop(f);
+                // Its captures' destructors run shielded, as a cancelled coroutine's do.
+                let _shield = with_core(|core| core.shield_current());
+                let _ = catch_unwind(AssertUnwindSafe(move || drop(f)));
                 Err(JoinError::Cancelled)
             } else {
                 match catch_unwind(AssertUnwindSafe(f)) {
@@ -352,8 +354,7 @@ where
                 }
             };
             // Locals are dropped here, on the coroutine's own stack, where they may still park.
-            let locals = with_core(|core| core.take_locals()).unwrap_or_default();
-            let _ = catch_unwind(AssertUnwindSafe(move || drop(locals)));
+            with_core(|core| core.drop_locals());
             deliver(theirs, outcome);
         }
     };

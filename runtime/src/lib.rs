@@ -51,6 +51,24 @@
 //! destructors. A deadlock (coroutines parked, nothing able to wake them) makes [`run`] panic
 //! with a report of who waits on what.
 //!
+//! # Destructors may wait
+//!
+//! Once a coroutine unwinds from a cancellation or an expired [`time::timeout`], its parks are
+//! *shielded* until the unwind is caught: a destructor that locks a contended
+//! [`sync::Mutex`], sleeps, yields, receives or touches a [`coroutine_local!`] whose
+//! initializer parks waits normally, as gevent lets cleanup block. (Cutting it short would
+//! need a second unwind inside a destructor that is already unwinding, which aborts the
+//! process.) A second [`JoinHandle::cancel`], the runtime's teardown of daemons and timeout
+//! scopes do not interrupt a shielded park; its own deadline (`lock_timeout`, `sleep`) still
+//! ends it, and a destructor that waits for something that never comes is reported as a
+//! deadlock like any other wait. The locals of a finished coroutine are dropped shielded too,
+//! on its own stack. Code that catches the unwind (`catch_unwind`) ends the shield: its next
+//! park sees the cancellation again.
+//!
+//! One consequence of coroutines sharing a thread: while one coroutine waits inside a
+//! destructor during its unwind, `std::thread::panicking()` reads `true` in every coroutine of
+//! the thread, since Rust counts panics per thread.
+//!
 //! # Timers
 //!
 //! Deadlines are read against one clock per runtime ([`time::now`]), real or virtual. Earlier

@@ -27,7 +27,8 @@
 //! | Runnable after a wake | 0 | false | `Some` | yes |
 //!
 //! `timer_armed` is true only while Parked with a deadline in the timer heap; `flags` holds
-//! [`CANCELLED`] (sticky) and [`SCOPED`] (inside a `time::timeout`). A [`Waker`](crate::wake::Waker)
+//! [`CANCELLED`] (sticky), [`SCOPED`] (inside a `time::timeout`) and [`UNWINDING`] (its
+//! cancellation or timeout unwind is in flight: parks are shielded). A [`Waker`](crate::wake::Waker)
 //! is live while it carries the current nonzero `park_seq`, which is what makes a stale wake
 //! harmless: `wake` runs only for a live one, and ends the park by zeroing the sequence.
 //!
@@ -67,6 +68,12 @@ pub(crate) type Yielder = corosensei::Yielder<(), ()>;
 pub(crate) const CANCELLED: u8 = 1;
 /// `Task::flags`: the coroutine is inside at least one `time::timeout` scope.
 pub(crate) const SCOPED: u8 = 2;
+/// `Task::flags`: a shield may be up (see [`Task::is_shielded`]): the coroutine is unwinding
+/// from a cancellation or an expired timeout, or dropping its locals at its end. Its parks are
+/// shielded meanwhile: destructors that lock, sleep or yield wait normally instead of being
+/// cut short, which would need a second unwind inside a destructor that is already unwinding,
+/// and abort the process.
+pub(crate) const UNWINDING: u8 = 4;
 
 /// An active `time::timeout` of a coroutine.
 pub(crate) struct Scope {
@@ -96,7 +103,7 @@ pub(crate) struct Task {
     /// Parked: suspended in `park` (committed: past `register`), waiting for a waker, its timer
     /// or cancellation. A woken task leaves this state as it enters the run queue.
     parked: Cell<bool>,
-    /// `CANCELLED | SCOPED`: zero means a yield or park has nothing to check.
+    /// `CANCELLED | SCOPED | UNWINDING`: zero means a yield or park has nothing to check.
     flags: Cell<u8>,
     /// The park in progress has an entry in the timer heap.
     timer_armed: Cell<bool>,
@@ -121,6 +128,11 @@ pub(crate) struct Task {
     pub canary: Option<usize>,
     /// `coroutine_local!` values, by key index; boxed so their addresses never move.
     pub locals: RefCell<Vec<Option<Box<dyn Any>>>>,
+    /// Live shields that hold whatever happens (the end-of-life drop of locals and captures).
+    shields: Cell<u32>,
+    /// Live unwind payloads (cancellation, expired timeout): they shield while the thread is
+    /// unwinding, so a payload that user code caught and kept shields nothing.
+    unwinds: Cell<u32>,
 }
 
 const _: () = assert!(
@@ -172,6 +184,8 @@ impl Task {
             expired_scope: Cell::new(None),
             canary,
             locals: RefCell::new(Vec::new()),
+            shields: Cell::new(0),
+            unwinds: Cell::new(0),
         }
     }
 
@@ -186,6 +200,35 @@ impl Task {
     #[inline]
     pub(crate) fn is_cancelled(&self) -> bool {
         self.flags.get() & CANCELLED != 0
+    }
+
+    /// Its parks are shielded now: a shield that always holds is up, or an unwind payload is
+    /// alive and the thread is unwinding (its destructors run). Cold: only asked when
+    /// [`UNWINDING`] is set.
+    #[cold]
+    pub(crate) fn is_shielded(&self) -> bool {
+        self.flags.get() & UNWINDING != 0
+            && (self.shields.get() > 0 || (self.unwinds.get() > 0 && std::thread::panicking()))
+    }
+
+    /// Running: a shield was raised, one that always holds (`unwind == false`: its locals or
+    /// captures are about to drop) or one that holds while the thread unwinds (an unwind payload
+    /// was made). Parks are shielded until it is lowered.
+    pub(crate) fn raise_shield(&self, unwind: bool) {
+        let count = if unwind { &self.unwinds } else { &self.shields };
+        count.set(count.get() + 1);
+        self.flags.set(self.flags.get() | UNWINDING);
+    }
+
+    /// A shield was lowered (an unwind payload dropped: the unwind was caught, by the
+    /// coroutine's body, by `time::timeout` or by user code).
+    pub(crate) fn lower_shield(&self, unwind: bool) {
+        let count = if unwind { &self.unwinds } else { &self.shields };
+        debug_assert!(count.get() > 0, "a shield is lowered once, after it was raised");
+        count.set(count.get().saturating_sub(1));
+        if self.shields.get() == 0 && self.unwinds.get() == 0 {
+            self.flags.set(self.flags.get() & !UNWINDING);
+        }
     }
 
     /// True while `waker_seq` names the park in progress (a live waker).
@@ -297,10 +340,11 @@ impl Task {
     }
 
     /// Sets [`CANCELLED`], for good. Returns whether the park in progress must be woken with
-    /// `Cancelled` now (it is Parked; a Registering one sees the flag when it commits).
+    /// `Cancelled` now: it is Parked (a Registering one sees the flag when it commits), and not
+    /// shielded by an unwind in flight ([`UNWINDING`]).
     pub(crate) fn mark_cancelled(&self) -> bool {
         self.flags.set(self.flags.get() | CANCELLED);
-        self.parked.get() && self.park_seq.get() != 0
+        self.parked.get() && self.park_seq.get() != 0 && !self.is_shielded()
     }
 
     /// Sets or clears [`SCOPED`] from the scope list.

@@ -79,7 +79,7 @@ pub fn timeout<T>(duration: Duration, f: impl FnOnce() -> T) -> Result<T, Elapse
     match result {
         Ok(value) => Ok(value),
         Err(payload) => match payload.downcast::<ElapsedUnwind>() {
-            Ok(elapsed) if elapsed.0 == id && expired => Err(Elapsed(())),
+            Ok(elapsed) if elapsed.scope == id && expired => Err(Elapsed(())),
             Ok(elapsed) => resume_unwind(elapsed),
             Err(other) => resume_unwind(other),
         },

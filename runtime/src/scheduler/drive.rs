@@ -28,8 +28,7 @@ impl Core {
         let body = |yielder: &Yielder, ()| {
             self.started(yielder);
             let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(main));
-            let locals = self.take_locals();
-            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(locals)));
+            self.drop_locals();
             self.set_main_panicked(result.is_err());
             outcome.set(Some(result));
         };

@@ -56,6 +56,7 @@ pub(crate) use park::{CancelUnwind, ElapsedUnwind};
 use std::any::Any;
 use std::cell::{Cell, RefCell};
 use std::io;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -74,6 +75,9 @@ use run_queue::{RecordSlot, Runnable, Tasks};
 
 /// `main_key` when no main coroutine exists.
 const NO_TASK: usize = usize::MAX;
+
+/// Rounds of dropping a finished coroutine's locals while their destructors make new ones.
+const LOCAL_DROP_ROUNDS: usize = 8;
 
 /// One runtime's state: its coroutines, their run queue, its clock and its drivers.
 pub(crate) struct Core {
@@ -339,7 +343,10 @@ impl Core {
     /// Frees a finished coroutine's slot, record and stack; starts shutdown when it is time.
     #[inline(never)]
     fn finish(&self, finished: Runnable) {
-        let Task { key, coroutine, daemon, .. } = self.tasks.remove(finished);
+        let Task { key, coroutine, daemon, locals, .. } = self.tasks.remove(finished);
+        // Made by destructors in the last rounds of `drop_locals`: never dropped here, on the
+        // scheduler's stack, where a destructor that parks or asks for its coroutine would fail.
+        std::mem::forget(locals);
         self.stacks.borrow_mut().release(coroutine.into_inner().into_stack());
         if key == self.main_key.get() {
             self.main_done.set(true);
@@ -390,8 +397,27 @@ impl Core {
         })
     }
 
+    /// Drops the running coroutine's `coroutine_local!` values, on its own stack, as its last
+    /// act: each on its own (a panic in one is contained and the rest still drop), with its
+    /// parks shielded (a destructor that locks or sleeps waits normally, even in a cancelled
+    /// coroutine), and again while destructors made new ones, up to [`LOCAL_DROP_ROUNDS`]
+    /// rounds. What is left after that is leaked, as std leaks thread-locals made during a
+    /// thread's teardown, rather than dropped on the scheduler's stack.
+    pub(crate) fn drop_locals(&self) {
+        let _shield = self.shield_current();
+        for _ in 0..LOCAL_DROP_ROUNDS {
+            let locals = self.take_locals();
+            if locals.is_empty() {
+                return;
+            }
+            for value in locals.into_iter().flatten() {
+                let _ = catch_unwind(AssertUnwindSafe(move || drop(value)));
+            }
+        }
+    }
+
     /// Takes the running coroutine's locals, so its body can drop them on its own stack.
-    pub(crate) fn take_locals(&self) -> Vec<Option<Box<dyn Any>>> {
+    fn take_locals(&self) -> Vec<Option<Box<dyn Any>>> {
         self.tasks
             .with_current(|task| std::mem::take(&mut *task.locals.borrow_mut()))
             .unwrap_or_default()

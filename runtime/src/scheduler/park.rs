@@ -15,14 +15,54 @@ use std::ptr;
 use std::time::Instant;
 
 use super::Core;
-use crate::task::{Scope, Task, CANCELLED, SCOPED};
+use crate::context;
+use crate::task::{Scope, Task, CANCELLED, SCOPED, UNWINDING};
 use crate::wake::{Reason, Wake, Waker};
 
-/// The payload a cancelled coroutine unwinds with.
-pub(crate) struct CancelUnwind;
+/// The payload a cancelled coroutine unwinds with. Its shield keeps the coroutine's parks
+/// shielded while the unwind is in flight (see `task::UNWINDING`); dropping it, wherever the
+/// unwind is caught, lowers the shield.
+pub(crate) struct CancelUnwind {
+    _shield: Shield,
+}
 
-/// The payload a coroutine unwinds with when `time::timeout` scope `0` expired.
-pub(crate) struct ElapsedUnwind(pub(crate) u64);
+/// The payload a coroutine unwinds with when `time::timeout` scope `scope` expired; shields its
+/// parks while it lives, as [`CancelUnwind`] does.
+pub(crate) struct ElapsedUnwind {
+    pub(crate) scope: u64,
+    _shield: Shield,
+}
+
+/// While it lives, the parks of the coroutine that raised it are shielded: they wait normally,
+/// whatever cancellations and timeout scopes say, so that destructors may lock, sleep and yield.
+pub(crate) struct Shield {
+    /// The coroutine whose shield this is.
+    coroutine: u64,
+    /// Holds only while the thread unwinds (an unwind payload's), not always.
+    unwind: bool,
+}
+
+impl Shield {
+    /// Raises a shield for the running coroutine `task` (see `Task::raise_shield`).
+    fn raise(task: &Task, unwind: bool) -> Shield {
+        task.raise_shield(unwind);
+        Shield { coroutine: task.id, unwind }
+    }
+}
+
+impl Drop for Shield {
+    /// Lowers the shield; nothing if its coroutine is not the running one (a payload dropped
+    /// outside its runtime, after `run` returned).
+    fn drop(&mut self) {
+        context::with_core(|core| {
+            core.tasks.with_current(|task| {
+                if task.id == self.coroutine {
+                    task.lower_shield(self.unwind);
+                }
+            })
+        });
+    }
+}
 
 impl Core {
     /// `park::park`. Always inlined down to the stack switch, like `yield_now` (see there): the
@@ -70,6 +110,8 @@ impl Core {
         self.with_running(reason.what, |task| {
             let seq = self.next_seq();
             let flags = task.flags();
+            // A coroutine that is unwinding parks shielded: its destructors wait normally.
+            let shielded = shielded || (flags & UNWINDING != 0 && task.is_shielded());
             if flags & CANCELLED != 0 && !shielded {
                 return Wake::Cancelled;
             }
@@ -212,7 +254,9 @@ impl Core {
     #[cold]
     #[inline(never)]
     fn check_interrupt_slow(&self, task: &Task) {
-        let interrupted = if task.is_cancelled() {
+        let interrupted = if task.is_shielded() {
+            false // a destructor yielding during the unwind: it goes on
+        } else if task.is_cancelled() {
             true
         } else {
             let now = self.now();
@@ -228,13 +272,14 @@ impl Core {
         }
     }
 
-    /// What `park::unwind` unwinds the running coroutine with.
+    /// What `park::unwind` unwinds the running coroutine with; its parks are shielded until
+    /// the payload is dropped.
     pub(crate) fn unwind_payload(&self) -> Box<dyn Any + Send> {
         self.with_running("park::unwind", |task| -> Box<dyn Any + Send> {
             if task.is_cancelled() {
-                Box::new(CancelUnwind)
-            } else if let Some(id) = task.expired_scope.get() {
-                Box::new(ElapsedUnwind(id))
+                Box::new(CancelUnwind { _shield: Shield::raise(task, true) })
+            } else if let Some(scope) = task.expired_scope.get() {
+                Box::new(ElapsedUnwind { scope, _shield: Shield::raise(task, true) })
             } else {
                 panic!(
                     "spindle::park::unwind called, but the coroutine is neither cancelled nor \
@@ -262,6 +307,11 @@ impl Core {
         if task.mark_cancelled() {
             self.wake_task(task, Wake::Cancelled);
         }
+    }
+
+    /// A shield for the running coroutine (see [`Shield`]).
+    pub(crate) fn shield_current(&self) -> Shield {
+        self.with_running("shield", |task| Shield::raise(task, false))
     }
 
     /// Opens a `time::timeout` scope for the running coroutine; returns its id.
