@@ -236,3 +236,25 @@ fn cancelling_a_due_timer_that_has_not_run_yet_still_stops_it() {
         assert_eq!(ran, called.get());
     });
 }
+
+#[test]
+fn duration_max_saturates_instead_of_panicking() {
+    let rt = spindle::Runtime::builder().virtual_time(true).build().unwrap();
+    rt.run(|| {
+        // A sleep of Duration::MAX is cut short by a timeout, not by an overflow panic.
+        assert!(timeout(Duration::from_millis(1), || sleep(Duration::MAX)).is_err());
+        assert_eq!(timeout(Duration::MAX, || 5), Ok(5));
+        assert_eq!(timeout(Duration::MAX, || timeout(Duration::MAX, || 6)), Ok(Ok(6)));
+        let mut h = spindle::spawn(|| {
+            sleep(Duration::from_millis(3));
+            7
+        });
+        assert_eq!(h.join_timeout(Duration::MAX).unwrap(), 7);
+        let far = spindle::time::deadline_after(Duration::MAX);
+        assert!(far > now() + Duration::from_secs(86_400 * 365 * 29), "about 30 years ahead");
+        // The parked sleeper is woken by its timeout scope in virtual time: nothing waits 30 y.
+        let start = now();
+        assert!(timeout(Duration::from_secs(2), || sleep(Duration::MAX)).is_err());
+        assert_eq!(now() - start, Duration::from_secs(2));
+    });
+}

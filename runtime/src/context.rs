@@ -102,6 +102,19 @@ pub(crate) fn now() -> std::time::Instant {
     with_core(|core| core.now()).unwrap_or_else(std::time::Instant::now)
 }
 
+/// How far ahead [`saturating_add`] puts a deadline it cannot represent: 30 years, which no
+/// `Instant` arithmetic overflows and no program waits out.
+const FAR_FUTURE: std::time::Duration = std::time::Duration::from_secs(86_400 * 365 * 30);
+
+/// `at + timeout`, or 30 years after `at` when that does not fit (`Duration::MAX`): the one
+/// saturating deadline of the workspace (see `time::deadline_after`).
+pub(crate) fn saturating_add(
+    at: std::time::Instant,
+    timeout: std::time::Duration,
+) -> std::time::Instant {
+    at.checked_add(timeout).unwrap_or_else(|| at + FAR_FUTURE)
+}
+
 /// True while a runtime runs on this thread.
 #[inline]
 pub(crate) fn in_runtime() -> bool {

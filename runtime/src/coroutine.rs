@@ -166,7 +166,7 @@ impl<T> JoinHandle<T> {
     /// leaving the handle usable. (Takes `&mut self` rather than `self` for that reason.)
     #[track_caller]
     pub fn join_timeout(&mut self, timeout: Duration) -> Result<T, JoinError> {
-        let deadline = context::now() + timeout;
+        let deadline = context::saturating_add(context::now(), timeout);
         self.wait(Some(deadline))
     }
 

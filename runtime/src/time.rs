@@ -18,13 +18,23 @@ pub fn now() -> Instant {
     context::now()
 }
 
+/// The instant `timeout` from now on the runtime's clock ([`now`]), saturating: a timeout too
+/// large to add (`Duration::MAX`) becomes a deadline 30 years away, in effect "never". Every
+/// timeout in spindle (sleeps, `time::timeout`, joins, locks, channels, sockets) goes through
+/// it, so none of them panics on overflow.
+pub fn deadline_after(timeout: Duration) -> Instant {
+    context::saturating_add(now(), timeout)
+}
+
 /// Parks the current coroutine for `duration`; other coroutines run meanwhile.
+/// `Duration::MAX` sleeps in effect for ever (see [`deadline_after`]).
 ///
 /// # Panics
 /// Outside a coroutine of a running spindle runtime.
 #[track_caller]
 pub fn sleep(duration: Duration) {
-    let deadline = context::expect_core("sleep", |core| core.now() + duration);
+    let deadline =
+        context::expect_core("sleep", |core| context::saturating_add(core.now(), duration));
     park_until(Reason::new("sleep"), deadline);
 }
 
@@ -73,7 +83,9 @@ impl std::error::Error for Elapsed {}
 /// Outside a coroutine of a running spindle runtime.
 #[track_caller]
 pub fn timeout<T>(duration: Duration, f: impl FnOnce() -> T) -> Result<T, Elapsed> {
-    let id = context::expect_core("time::timeout", |core| core.push_scope(core.now() + duration));
+    let id = context::expect_core("time::timeout", |core| {
+        core.push_scope(context::saturating_add(core.now(), duration))
+    });
     let result = catch_unwind(AssertUnwindSafe(f));
     let expired = with_core(|core| core.pop_scope(id)).unwrap_or(false);
     match result {

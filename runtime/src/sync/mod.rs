@@ -100,9 +100,10 @@ pub use semaphore::{BoundedSemaphore, OverRelease, Semaphore, SemaphoreGuard};
 pub use wait_group::WaitGroup;
 
 use std::cell::{Cell, RefCell};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crate::park::{self, Reason, Token, WaitQueue, Wake, Waker};
+pub(crate) use crate::time::deadline_after;
 
 /// Parks in a [`Waiters`] queue until woken (`true`) or until the deadline passed (`false`,
 /// having left the queue); when cancelled, leaves the queue and unwinds. `wait!(waiters,
@@ -253,12 +254,6 @@ impl Waiters {
         self.len.set(q.len());
         n
     }
-}
-
-/// The deadline `timeout` from now on the runtime's clock ([`crate::time::now`]).
-pub(crate) fn deadline_after(timeout: Duration) -> Instant {
-    let now = crate::time::now();
-    now.checked_add(timeout).unwrap_or_else(|| now + Duration::from_secs(86_400 * 365 * 30))
 }
 
 /// Removes `token` (if park registered one) from `waiters`.
