@@ -124,3 +124,44 @@ fn only_daemons_parked_after_main_is_not_a_deadlock() {
         spindle::yield_now();
     });
 }
+
+#[test]
+fn an_idle_listener_does_not_hide_a_deadlock() {
+    let msg = deadlock_message(|| {
+        spindle::run(|| {
+            // Registered with the reactor, but nobody is parked on it: it can wake nobody.
+            let _listener = spindle::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let _udp = spindle::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            let (_tx, rx) = spindle::sync::channel::bounded::<u8>(1);
+            let _ = rx.recv(); // nobody will ever send
+        })
+    });
+    assert!(msg.contains("Receiver::recv"), "{msg}");
+}
+
+#[test]
+fn a_coroutine_parked_on_a_socket_is_not_a_deadlock() {
+    spindle::run(|| {
+        let listener = spindle::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let t = std::thread::spawn(move || std::net::TcpStream::connect(addr).unwrap());
+        let (_stream, _) = listener.accept().unwrap(); // parked until the thread connects
+        t.join().unwrap();
+    });
+}
+
+#[test]
+fn a_leaked_stale_remote_waker_does_not_hide_a_deadlock() {
+    let msg = deadlock_message(|| {
+        spindle::Runtime::builder().virtual_time(true).build().unwrap().run(|| {
+            let deadline = spindle::time::now() + std::time::Duration::from_millis(1);
+            // The park times out, so its remote waker (leaked, never dropped) is stale.
+            let wake = park::park(Reason::new("once"), Some(deadline), |w| {
+                std::mem::forget(park::remote_waker(w));
+            });
+            assert_eq!(wake, park::Wake::TimedOut);
+            park::park(Reason::new("for ever"), None, |_| {});
+        })
+    });
+    assert!(msg.contains("for ever"), "{msg}");
+}

@@ -1,6 +1,7 @@
 //! Wakes from other threads: a queue behind a mutex and a `mio::Waker` that interrupts the
 //! runtime's poll. The only path by which another thread reaches a spindle runtime.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -10,14 +11,32 @@ pub(crate) struct RemoteShared {
     queue: Mutex<Vec<(usize, u64)>>,
     /// Interrupts the scheduler's `poll` when it is blocked.
     waker: mio::Waker,
-    /// RemoteWakers created and neither woken nor dropped: while non-zero, a parked coroutine
-    /// may still be woken from outside, so the scheduler must not call it a deadlock.
+    /// RemoteWakers created and not yet dropped (a cheap count for the busy loop's checks).
     outstanding: AtomicUsize,
+    /// The parks those wakers are for, `(slot, park sequence) -> how many`: a waker whose park
+    /// already ended (a stale one, kept or leaked) cannot wake anyone, so the deadlock check
+    /// counts only the wakers of parks still in progress.
+    parks: Mutex<HashMap<(usize, u64), usize>>,
 }
 
 impl RemoteShared {
     pub(crate) fn new(waker: mio::Waker) -> RemoteShared {
-        RemoteShared { queue: Mutex::new(Vec::new()), waker, outstanding: AtomicUsize::new(0) }
+        RemoteShared {
+            queue: Mutex::new(Vec::new()),
+            waker,
+            outstanding: AtomicUsize::new(0),
+            parks: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// True if some outstanding waker is for a park that `in_progress` says has not ended:
+    /// another thread may still wake a coroutine.
+    pub(crate) fn may_wake(&self, in_progress: impl Fn(usize, u64) -> bool) -> bool {
+        if self.outstanding() == 0 {
+            return false;
+        }
+        let parks = self.parks.lock().unwrap_or_else(|e| e.into_inner());
+        parks.keys().any(|&(key, seq)| in_progress(key, seq))
     }
 
     pub(crate) fn outstanding(&self) -> usize {
@@ -47,6 +66,7 @@ pub struct RemoteWaker {
 impl RemoteWaker {
     /// A waker for park `seq` of the coroutine in slot `key`.
     pub(crate) fn new(shared: Arc<RemoteShared>, key: usize, seq: u64) -> RemoteWaker {
+        *shared.parks.lock().unwrap_or_else(|e| e.into_inner()).entry((key, seq)).or_insert(0) += 1;
         shared.outstanding.fetch_add(1, Ordering::AcqRel);
         RemoteWaker { shared, key, seq }
     }
@@ -63,6 +83,15 @@ impl RemoteWaker {
 
 impl Drop for RemoteWaker {
     fn drop(&mut self) {
+        {
+            let mut parks = self.shared.parks.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(count) = parks.get_mut(&(self.key, self.seq)) {
+                *count -= 1;
+                if *count == 0 {
+                    parks.remove(&(self.key, self.seq));
+                }
+            }
+        }
         self.shared.outstanding.fetch_sub(1, Ordering::AcqRel);
         // If the wake fails the runtime is gone; nothing to do then.
         let _ = self.shared.waker.wake();

@@ -85,6 +85,11 @@ impl Waiters {
     }
 
     /// Moves every waker into `into` without waking any.
+    /// True if a waiter is queued.
+    fn is_some(&self) -> bool {
+        self.first.is_some() || self.more.as_ref().is_some_and(|more| !more.is_empty())
+    }
+
     pub(super) fn take_all(&mut self, into: &mut Vec<Waker>) {
         if let Some(w) = self.first.take() {
             into.push(w);
@@ -157,6 +162,15 @@ impl Reactor {
 
     pub(crate) fn make_waker(&self) -> io::Result<mio::Waker> {
         mio::Waker::new(self.poll.borrow().registry(), REMOTE_TOKEN)
+    }
+
+    /// True if a coroutine is parked on some source: only then can a readiness event wake
+    /// anyone (the deadlock check; a registered socket nobody waits on wakes nobody).
+    pub(crate) fn has_waiters(&self) -> bool {
+        self.sources
+            .borrow()
+            .iter()
+            .any(|(_, s)| s.read.waiters.is_some() || s.write.waiters.is_some())
     }
 
     /// Number of registered sources.

@@ -83,10 +83,13 @@ impl Core {
             if self.fire_due_timers() > 0 || self.apply_remote_wakes() > 0 {
                 continue;
             }
+            // Only what can still end a park counts: a live timer, a coroutine parked on a
+            // socket (an idle listener wakes nobody), a wake queued or a remote waker of a park
+            // in progress (a stale or leaked one wakes nobody).
             let can_wake = self.timers.borrow().live() > 0
-                || self.reactor.sources() > 0
-                || self.remote.outstanding() > 0
-                || self.remote.has_pending();
+                || self.reactor.has_waiters()
+                || self.remote.has_pending()
+                || self.remote.may_wake(|key, seq| self.is_waiting(Waker::new(key, seq)));
             if !can_wake {
                 return Err(self.deadlock_report());
             }
@@ -239,7 +242,7 @@ impl Core {
     fn deadlock_report(&self) -> String {
         let mut report = String::from(
             "spindle: deadlock: every coroutine is parked and nothing can wake one \
-             (no timer pending, no socket registered, no blocking call or remote waker in flight)",
+             (no timer pending, no coroutine parked on a socket, no blocking call or remote waker in flight)",
         );
         self.tasks.for_each_task(|t| {
             let name = t.name.as_deref().map(|n| format!(" '{n}'")).unwrap_or_default();
