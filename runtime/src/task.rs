@@ -52,6 +52,7 @@
 
 use std::any::Any;
 use std::cell::{Cell, RefCell, UnsafeCell};
+use std::ptr;
 use std::rc::Rc;
 use std::time::Instant;
 
@@ -82,6 +83,9 @@ pub(crate) struct Scope {
 }
 
 /// One coroutine's record; see the module docs for its states and the rules for touching it.
+///
+/// It is never dropped as a whole: [`Task::take_stack`] takes it apart, so a field added here
+/// that needs dropping must be dropped there too.
 #[repr(C)]
 pub(crate) struct Task {
     // ----- hot: every switch, park and wake -----
@@ -186,6 +190,30 @@ impl Task {
             locals: RefCell::new(Vec::new()),
             shields: Cell::new(0),
             unwinds: Cell::new(0),
+        }
+    }
+
+    /// Takes a finished coroutine's record apart where it lies: moves out its stack (the one
+    /// the record sits on; read the record's other fields first), drops the name and the scope
+    /// list in place, and leaks any `coroutine_local!`
+    /// values that destructors made after its last round of dropping them (dropped here, on the
+    /// scheduler's stack, one that parks or asks for its coroutine would fail). Reading only
+    /// these fields, rather than the whole record, saves copying its 384 bytes.
+    ///
+    /// # Safety
+    /// `this` is a live record whose coroutine has returned; it is not used again after this.
+    #[inline(always)]
+    pub(crate) unsafe fn take_stack(this: *mut Task) -> Stack {
+        // SAFETY: the caller's contract; each field is read or dropped exactly once, and the
+        // fields not mentioned (`Cell`s of `Copy` data, the header, the canary) need no drop.
+        unsafe {
+            // The stack is taken out of the coroutine where it lies: moving the coroutine
+            // first cost two store-forwarding stalls per finish (copies of mixed widths).
+            let stack = ptr::read((*this).coroutine.get()).into_stack();
+            ptr::drop_in_place(ptr::addr_of_mut!((*this).name));
+            ptr::drop_in_place(ptr::addr_of_mut!((*this).scopes));
+            std::mem::forget(ptr::read(ptr::addr_of!((*this).locals)));
+            stack
         }
     }
 

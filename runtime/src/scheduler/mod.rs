@@ -343,11 +343,9 @@ impl Core {
     /// Frees a finished coroutine's slot, record and stack; starts shutdown when it is time.
     #[inline(never)]
     fn finish(&self, finished: Runnable) {
-        let Task { key, coroutine, daemon, locals, .. } = self.tasks.remove(finished);
-        // Made by destructors in the last rounds of `drop_locals`: never dropped here, on the
-        // scheduler's stack, where a destructor that parks or asks for its coroutine would fail.
-        std::mem::forget(locals);
-        self.stacks.borrow_mut().release(coroutine.into_inner().into_stack());
+        let (key, daemon) = (finished.task().key, finished.task().daemon);
+        let stack = self.tasks.remove(finished);
+        self.stacks.borrow_mut().release(stack);
         if key == self.main_key.get() {
             self.main_done.set(true);
         } else if !daemon {
@@ -403,7 +401,18 @@ impl Core {
     /// coroutine), and again while destructors made new ones, up to [`LOCAL_DROP_ROUNDS`]
     /// rounds. What is left after that is leaked, as std leaks thread-locals made during a
     /// thread's teardown, rather than dropped on the scheduler's stack.
+    #[inline]
     pub(crate) fn drop_locals(&self) {
+        // Most coroutines make none: then there is nothing to shield.
+        if self.tasks.with_current(|task| task.locals.borrow().is_empty()).unwrap_or(true) {
+            return;
+        }
+        self.drop_locals_slow();
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn drop_locals_slow(&self) {
         let _shield = self.shield_current();
         for _ in 0..LOCAL_DROP_ROUNDS {
             let locals = self.take_locals();

@@ -30,6 +30,7 @@ use slab::Slab;
 use crate::reactor::driver::EVENT_INTERVAL;
 use crate::ring::Ring;
 use crate::rng::Rng;
+use crate::stack::Stack;
 use crate::task::Task;
 
 /// Run-queue length from which `prefetch_ahead` works: below it, the records and frames of
@@ -135,6 +136,7 @@ impl Tasks {
 
     /// Writes the record `make(slot)` into `slot`, puts it in the table and at the back of the
     /// run queue; returns its slot.
+    #[inline(always)]
     pub(crate) fn insert(&self, slot: RecordSlot, make: impl FnOnce(usize) -> Task) -> usize {
         let key = self.vacant_key();
         let task = make(key);
@@ -149,16 +151,19 @@ impl Tasks {
         key
     }
 
-    /// Takes a finished coroutine's record out of the table and off its stack.
-    pub(crate) fn remove(&self, finished: Runnable) -> Task {
+    /// Takes a finished coroutine's record out of the table and apart (see
+    /// [`Task::take_stack`]); returns its stack. Read what else is needed of the record first.
+    #[inline(always)]
+    pub(crate) fn remove(&self, finished: Runnable) -> Stack {
         // SAFETY: the handle's coroutine has returned, so nothing refers to the record any more:
         // it is not in the run queue (it was running), and wakers and timers name it by slot and
-        // sequence, which the table no longer maps to it after this. It is read out exactly
-        // once, here, which moves it off the stack it sat on.
-        let task = unsafe { finished.0.as_ptr().read() };
+        // sequence, which the table no longer maps to it after this. It is taken apart exactly
+        // once, here, and its stack is only given back after (by the caller, with the coroutine).
+        let key = finished.task().key;
         // SAFETY: as in `with_task`.
-        unsafe { (*self.table.get()).remove(task.key) };
-        task
+        unsafe { (*self.table.get()).remove(key) };
+        // SAFETY: as said above.
+        unsafe { Task::take_stack(finished.0.as_ptr()) }
     }
 
     /// Asks the CPU for the records of `keys` (before waking them as a batch).
