@@ -47,6 +47,7 @@
 //! When several coroutines wait on the same socket in the same direction, all of them are woken
 //! on readiness and retry in run-queue order; which one gets the data is not specified.
 
+mod socket;
 mod tcp;
 mod udp;
 mod unix;
@@ -109,7 +110,7 @@ pub(crate) fn deadline_after(timeout: Duration) -> Instant {
 }
 
 /// std refuses a zero timeout with `InvalidInput`; so do we.
-fn check_timeout(timeout: Option<Duration>) -> io::Result<Option<Duration>> {
+pub(crate) fn check_timeout(timeout: Option<Duration>) -> io::Result<Option<Duration>> {
     if timeout == Some(Duration::ZERO) {
         return Err(io::Error::new(io::ErrorKind::InvalidInput, "cannot set a 0 duration timeout"));
     }
