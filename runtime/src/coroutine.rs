@@ -86,7 +86,11 @@ impl fmt::Display for Coroutine {
 }
 
 /// Why [`JoinHandle::join`] did not return the coroutine's value.
+///
+/// More reasons may be added: a `match` outside this crate needs a `_` arm, or use
+/// [`JoinError::is_panic`], [`JoinError::is_cancelled`] and [`JoinError::into_panic`].
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum JoinError {
     /// The coroutine panicked. [`Panic`] holds the payload, message and location.
     Panicked(Panic),

@@ -64,8 +64,10 @@ use std::time::Instant;
 
 use crate::scheduler::{with_core, Core};
 
-/// Why a [`park`] returned.
+/// Why a [`park`] returned. More reasons may be added: a `match` outside this crate needs a `_`
+/// arm.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Wake {
     /// A [`Waker`] for this park was woken.
     Notified,
