@@ -149,6 +149,11 @@ struct JoinShared<T> {
 /// Dropping the handle detaches the coroutine: it runs on, and if it panics the panic is
 /// reported on stderr since nobody can join it any more. Not `Send`: handles stay on the
 /// runtime's thread.
+///
+/// ```compile_fail,E0277
+/// fn assert_send<T: Send>() {}
+/// assert_send::<spindle_runtime::JoinHandle<()>>();
+/// ```
 pub struct JoinHandle<T> {
     shared: Rc<JoinShared<T>>,
 }

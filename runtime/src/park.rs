@@ -125,6 +125,11 @@ impl fmt::Display for Reason {
 
 /// Wakes one particular park of one particular coroutine. `Copy`, cheap (two words) and not
 /// `Send`: it only works on the runtime's own thread. For other threads see [`RemoteWaker`].
+///
+/// ```compile_fail,E0277
+/// fn assert_send<T: Send>() {}
+/// assert_send::<spindle_runtime::park::Waker>();
+/// ```
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct Waker {
     pub(crate) key: usize,

@@ -42,6 +42,37 @@
 //!   addresses, or resolve inside `spindle::unblock`.
 //! * Writing to a socket whose peer has gone returns `BrokenPipe`; it never raises SIGPIPE.
 //!
+//! # Not `Send`
+//!
+//! A socket is registered with the reactor of the runtime that created it and is used on that
+//! runtime's thread: none of these types is `Send`, so the compiler keeps them there. None of
+//! these compiles:
+//!
+//! ```compile_fail,E0277
+//! fn assert_send<T: Send>() {}
+//! assert_send::<spindle_io::net::TcpStream>();
+//! ```
+//!
+//! ```compile_fail,E0277
+//! fn assert_send<T: Send>() {}
+//! assert_send::<spindle_io::net::TcpListener>();
+//! ```
+//!
+//! ```compile_fail,E0277
+//! fn assert_send<T: Send>() {}
+//! assert_send::<spindle_io::net::UdpSocket>();
+//! ```
+//!
+//! ```compile_fail,E0277
+//! fn assert_send<T: Send>() {}
+//! assert_send::<spindle_io::net::UnixStream>();
+//! ```
+//!
+//! ```compile_fail,E0277
+//! fn assert_send<T: Send>() {}
+//! assert_send::<spindle_io::net::UnixListener>();
+//! ```
+//!
 //! # What is not guaranteed
 //!
 //! When several coroutines wait on the same socket in the same direction, all of them are woken
