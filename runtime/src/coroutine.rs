@@ -88,7 +88,11 @@ impl fmt::Display for Coroutine {
 }
 
 /// Why [`JoinHandle::join`] did not return the coroutine's value.
+///
+/// More reasons may be added: a `match` outside this crate needs a `_` arm, or use
+/// [`JoinError::is_panic`], [`JoinError::is_cancelled`] and [`JoinError::into_panic`].
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum JoinError {
     /// The coroutine panicked. [`Panic`] holds the payload, message and location.
     Panicked(Panic),
@@ -147,6 +151,11 @@ struct JoinShared<T> {
 /// Dropping the handle detaches the coroutine: it runs on, and if it panics the panic is
 /// reported on stderr since nobody can join it any more. Not `Send`: handles stay on the
 /// runtime's thread.
+///
+/// ```compile_fail,E0277
+/// fn assert_send<T: Send>() {}
+/// assert_send::<spindle_runtime::JoinHandle<()>>();
+/// ```
 pub struct JoinHandle<T> {
     shared: Rc<JoinShared<T>>,
 }

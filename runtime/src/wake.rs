@@ -9,7 +9,10 @@ use std::fmt;
 use std::marker::PhantomData;
 
 /// Why a [`park`](crate::park::park) returned.
+///
+/// More reasons may be added: a `match` outside this crate needs a `_` arm.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Wake {
     /// A [`Waker`] for this park was woken.
     Notified,
@@ -68,6 +71,11 @@ impl fmt::Display for Reason {
 /// Wakes one particular park of one particular coroutine. `Copy`, cheap (two words) and not
 /// `Send`: it only works on the runtime's own thread. For other threads see
 /// [`RemoteWaker`](crate::park::RemoteWaker).
+///
+/// ```compile_fail,E0277
+/// fn assert_send<T: Send>() {}
+/// assert_send::<spindle_runtime::park::Waker>();
+/// ```
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct Waker {
     pub(crate) key: usize,

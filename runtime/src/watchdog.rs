@@ -23,7 +23,11 @@ use std::time::{Duration, Instant};
 /// A report handed to the watchdog's handler: first from the watchdog thread while the
 /// coroutine still holds the thread (`ended == false`; the name is not known there), then once
 /// more from the scheduler when it gives the thread back (`ended == true`, with its name).
+///
+/// Only the runtime creates reports, and fields may be added: read the fields, but do not build
+/// or destructure a `Stall` without `..`.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct Stall {
     /// Id of the coroutine holding the thread.
     pub coroutine_id: u64,

@@ -42,11 +42,43 @@
 //!   addresses, or resolve inside `spindle::unblock`.
 //! * Writing to a socket whose peer has gone returns `BrokenPipe`; it never raises SIGPIPE.
 //!
+//! # Not `Send`
+//!
+//! A socket is registered with the reactor of the runtime that created it and is used on that
+//! runtime's thread: none of these types is `Send`, so the compiler keeps them there. None of
+//! these compiles:
+//!
+//! ```compile_fail,E0277
+//! fn assert_send<T: Send>() {}
+//! assert_send::<spindle_io::net::TcpStream>();
+//! ```
+//!
+//! ```compile_fail,E0277
+//! fn assert_send<T: Send>() {}
+//! assert_send::<spindle_io::net::TcpListener>();
+//! ```
+//!
+//! ```compile_fail,E0277
+//! fn assert_send<T: Send>() {}
+//! assert_send::<spindle_io::net::UdpSocket>();
+//! ```
+//!
+//! ```compile_fail,E0277
+//! fn assert_send<T: Send>() {}
+//! assert_send::<spindle_io::net::UnixStream>();
+//! ```
+//!
+//! ```compile_fail,E0277
+//! fn assert_send<T: Send>() {}
+//! assert_send::<spindle_io::net::UnixListener>();
+//! ```
+//!
 //! # What is not guaranteed
 //!
 //! When several coroutines wait on the same socket in the same direction, all of them are woken
 //! on readiness and retry in run-queue order; which one gets the data is not specified.
 
+mod socket;
 mod tcp;
 mod udp;
 mod unix;
@@ -109,7 +141,7 @@ pub(crate) fn deadline_after(timeout: Duration) -> Instant {
 }
 
 /// std refuses a zero timeout with `InvalidInput`; so do we.
-fn check_timeout(timeout: Option<Duration>) -> io::Result<Option<Duration>> {
+pub(crate) fn check_timeout(timeout: Option<Duration>) -> io::Result<Option<Duration>> {
     if timeout == Some(Duration::ZERO) {
         return Err(io::Error::new(io::ErrorKind::InvalidInput, "cannot set a 0 duration timeout"));
     }

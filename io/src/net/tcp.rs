@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use spindle_runtime::reactor::Direction;
 
-use super::{deadline_after, each_addr, relisten, Timeouts};
+use super::socket::{connect_finished, forward, owned_io, timeout_methods, Socket};
+use super::{check_timeout, deadline_after, each_addr, relisten};
 use crate::IoSource;
 
 /// A TCP socket server, listening for connections; `accept` parks the coroutine until a
@@ -41,8 +42,7 @@ impl TcpListener {
     pub fn bind<A: ToSocketAddrs>(addr: A) -> io::Result<TcpListener> {
         let std = std::net::TcpListener::bind(addr)?;
         relisten(std.as_raw_fd())?;
-        std.set_nonblocking(true)?;
-        Ok(TcpListener { source: IoSource::new(mio::net::TcpListener::from_std(std))? })
+        TcpListener::from_std(std)
     }
 
     /// Takes a std listener (switched to non-blocking mode here) into the runtime.
@@ -79,24 +79,18 @@ impl TcpListener {
         Incoming { listener: self }
     }
 
-    /// The address this listener is bound to.
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.source.get_ref().local_addr()
-    }
+    forward! { self.source.get_ref() =>
+        /// The address this listener is bound to.
+        pub fn local_addr(&self) -> io::Result<SocketAddr>;
 
-    /// Sets the IP time-to-live of the socket.
-    pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
-        self.source.get_ref().set_ttl(ttl)
-    }
+        /// Sets the IP time-to-live of the socket.
+        pub fn set_ttl(&self, ttl: u32) -> io::Result<()>;
 
-    /// The IP time-to-live of the socket.
-    pub fn ttl(&self) -> io::Result<u32> {
-        self.source.get_ref().ttl()
-    }
+        /// The IP time-to-live of the socket.
+        pub fn ttl(&self) -> io::Result<u32>;
 
-    /// Takes the pending socket error (`SO_ERROR`), if any.
-    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
-        self.source.get_ref().take_error()
+        /// Takes the pending socket error (`SO_ERROR`), if any.
+        pub fn take_error(&self) -> io::Result<Option<io::Error>>;
     }
 
     /// Stops accepting for every handle: coroutines parked in `accept` wake with
@@ -133,12 +127,6 @@ impl Iterator for Incoming<'_> {
     }
 }
 
-/// The state every handle of one TCP connection shares.
-struct Shared {
-    source: IoSource<mio::net::TcpStream>,
-    timeouts: Timeouts,
-}
-
 /// A TCP connection. [`Read`] and [`Write`] park the coroutine while the socket is not ready.
 ///
 /// Both traits are implemented for `&TcpStream` too, and [`TcpStream::try_clone`] hands out
@@ -168,17 +156,13 @@ struct Shared {
 /// ```
 #[derive(Clone)]
 pub struct TcpStream {
-    shared: Rc<Shared>,
+    /// The socket every handle of this connection shares.
+    socket: Rc<Socket<mio::net::TcpStream>>,
 }
 
 impl TcpStream {
     fn new(stream: mio::net::TcpStream) -> io::Result<TcpStream> {
-        Ok(TcpStream {
-            shared: Rc::new(Shared {
-                source: IoSource::new(stream)?,
-                timeouts: Timeouts::default(),
-            }),
-        })
+        Ok(TcpStream { socket: Rc::new(Socket::new(stream)?) })
     }
 
     /// Connects to `addr`, trying each resolved address in turn; parks until the connection
@@ -189,28 +173,14 @@ impl TcpStream {
 
     /// Connects to `addr`, failing with `io::ErrorKind::TimedOut` after `timeout`.
     pub fn connect_timeout(addr: &SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
-        if timeout == Duration::ZERO {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "cannot set a 0 duration timeout",
-            ));
-        }
+        check_timeout(Some(timeout))?;
         Self::connect_until(*addr, Some(deadline_after(timeout)))
     }
 
     fn connect_until(addr: SocketAddr, deadline: Option<Instant>) -> io::Result<TcpStream> {
         let stream = TcpStream::new(mio::net::TcpStream::connect(addr)?)?;
-        stream.shared.source.wait(Direction::Write, "TcpStream::connect", deadline, |s| {
-            if let Some(e) = s.take_error()? {
-                return Err(e);
-            }
-            match s.peer_addr() {
-                Ok(_) => Ok(()),
-                Err(e) if e.kind() == io::ErrorKind::NotConnected => {
-                    Err(io::ErrorKind::WouldBlock.into())
-                }
-                Err(e) => Err(e),
-            }
+        stream.socket.source().wait(Direction::Write, "TcpStream::connect", deadline, |s| {
+            connect_finished(s.take_error(), || s.peer_addr())
         })?;
         Ok(stream)
     }
@@ -230,120 +200,75 @@ impl TcpStream {
 
     /// Reads without removing the data from the queue; parks like `read`.
     pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
-        let deadline = self.shared.timeouts.read_deadline();
-        self.shared.source.wait(Direction::Read, "TcpStream::peek", deadline, |s| s.peek(buf))
+        self.socket.read_with("TcpStream::peek", |s| s.peek(buf))
     }
 
-    /// Shuts down the read half, the write half or both (the peer reads EOF after a write
-    /// shutdown). Does not wake coroutines parked on this socket; see [`TcpStream::close`].
-    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
-        self.shared.source.get_ref().shutdown(how)
+    forward! { self.socket.get_ref() =>
+        /// Shuts down the read half, the write half or both (the peer reads EOF after a write
+        /// shutdown). Does not wake coroutines parked on this socket; see [`TcpStream::close`].
+        pub fn shutdown(&self, how: Shutdown) -> io::Result<()>;
     }
 
     /// Closes the connection for every handle: coroutines parked on it wake with
     /// `io::ErrorKind::NotConnected`, every later operation fails the same way, and the peer
     /// reads EOF. The descriptor is released when the last handle is dropped.
     pub fn close(&self) {
-        self.shared.source.close();
-        let _ = self.shared.source.get_ref().shutdown(Shutdown::Both);
+        self.socket.close();
+        let _ = self.socket.get_ref().shutdown(Shutdown::Both);
     }
 
-    /// The remote address.
-    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        self.shared.source.get_ref().peer_addr()
+    forward! { self.socket.get_ref() =>
+        /// The remote address.
+        pub fn peer_addr(&self) -> io::Result<SocketAddr>;
+
+        /// The local address.
+        pub fn local_addr(&self) -> io::Result<SocketAddr>;
+
+        /// Sets `TCP_NODELAY` (disables Nagle's algorithm when `true`).
+        pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()>;
+
+        /// Whether `TCP_NODELAY` is set.
+        pub fn nodelay(&self) -> io::Result<bool>;
+
+        /// Sets the IP time-to-live.
+        pub fn set_ttl(&self, ttl: u32) -> io::Result<()>;
+
+        /// The IP time-to-live.
+        pub fn ttl(&self) -> io::Result<u32>;
     }
 
-    /// The local address.
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.shared.source.get_ref().local_addr()
+    timeout_methods! {
+        /// Bounds every later read-side wait (`read`, `peek`) by `timeout`; `None` waits forever.
+        /// An expired wait returns `io::ErrorKind::TimedOut` and leaves the socket usable. Shared
+        /// by every handle. A zero duration is refused with `InvalidInput`, as in std.
+        fn set_read_timeout;
+
+        /// Bounds every later write-side wait by `timeout`, like [`TcpStream::set_read_timeout`].
+        fn set_write_timeout;
     }
 
-    /// Sets `TCP_NODELAY` (disables Nagle's algorithm when `true`).
-    pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
-        self.shared.source.get_ref().set_nodelay(nodelay)
-    }
-
-    /// Whether `TCP_NODELAY` is set.
-    pub fn nodelay(&self) -> io::Result<bool> {
-        self.shared.source.get_ref().nodelay()
-    }
-
-    /// Sets the IP time-to-live.
-    pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
-        self.shared.source.get_ref().set_ttl(ttl)
-    }
-
-    /// The IP time-to-live.
-    pub fn ttl(&self) -> io::Result<u32> {
-        self.shared.source.get_ref().ttl()
-    }
-
-    /// Bounds every later read-side wait (`read`, `peek`) by `timeout`; `None` waits forever.
-    /// An expired wait returns `io::ErrorKind::TimedOut` and leaves the socket usable. Shared
-    /// by every handle. A zero duration is refused with `InvalidInput`, as in std.
-    pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        self.shared.timeouts.set_read(timeout)
-    }
-
-    /// Bounds every later write-side wait by `timeout`, like [`TcpStream::set_read_timeout`].
-    pub fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        self.shared.timeouts.set_write(timeout)
-    }
-
-    /// The read timeout.
-    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.shared.timeouts.read())
-    }
-
-    /// The write timeout.
-    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.shared.timeouts.write())
-    }
-
-    /// Takes the pending socket error (`SO_ERROR`), if any.
-    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
-        self.shared.source.get_ref().take_error()
+    forward! { self.socket.get_ref() =>
+        /// Takes the pending socket error (`SO_ERROR`), if any.
+        pub fn take_error(&self) -> io::Result<Option<io::Error>>;
     }
 }
 
 impl Read for &TcpStream {
     #[inline]
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let deadline = self.shared.timeouts.read_deadline();
-        let len = buf.len();
-        self.shared.source.wait_stream(
-            Direction::Read,
-            "TcpStream::read",
-            deadline,
-            len,
-            |mut s| s.read(buf),
-        )
+        self.socket.read_stream("TcpStream::read", buf)
     }
 }
 
 impl Write for &TcpStream {
     #[inline]
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let deadline = self.shared.timeouts.write_deadline();
-        self.shared.source.wait_stream(
-            Direction::Write,
-            "TcpStream::write",
-            deadline,
-            buf.len(),
-            |mut s| s.write(buf),
-        )
+        self.socket.write_stream("TcpStream::write", buf.len(), |mut s| s.write(buf))
     }
 
     fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        let deadline = self.shared.timeouts.write_deadline();
         let len = bufs.iter().map(|b| b.len()).sum();
-        self.shared.source.wait_stream(
-            Direction::Write,
-            "TcpStream::write",
-            deadline,
-            len,
-            |mut s| s.write_vectored(bufs),
-        )
+        self.socket.write_stream("TcpStream::write", len, |mut s| s.write_vectored(bufs))
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -351,31 +276,11 @@ impl Write for &TcpStream {
     }
 }
 
-impl Read for TcpStream {
-    #[inline]
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        (&*self).read(buf)
-    }
-}
-
-impl Write for TcpStream {
-    #[inline]
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        (&*self).write(buf)
-    }
-
-    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        (&*self).write_vectored(bufs)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
+owned_io!(TcpStream);
 
 impl AsRawFd for TcpStream {
     fn as_raw_fd(&self) -> RawFd {
-        self.shared.source.as_raw_fd()
+        self.socket.as_raw_fd()
     }
 }
 

@@ -4,12 +4,9 @@ use std::fmt;
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::os::fd::{AsRawFd, RawFd};
-use std::time::Duration;
 
-use spindle_runtime::reactor::Direction;
-
-use super::{each_addr, Timeouts};
-use crate::IoSource;
+use super::each_addr;
+use super::socket::{forward, timeout_methods, Socket};
 
 /// A UDP socket; `recv_from`/`recv` park the coroutine until a datagram arrives, `send_to`/`send`
 /// until there is buffer space.
@@ -32,8 +29,8 @@ use crate::IoSource;
 /// });
 /// ```
 pub struct UdpSocket {
-    source: IoSource<mio::net::UdpSocket>,
-    timeouts: Timeouts,
+    /// The registered socket and its timeouts.
+    socket: Socket<mio::net::UdpSocket>,
 }
 
 impl UdpSocket {
@@ -47,10 +44,7 @@ impl UdpSocket {
     #[track_caller]
     pub fn from_std(socket: std::net::UdpSocket) -> io::Result<UdpSocket> {
         socket.set_nonblocking(true)?;
-        Ok(UdpSocket {
-            source: IoSource::new(mio::net::UdpSocket::from_std(socket))?,
-            timeouts: Timeouts::default(),
-        })
+        Ok(UdpSocket { socket: Socket::new(mio::net::UdpSocket::from_std(socket))? })
     }
 
     /// Sends `buf` as one datagram to `addr` (its first resolved address).
@@ -58,113 +52,84 @@ impl UdpSocket {
         let target = addr.to_socket_addrs()?.next().ok_or_else(|| {
             io::Error::new(io::ErrorKind::InvalidInput, "no addresses to send data to")
         })?;
-        let deadline = self.timeouts.write_deadline();
-        self.source
-            .wait(Direction::Write, "UdpSocket::send_to", deadline, |s| s.send_to(buf, target))
+        self.socket.write_with("UdpSocket::send_to", |s| s.send_to(buf, target))
     }
 
     /// Receives one datagram; returns its length (truncated to `buf`) and its sender.
     pub fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
-        let deadline = self.timeouts.read_deadline();
-        self.source.wait(Direction::Read, "UdpSocket::recv_from", deadline, |s| s.recv_from(buf))
+        self.socket.read_with("UdpSocket::recv_from", |s| s.recv_from(buf))
     }
 
     /// Like `recv_from`, leaving the datagram queued.
     pub fn peek_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
-        let deadline = self.timeouts.read_deadline();
-        self.source.wait(Direction::Read, "UdpSocket::peek_from", deadline, |s| s.peek_from(buf))
+        self.socket.read_with("UdpSocket::peek_from", |s| s.peek_from(buf))
     }
 
     /// Sets the default destination of `send` and the only source `recv` accepts.
     pub fn connect<A: ToSocketAddrs>(&self, addr: A) -> io::Result<()> {
-        each_addr(addr.to_socket_addrs()?, |a| self.source.get_ref().connect(a))
+        each_addr(addr.to_socket_addrs()?, |a| self.socket.get_ref().connect(a))
     }
 
     /// Sends `buf` to the connected address.
     pub fn send(&self, buf: &[u8]) -> io::Result<usize> {
-        let deadline = self.timeouts.write_deadline();
-        self.source.wait(Direction::Write, "UdpSocket::send", deadline, |s| s.send(buf))
+        self.socket.write_with("UdpSocket::send", |s| s.send(buf))
     }
 
     /// Receives one datagram from the connected address.
     pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
-        let deadline = self.timeouts.read_deadline();
-        self.source.wait(Direction::Read, "UdpSocket::recv", deadline, |s| s.recv(buf))
+        self.socket.read_with("UdpSocket::recv", |s| s.recv(buf))
     }
 
     /// Like `recv`, leaving the datagram queued.
     pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
-        let deadline = self.timeouts.read_deadline();
-        self.source.wait(Direction::Read, "UdpSocket::peek", deadline, |s| s.peek(buf))
+        self.socket.read_with("UdpSocket::peek", |s| s.peek(buf))
     }
 
-    /// The local address.
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.source.get_ref().local_addr()
+    forward! { self.socket.get_ref() =>
+        /// The local address.
+        pub fn local_addr(&self) -> io::Result<SocketAddr>;
+
+        /// The connected address.
+        pub fn peer_addr(&self) -> io::Result<SocketAddr>;
     }
 
-    /// The connected address.
-    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        self.source.get_ref().peer_addr()
+    timeout_methods! {
+        /// Bounds every later receive by `timeout` (`io::ErrorKind::TimedOut` when it expires; the
+        /// socket stays usable). `None` waits forever; zero is refused with `InvalidInput`.
+        fn set_read_timeout;
+
+        /// Bounds every later send by `timeout`.
+        fn set_write_timeout;
     }
 
-    /// Bounds every later receive by `timeout` (`io::ErrorKind::TimedOut` when it expires; the
-    /// socket stays usable). `None` waits forever; zero is refused with `InvalidInput`.
-    pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        self.timeouts.set_read(timeout)
-    }
+    forward! { self.socket.get_ref() =>
+        /// Sets `SO_BROADCAST`.
+        pub fn set_broadcast(&self, on: bool) -> io::Result<()>;
 
-    /// Bounds every later send by `timeout`.
-    pub fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        self.timeouts.set_write(timeout)
-    }
+        /// Whether `SO_BROADCAST` is set.
+        pub fn broadcast(&self) -> io::Result<bool>;
 
-    /// The read timeout.
-    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.timeouts.read())
-    }
+        /// Sets the IP time-to-live.
+        pub fn set_ttl(&self, ttl: u32) -> io::Result<()>;
 
-    /// The write timeout.
-    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.timeouts.write())
-    }
+        /// The IP time-to-live.
+        pub fn ttl(&self) -> io::Result<u32>;
 
-    /// Sets `SO_BROADCAST`.
-    pub fn set_broadcast(&self, on: bool) -> io::Result<()> {
-        self.source.get_ref().set_broadcast(on)
-    }
-
-    /// Whether `SO_BROADCAST` is set.
-    pub fn broadcast(&self) -> io::Result<bool> {
-        self.source.get_ref().broadcast()
-    }
-
-    /// Sets the IP time-to-live.
-    pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
-        self.source.get_ref().set_ttl(ttl)
-    }
-
-    /// The IP time-to-live.
-    pub fn ttl(&self) -> io::Result<u32> {
-        self.source.get_ref().ttl()
-    }
-
-    /// Takes the pending socket error (`SO_ERROR`), if any.
-    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
-        self.source.get_ref().take_error()
+        /// Takes the pending socket error (`SO_ERROR`), if any.
+        pub fn take_error(&self) -> io::Result<Option<io::Error>>;
     }
 
     /// Closes the socket for every user: coroutines parked on it wake with
     /// `io::ErrorKind::NotConnected`, as does every later operation. The descriptor is closed
     /// when the socket is dropped.
     pub fn close(&self) {
-        self.source.close();
+        self.socket.close();
     }
 }
 
 impl AsRawFd for UdpSocket {
     fn as_raw_fd(&self) -> RawFd {
-        self.source.as_raw_fd()
+        self.socket.as_raw_fd()
     }
 }
 

@@ -7,11 +7,11 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::SocketAddr;
 use std::path::Path;
 use std::rc::Rc;
-use std::time::Duration;
 
 use spindle_runtime::reactor::Direction;
 
-use super::{relisten, Timeouts};
+use super::relisten;
+use super::socket::{connect_finished, forward, owned_io, timeout_methods, Socket};
 use crate::IoSource;
 
 /// A Unix domain socket server; `accept` parks the coroutine until a connection arrives.
@@ -70,14 +70,12 @@ impl UnixListener {
         UnixIncoming { listener: self }
     }
 
-    /// The address this listener is bound to.
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.source.get_ref().local_addr()
-    }
+    forward! { self.source.get_ref() =>
+        /// The address this listener is bound to.
+        pub fn local_addr(&self) -> io::Result<SocketAddr>;
 
-    /// Takes the pending socket error (`SO_ERROR`), if any.
-    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
-        self.source.get_ref().take_error()
+        /// Takes the pending socket error (`SO_ERROR`), if any.
+        pub fn take_error(&self) -> io::Result<Option<io::Error>>;
     }
 
     /// Stops accepting: coroutines parked in `accept` wake with `io::ErrorKind::NotConnected`,
@@ -113,11 +111,6 @@ impl Iterator for UnixIncoming<'_> {
     }
 }
 
-struct Shared {
-    source: IoSource<mio::net::UnixStream>,
-    timeouts: Timeouts,
-}
-
 /// A Unix stream connection, with the same handle semantics as
 /// [`TcpStream`](super::TcpStream): `Read`/`Write` for `&UnixStream`, `try_clone` shares.
 ///
@@ -135,33 +128,20 @@ struct Shared {
 /// ```
 #[derive(Clone)]
 pub struct UnixStream {
-    shared: Rc<Shared>,
+    /// The socket every handle of this connection shares.
+    socket: Rc<Socket<mio::net::UnixStream>>,
 }
 
 impl UnixStream {
     fn new(stream: mio::net::UnixStream) -> io::Result<UnixStream> {
-        Ok(UnixStream {
-            shared: Rc::new(Shared {
-                source: IoSource::new(stream)?,
-                timeouts: Timeouts::default(),
-            }),
-        })
+        Ok(UnixStream { socket: Rc::new(Socket::new(stream)?) })
     }
 
     /// Connects to the socket at `path`; parks until the connection is established.
     pub fn connect<P: AsRef<Path>>(path: P) -> io::Result<UnixStream> {
         let stream = UnixStream::new(mio::net::UnixStream::connect(path)?)?;
-        stream.shared.source.wait(Direction::Write, "UnixStream::connect", None, |s| {
-            if let Some(e) = s.take_error()? {
-                return Err(e);
-            }
-            match s.peer_addr() {
-                Ok(_) => Ok(()),
-                Err(e) if e.kind() == io::ErrorKind::NotConnected => {
-                    Err(io::ErrorKind::WouldBlock.into())
-                }
-                Err(e) => Err(e),
-            }
+        stream.socket.source().wait(Direction::Write, "UnixStream::connect", None, |s| {
+            connect_finished(s.take_error(), || s.peer_addr())
         })?;
         Ok(stream)
     }
@@ -183,51 +163,37 @@ impl UnixStream {
         Ok(self.clone())
     }
 
-    /// Shuts down the read half, the write half or both.
-    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
-        self.shared.source.get_ref().shutdown(how)
+    forward! { self.socket.get_ref() =>
+        /// Shuts down the read half, the write half or both.
+        pub fn shutdown(&self, how: Shutdown) -> io::Result<()>;
     }
 
     /// Closes the connection for every handle: parked coroutines wake with
     /// `io::ErrorKind::NotConnected`, later operations fail the same way, the peer reads EOF.
     pub fn close(&self) {
-        self.shared.source.close();
-        let _ = self.shared.source.get_ref().shutdown(Shutdown::Both);
+        self.socket.close();
+        let _ = self.socket.get_ref().shutdown(Shutdown::Both);
     }
 
-    /// The local address.
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.shared.source.get_ref().local_addr()
+    forward! { self.socket.get_ref() =>
+        /// The local address.
+        pub fn local_addr(&self) -> io::Result<SocketAddr>;
+
+        /// The remote address.
+        pub fn peer_addr(&self) -> io::Result<SocketAddr>;
     }
 
-    /// The remote address.
-    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        self.shared.source.get_ref().peer_addr()
+    timeout_methods! {
+        /// Bounds every later read by `timeout`, as [`super::TcpStream::set_read_timeout`].
+        fn set_read_timeout;
+
+        /// Bounds every later write by `timeout`.
+        fn set_write_timeout;
     }
 
-    /// Bounds every later read by `timeout`, as [`super::TcpStream::set_read_timeout`].
-    pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        self.shared.timeouts.set_read(timeout)
-    }
-
-    /// Bounds every later write by `timeout`.
-    pub fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        self.shared.timeouts.set_write(timeout)
-    }
-
-    /// The read timeout.
-    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.shared.timeouts.read())
-    }
-
-    /// The write timeout.
-    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.shared.timeouts.write())
-    }
-
-    /// Takes the pending socket error (`SO_ERROR`), if any.
-    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
-        self.shared.source.get_ref().take_error()
+    forward! { self.socket.get_ref() =>
+        /// Takes the pending socket error (`SO_ERROR`), if any.
+        pub fn take_error(&self) -> io::Result<Option<io::Error>>;
     }
 }
 
@@ -245,28 +211,14 @@ fn send_nosignal(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
 
 impl Read for &UnixStream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let deadline = self.shared.timeouts.read_deadline();
-        let len = buf.len();
-        self.shared.source.wait_stream(
-            Direction::Read,
-            "UnixStream::read",
-            deadline,
-            len,
-            |mut s| s.read(buf),
-        )
+        self.socket.read_stream("UnixStream::read", buf)
     }
 }
 
 impl Write for &UnixStream {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let deadline = self.shared.timeouts.write_deadline();
-        self.shared.source.wait_stream(
-            Direction::Write,
-            "UnixStream::write",
-            deadline,
-            buf.len(),
-            |s| send_nosignal(s.as_raw_fd(), buf),
-        )
+        self.socket
+            .write_stream("UnixStream::write", buf.len(), |s| send_nosignal(s.as_raw_fd(), buf))
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -274,25 +226,11 @@ impl Write for &UnixStream {
     }
 }
 
-impl Read for UnixStream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        (&*self).read(buf)
-    }
-}
-
-impl Write for UnixStream {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        (&*self).write(buf)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
+owned_io!(UnixStream);
 
 impl AsRawFd for UnixStream {
     fn as_raw_fd(&self) -> RawFd {
-        self.shared.source.as_raw_fd()
+        self.socket.as_raw_fd()
     }
 }
 

@@ -63,7 +63,28 @@
 //! # Not `Send`
 //!
 //! These types are for coroutines of one runtime, on one thread: none is `Send` or `Sync`, so
-//! the compiler keeps them on their thread. Share them between coroutines with `Rc`.
+//! the compiler keeps them on their thread. Share them between coroutines with `Rc`. None of
+//! these compiles:
+//!
+//! ```compile_fail,E0277
+//! fn assert_send<T: Send>() {}
+//! assert_send::<spindle_runtime::sync::Mutex<()>>();
+//! ```
+//!
+//! ```compile_fail,E0277
+//! fn assert_send<T: Send>() {}
+//! assert_send::<spindle_runtime::sync::MutexGuard<'static, ()>>();
+//! ```
+//!
+//! ```compile_fail,E0277
+//! fn assert_send<T: Send>() {}
+//! assert_send::<spindle_runtime::sync::channel::Sender<()>>();
+//! ```
+//!
+//! ```compile_fail,E0277
+//! fn assert_send<T: Send>() {}
+//! assert_send::<spindle_runtime::sync::channel::Receiver<()>>();
+//! ```
 //!
 //! # Fairness
 //!
