@@ -150,6 +150,15 @@ fn misuse_panics_point_at_the_callers_line() {
     });
     check!("TcpListener::bind", spindle::net::TcpListener::bind("127.0.0.1:0"));
     check!("UdpSocket::bind", spindle::net::UdpSocket::bind("127.0.0.1:0"));
+    check!("TcpStream::connect", spindle::net::TcpStream::connect("127.0.0.1:9"));
+    check!("TcpStream::connect_timeout", {
+        let addr = "127.0.0.1:9".parse().unwrap();
+        spindle::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1))
+    });
+    check!("UnixStream::pair", spindle::net::UnixStream::pair());
+    let path = std::env::temp_dir().join(format!("spindle-misuse-{}.sock", std::process::id()));
+    check!("UnixListener::bind", spindle::net::UnixListener::bind(&path));
+    let _ = std::fs::remove_file(&path);
     // Waits that must park: their primitive is made to block first, outside any runtime.
     check!("Mutex::lock", {
         let m = spindle::sync::Mutex::new(0);

@@ -136,9 +136,8 @@ impl Timeouts {
     }
 }
 
-pub(crate) fn deadline_after(timeout: Duration) -> Instant {
-    spindle_runtime::time::now() + timeout
-}
+/// The saturating deadline of the whole workspace: `Duration::MAX` is in effect "never".
+pub(crate) use spindle_runtime::time::deadline_after;
 
 /// std refuses a zero timeout with `InvalidInput`; so do we.
 pub(crate) fn check_timeout(timeout: Option<Duration>) -> io::Result<Option<Duration>> {
@@ -171,7 +170,10 @@ pub(crate) fn each_addr<A, T>(
             Err(e) => last = Some(e),
         }
     }
-    Err(last.unwrap_or_else(|| {
-        io::Error::new(io::ErrorKind::InvalidInput, "could not resolve to any addresses")
-    }))
+    Err(last.unwrap_or_else(no_addresses))
+}
+
+/// std's error for an address that resolved to nothing.
+pub(crate) fn no_addresses() -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, "could not resolve to any addresses")
 }

@@ -30,6 +30,7 @@ pub(crate) struct Socket<T: AsRawFd + mio::event::Source> {
 
 impl<T: AsRawFd + mio::event::Source> Socket<T> {
     /// Registers `io` (non-blocking) with the current runtime's reactor, without timeouts.
+    #[track_caller]
     pub(crate) fn new(io: T) -> io::Result<Socket<T>> {
         Ok(Socket { source: IoSource::new(io)?, timeouts: Timeouts::default() })
     }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use spindle_runtime::reactor::Direction;
 
 use super::socket::{connect_finished, forward, owned_io, timeout_methods, Socket};
-use super::{check_timeout, deadline_after, each_addr, relisten};
+use super::{check_timeout, deadline_after, no_addresses, relisten};
 use crate::IoSource;
 
 /// A TCP socket server, listening for connections; `accept` parks the coroutine until a
@@ -46,6 +46,7 @@ impl TcpListener {
     }
 
     /// Takes a std listener (switched to non-blocking mode here) into the runtime.
+    #[track_caller]
     pub fn from_std(listener: std::net::TcpListener) -> io::Result<TcpListener> {
         listener.set_nonblocking(true)?;
         Ok(TcpListener { source: IoSource::new(mio::net::TcpListener::from_std(listener))? })
@@ -161,22 +162,34 @@ pub struct TcpStream {
 }
 
 impl TcpStream {
+    #[track_caller]
     fn new(stream: mio::net::TcpStream) -> io::Result<TcpStream> {
         Ok(TcpStream { socket: Rc::new(Socket::new(stream)?) })
     }
 
     /// Connects to `addr`, trying each resolved address in turn; parks until the connection
     /// is established or refused.
+    #[track_caller]
     pub fn connect<A: ToSocketAddrs>(addr: A) -> io::Result<TcpStream> {
-        each_addr(addr.to_socket_addrs()?, |a| Self::connect_until(a, None))
+        // A loop rather than `each_addr`: a closure would lose the caller's location.
+        let mut last = None;
+        for a in addr.to_socket_addrs()? {
+            match Self::connect_until(a, None) {
+                Ok(stream) => return Ok(stream),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(no_addresses))
     }
 
     /// Connects to `addr`, failing with `io::ErrorKind::TimedOut` after `timeout`.
+    #[track_caller]
     pub fn connect_timeout(addr: &SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
         check_timeout(Some(timeout))?;
         Self::connect_until(*addr, Some(deadline_after(timeout)))
     }
 
+    #[track_caller]
     fn connect_until(addr: SocketAddr, deadline: Option<Instant>) -> io::Result<TcpStream> {
         let stream = TcpStream::new(mio::net::TcpStream::connect(addr)?)?;
         stream.socket.source().wait(Direction::Write, "TcpStream::connect", deadline, |s| {
@@ -186,6 +199,7 @@ impl TcpStream {
     }
 
     /// Takes a connected std stream (switched to non-blocking mode here) into the runtime.
+    #[track_caller]
     pub fn from_std(stream: std::net::TcpStream) -> io::Result<TcpStream> {
         stream.set_nonblocking(true)?;
         TcpStream::new(mio::net::TcpStream::from_std(stream))

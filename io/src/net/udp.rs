@@ -66,6 +66,7 @@ impl UdpSocket {
     }
 
     /// Sets the default destination of `send` and the only source `recv` accepts.
+    #[track_caller]
     pub fn connect<A: ToSocketAddrs>(&self, addr: A) -> io::Result<()> {
         each_addr(addr.to_socket_addrs()?, |a| self.socket.get_ref().connect(a))
     }

@@ -46,6 +46,7 @@ pub struct UnixListener {
 impl UnixListener {
     /// Binds to `path` (which must not exist) and listens with a backlog of
     /// [`super::LISTEN_BACKLOG`].
+    #[track_caller]
     pub fn bind<P: AsRef<Path>>(path: P) -> io::Result<UnixListener> {
         let std = std::os::unix::net::UnixListener::bind(path)?;
         relisten(std.as_raw_fd())?;
@@ -53,6 +54,7 @@ impl UnixListener {
     }
 
     /// Takes a std listener (switched to non-blocking mode here) into the runtime.
+    #[track_caller]
     pub fn from_std(listener: std::os::unix::net::UnixListener) -> io::Result<UnixListener> {
         listener.set_nonblocking(true)?;
         Ok(UnixListener { source: IoSource::new(mio::net::UnixListener::from_std(listener))? })
@@ -133,11 +135,13 @@ pub struct UnixStream {
 }
 
 impl UnixStream {
+    #[track_caller]
     fn new(stream: mio::net::UnixStream) -> io::Result<UnixStream> {
         Ok(UnixStream { socket: Rc::new(Socket::new(stream)?) })
     }
 
     /// Connects to the socket at `path`; parks until the connection is established.
+    #[track_caller]
     pub fn connect<P: AsRef<Path>>(path: P) -> io::Result<UnixStream> {
         let stream = UnixStream::new(mio::net::UnixStream::connect(path)?)?;
         stream.socket.source().wait(Direction::Write, "UnixStream::connect", None, |s| {
@@ -147,12 +151,14 @@ impl UnixStream {
     }
 
     /// Two connected sockets.
+    #[track_caller]
     pub fn pair() -> io::Result<(UnixStream, UnixStream)> {
         let (a, b) = mio::net::UnixStream::pair()?;
         Ok((UnixStream::new(a)?, UnixStream::new(b)?))
     }
 
     /// Takes a connected std stream (switched to non-blocking mode here) into the runtime.
+    #[track_caller]
     pub fn from_std(stream: std::os::unix::net::UnixStream) -> io::Result<UnixStream> {
         stream.set_nonblocking(true)?;
         UnixStream::new(mio::net::UnixStream::from_std(stream))
