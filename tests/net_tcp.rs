@@ -209,3 +209,47 @@ fn a_socket_used_in_another_runtime_is_refused_with_a_clear_panic() {
         drop(client);
     });
 }
+
+#[test]
+fn a_zero_length_read_or_write_returns_at_once_even_after_a_short_read() {
+    spindle::run(|| {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let client = spindle::spawn(move || {
+            let mut c = TcpStream::connect(addr).unwrap();
+            c.write_all(b"0123456789").unwrap();
+            c
+        });
+        let (mut server, _) = listener.accept().unwrap();
+        let _client = client.join().unwrap();
+        server.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+        let mut buf = [0u8; 64];
+        let mut got = 0;
+        while got < 10 {
+            got += server.read(&mut buf[got..]).unwrap(); // short: the socket is now drained
+        }
+        assert_eq!(server.read(&mut []).unwrap(), 0, "std returns Ok(0) at once");
+        assert_eq!(server.write(&[]).unwrap(), 0);
+    });
+}
+
+#[test]
+fn duration_max_timeouts_mean_no_timeout() {
+    spindle::run(|| {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let client = spindle::spawn(move || {
+            let mut c = TcpStream::connect_timeout(&addr, Duration::MAX).unwrap();
+            c.set_write_timeout(Some(Duration::MAX)).unwrap();
+            c.write_all(b"ping").unwrap();
+            c
+        });
+        let (mut server, _) = listener.accept().unwrap();
+        server.set_read_timeout(Some(Duration::MAX)).unwrap();
+        assert_eq!(server.read_timeout().unwrap(), Some(Duration::MAX));
+        let mut buf = [0u8; 4];
+        server.read_exact(&mut buf).unwrap();
+        assert_eq!(&buf, b"ping");
+        drop(client.join().unwrap());
+    });
+}

@@ -149,6 +149,16 @@ impl Registration {
         len: usize,
         op: impl FnMut() -> io::Result<usize>,
     ) -> io::Result<usize> {
+        // A zero-length transfer moves nothing and waits for nothing (std returns `Ok(0)` at
+        // once): it runs once, whatever the socket's state, a `WouldBlock` counts as 0 bytes,
+        // and it never marks the socket drained.
+        if len == 0 && !self.closed.get() {
+            let mut op = op;
+            return match op() {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(0),
+                result => result,
+            };
+        }
         // Drained: wait for the event that clears it (a close wakes us too, and `io` then
         // reports it).
         if !self.closed.get() && self.side(direction, |side| side.drained) {
