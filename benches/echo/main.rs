@@ -1,4 +1,4 @@
-//! The echo benchmark: one load, four servers, one table.
+//! The echo benchmark: one load, five servers, one table.
 //!
 //! ```text
 //! cargo bench --bench echo

@@ -115,6 +115,13 @@ pub(crate) fn saturating_add(
     at.checked_add(timeout).unwrap_or_else(|| at + FAR_FUTURE)
 }
 
+/// A number in `0..n` from the running runtime's stream of choices (repeatable under a seed);
+/// outside a runtime, 0.
+#[allow(dead_code)] // for select!'s fair choice among ready arms
+pub(crate) fn choose(n: usize) -> usize {
+    with_core(|core| core.choose(n)).unwrap_or(0)
+}
+
 /// True while a runtime runs on this thread.
 #[inline]
 pub(crate) fn in_runtime() -> bool {

@@ -64,6 +64,7 @@ use std::sync::Arc;
 use crate::overflow::Header;
 use crate::reactor::driver::Reactor;
 use crate::remote::{RemoteShared, RemoteWaker};
+use crate::rng::Rng;
 use crate::stack::{Stack, StackPool};
 use crate::task::{Coro, Task, TaskView, Yielder};
 use crate::thread_pool::BlockingPool;
@@ -75,6 +76,9 @@ use run_queue::{RecordSlot, Runnable, Tasks};
 
 /// `main_key` when no main coroutine exists.
 const NO_TASK: usize = usize::MAX;
+
+/// Mixed into the seed for the stream of choices, so that it differs from the pick stream.
+const CHOICES_STREAM: u64 = 0x5e1e_c7a2_c401_ce5d;
 
 /// Rounds of dropping a finished coroutine's locals while their destructors make new ones.
 const LOCAL_DROP_ROUNDS: usize = 8;
@@ -109,6 +113,9 @@ pub(crate) struct Core {
     next_seq: Cell<u64>,
     /// Threads for `unblock`, started on first use.
     blocking: std::cell::OnceCell<Arc<BlockingPool>>,
+    /// Random choices the runtime makes for its primitives (which ready `select!` arm wins),
+    /// drawn from the runtime's seed, or a fixed one, so that a seeded run repeats them.
+    choices: Cell<Rng>,
     /// Reports coroutines that hold the thread too long, when configured.
     watchdog: Option<Watchdog>,
     /// A watchdog is set or stacks are unguarded: `resume` has work around each switch.
@@ -133,6 +140,7 @@ impl Core {
         let remote = Arc::new(RemoteShared::new(reactor.make_waker()?));
         let watchdog = config.watchdog.as_ref().map(Watchdog::start).transpose()?;
         let guarded = config.guarded;
+        let choices = Rng::new(config.seed.unwrap_or(0) ^ CHOICES_STREAM);
         Ok(Rc::new(Core {
             runtime_id: RUNTIME_IDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             stacks: RefCell::new(StackPool::new(config.guarded, config.pool_limit)),
@@ -152,6 +160,8 @@ impl Core {
             next_id: Cell::new(0),
             next_seq: Cell::new(1),
             blocking: std::cell::OnceCell::new(),
+            // A stream of its own, so that choices do not shift the seeded schedule's picks.
+            choices: Cell::new(choices),
             switch_hooks: watchdog.is_some() || !guarded,
             watchdog,
         }))
@@ -430,6 +440,18 @@ impl Core {
         self.tasks
             .with_current(|task| std::mem::take(&mut *task.locals.borrow_mut()))
             .unwrap_or_default()
+    }
+
+    /// A number in `0..n` from the runtime's stream of choices (see `choices`); 0 when `n` is
+    /// 0 or 1.
+    pub(crate) fn choose(&self, n: usize) -> usize {
+        if n < 2 {
+            return 0;
+        }
+        let mut rng = self.choices.get();
+        let pick = rng.below(n as u64) as usize;
+        self.choices.set(rng);
+        pick
     }
 
     /// The runtime's blocking pool, created on first use.
