@@ -35,6 +35,7 @@ fn a_blocking_coroutine_is_reported_then_named_when_it_yields() {
     let reports: Vec<Stall> = rx.try_iter().collect();
     assert_eq!(reports.len(), 2, "{reports:?}");
     assert!(!reports[0].ended);
+    assert_eq!(reports[0].name.as_deref(), Some("slowpoke"), "named while it still runs");
     assert!(reports[1].ended);
     assert_eq!(reports[1].name.as_deref(), Some("slowpoke"));
     assert_eq!(reports[1].coroutine_id, reports[0].coroutine_id);

@@ -11,18 +11,20 @@
 //! spindle: watchdog: coroutine #7 has run for 250 ms without parking or yielding; a blocking call stalls every coroutine (use spindle::unblock for blocking work)
 //! ```
 //!
-//! and when that coroutine finally gives the thread back, the scheduler adds its name and how
-//! long it held the thread. The cost when enabled is two relaxed atomic stores per switch; when
-//! disabled, nothing.
+//! (with its name, `#7 'parser'`, when it has one) and when that coroutine finally gives the
+//! thread back, the scheduler adds how long it held the thread. The cost when enabled is two
+//! relaxed atomic stores per switch, and for a named coroutine one map insert at spawn and one
+//! removal at its end; when disabled, nothing.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
 /// A report handed to the watchdog's handler: first from the watchdog thread while the
-/// coroutine still holds the thread (`ended == false`; the name is not known there), then once
-/// more from the scheduler when it gives the thread back (`ended == true`, with its name).
+/// coroutine still holds the thread (`ended == false`), then once more from the scheduler when
+/// it gives the thread back (`ended == true`). Both carry its name, if it has one.
 ///
 /// Only the runtime creates reports, and fields may be added: read the fields, but do not build
 /// or destructure a `Stall` without `..`.
@@ -31,7 +33,7 @@ use std::time::{Duration, Instant};
 pub struct Stall {
     /// Id of the coroutine holding the thread.
     pub coroutine_id: u64,
-    /// Its name, in the closing report.
+    /// Its name ([`crate::Builder::name`]), if it has one.
     pub name: Option<String>,
     /// How long it had run without parking or yielding: at least this long when first
     /// reported; exactly this long in the closing report.
@@ -53,6 +55,9 @@ struct Shared {
     /// one run of one coroutine, so a report that lands just as that run ends cannot be
     /// mistaken for one about a later run.
     reported: AtomicU64,
+    /// Names of the named coroutines alive, by id: published at spawn, so that the watchdog
+    /// thread can name a coroutine that never gives the thread back.
+    names: Mutex<HashMap<u64, String>>,
     /// Set to stop the thread; paired with `wake` so it stops at once.
     stop: Mutex<bool>,
     wake: Condvar,
@@ -71,8 +76,8 @@ pub(crate) struct Watchdog {
 
 /// The handler used unless the builder sets one: a line on stderr.
 pub(crate) fn print_stall(stall: &Stall) {
+    let name = stall.name.as_deref().map(|n| format!(" '{n}'")).unwrap_or_default();
     if stall.ended {
-        let name = stall.name.as_deref().map(|n| format!(" '{n}'")).unwrap_or_default();
         eprintln!(
             "spindle: watchdog: coroutine #{}{name} gave the thread back after {} ms",
             stall.coroutine_id,
@@ -80,8 +85,9 @@ pub(crate) fn print_stall(stall: &Stall) {
         );
     } else {
         eprintln!(
-            "spindle: watchdog: coroutine #{} has run for {} ms without parking or yielding; a \
-             blocking call stalls every coroutine (use spindle::unblock for blocking work)",
+            "spindle: watchdog: coroutine #{}{name} has run for {} ms without parking or \
+             yielding; a blocking call stalls every coroutine (use spindle::unblock for blocking \
+             work)",
             stall.coroutine_id,
             stall.running_for.as_millis()
         );
@@ -109,6 +115,7 @@ impl Watchdog {
             running: AtomicU64::new(IDLE),
             switches: AtomicU64::new(0),
             reported: AtomicU64::new(0),
+            names: Mutex::new(HashMap::new()),
             stop: Mutex::new(false),
             wake: Condvar::new(),
         });
@@ -123,6 +130,16 @@ impl Watchdog {
             switches: std::cell::Cell::new(0),
             started: std::cell::Cell::new(None),
         })
+    }
+
+    /// Coroutine `id`, named `name`, was spawned.
+    pub(crate) fn named(&self, id: u64, name: &str) {
+        self.shared.names().insert(id, name.to_owned());
+    }
+
+    /// Coroutine `id`, which had a name, finished.
+    pub(crate) fn forget(&self, id: u64) {
+        self.shared.names().remove(&id);
     }
 
     /// The scheduler is about to resume coroutine `id`.
@@ -151,6 +168,12 @@ impl Watchdog {
         if handled.is_err() {
             eprintln!("spindle: watchdog: the report handler panicked");
         }
+    }
+}
+
+impl Shared {
+    fn names(&self) -> std::sync::MutexGuard<'_, HashMap<u64, String>> {
+        self.names.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -187,12 +210,8 @@ fn watch(shared: &Shared, threshold: Duration, handler: &(dyn Fn(&Stall) + Send 
                 let running_for = since.elapsed();
                 if running_for >= threshold && shared.reported.load(Ordering::Relaxed) != switches {
                     shared.reported.store(switches, Ordering::Relaxed);
-                    handler(&Stall {
-                        coroutine_id: running,
-                        name: None,
-                        running_for,
-                        ended: false,
-                    });
+                    let name = shared.names().get(&running).cloned();
+                    handler(&Stall { coroutine_id: running, name, running_for, ended: false });
                 }
             }
             _ => seen = Some((switches, running, Instant::now())),

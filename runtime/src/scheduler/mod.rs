@@ -327,11 +327,15 @@ impl Core {
         };
         let canary = (!stack.is_guarded()).then_some(lo);
         let cancelled = self.tearing_down.get();
+        let name_for_watchdog = if self.watchdog.is_some() { name.clone() } else { None };
         let key = self.tasks.insert(slot, |key| {
             Task::new(key, id, make(stack), header, name, daemon, canary, cancelled)
         });
         if !daemon {
             self.non_daemon.set(self.non_daemon.get() + 1);
+        }
+        if let (Some(watchdog), Some(name)) = (&self.watchdog, &name_for_watchdog) {
+            watchdog.named(id, name);
         }
         (key, id)
     }
@@ -354,6 +358,11 @@ impl Core {
     #[inline(never)]
     fn finish(&self, finished: Runnable) {
         let (key, daemon) = (finished.task().key, finished.task().daemon);
+        if let Some(watchdog) = &self.watchdog {
+            if finished.task().name.is_some() {
+                watchdog.forget(finished.task().id);
+            }
+        }
         let stack = self.tasks.remove(finished);
         self.stacks.borrow_mut().release(stack);
         if key == self.main_key.get() {
