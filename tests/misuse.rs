@@ -193,10 +193,17 @@ fn misuse_panics_point_at_the_callers_line() {
         q.put(1);
         q.put(2)
     });
+    check!("Timer::after", spindle::time::Timer::after(Duration::from_millis(1), || ()));
     check!("ReentrantMutex::lock", drop(spindle::sync::ReentrantMutex::new(0).lock()));
     check!("Pool::spawn", spindle::pool::Pool::new(1).spawn(|| ()));
     check!("select!", {
         let (_tx, rx) = spindle::sync::channel::bounded::<u8>(1);
         spindle::select! { recv(rx) -> m => m.is_ok() }
     });
+}
+
+#[test]
+fn timer_after_outside_a_runtime_names_itself() {
+    let msg = message_of(|| drop(spindle::time::Timer::after(std::time::Duration::ZERO, || ())));
+    assert!(msg.contains("Timer::after must be called inside a spindle runtime"), "{msg}");
 }

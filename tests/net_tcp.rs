@@ -211,6 +211,13 @@ fn a_socket_used_in_another_runtime_is_refused_with_a_clear_panic() {
 }
 
 #[test]
+#[should_panic(expected = "no spindle runtime is running on this thread")]
+fn a_socket_used_after_its_runtime_returned_says_so() {
+    let listener = spindle::run(|| TcpListener::bind("127.0.0.1:0").unwrap());
+    let _ = listener.accept(); // would wait, outside any runtime
+}
+
+#[test]
 fn a_zero_length_read_or_write_returns_at_once_even_after_a_short_read() {
     spindle::run(|| {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();

@@ -130,7 +130,11 @@ impl Timer {
     ///
     /// # Panics
     /// Outside a running spindle runtime.
+    #[track_caller]
     pub fn after(delay: Duration, f: impl FnOnce() + 'static) -> Timer {
+        if !context::in_runtime() {
+            context::outside_runtime("time::Timer::after");
+        }
         let cancelled = Rc::new(Cell::new(false));
         let started = Rc::new(Cell::new(false));
         let (c, s) = (cancelled.clone(), started.clone());

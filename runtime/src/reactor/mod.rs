@@ -197,11 +197,17 @@ impl Registration {
         what: &'static str,
         deadline: Option<Instant>,
     ) -> io::Result<()> {
-        if context::with_core(|core| core.runtime_id) != Some(self.runtime_id) {
-            panic!(
+        match context::with_core(|core| core.runtime_id) {
+            Some(id) if id == self.runtime_id => {}
+            Some(_) => panic!(
                 "spindle: {what} on an I/O source registered with another runtime; a socket \
                  belongs to the runtime that created it"
-            );
+            ),
+            None => panic!(
+                "spindle: {what} would wait, but no spindle runtime is running on this thread \
+                 (the socket's runtime has returned from run); a socket can only wait inside \
+                 the runtime that created it"
+            ),
         }
         let mut token = None;
         // The retry touches this registration (and the socket state next to it) and the
