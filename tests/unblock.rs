@@ -139,3 +139,48 @@ fn idle_threads_exit() {
     assert!(busy.parse::<usize>().unwrap() >= 1, "{stdout}");
     assert_eq!(idle.trim().parse::<usize>().unwrap(), 0, "{stdout}");
 }
+
+/// The address space this process has mapped, from /proc/self/status (`VmSize`).
+fn mapped_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmSize:")).unwrap();
+    let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    kib * 1024
+}
+
+#[test]
+fn unblock_with_no_thread_to_run_on_fails_clearly_and_never_runs_inline() {
+    const TEST: &str = "unblock_with_no_thread_to_run_on_fails_clearly_and_never_runs_inline";
+    const SCENARIO: &str = "unblock-no-thread";
+    if !util::is_child(SCENARIO) {
+        let out = util::run_child(TEST, SCENARIO);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "child failed:\n{stdout}\n{stderr}");
+        assert!(stdout.contains("job ran: false"), "{stdout}");
+        assert!(stdout.contains("could not start a thread for its blocking pool"), "{stdout}");
+        assert!(stdout.contains("after the limit: 42"), "the runtime goes on: {stdout}");
+        return;
+    }
+    let ran = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let r = ran.clone();
+    spindle::run(move || {
+        let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        // SAFETY: getrlimit writes into the struct we pass.
+        assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_AS, &mut limit) }, 0);
+        let saved = limit;
+        // Room for small allocations, none for a new thread's 2 MiB stack.
+        limit.rlim_cur = mapped_bytes() + (1 << 20);
+        // SAFETY: lowering the soft limit below the hard one is always allowed.
+        assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_AS, &limit) }, 0);
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            spindle::unblock(move || r.store(true, std::sync::atomic::Ordering::SeqCst))
+        }));
+        // SAFETY: restores the soft limit we lowered; it stays below the unchanged hard one.
+        assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_AS, &saved) }, 0);
+        let message = util::panic_message(&*result.expect_err("unblock must fail"));
+        println!("{message}");
+        println!("after the limit: {}", spindle::unblock(|| 42));
+    });
+    println!("job ran: {}", ran.load(std::sync::atomic::Ordering::SeqCst));
+}

@@ -34,7 +34,10 @@ type Slot<T> = Arc<Mutex<Option<thread::Result<T>>>>;
 /// cannot be stopped and runs to its end on its thread, and its result is dropped there.
 ///
 /// # Panics
-/// Outside a coroutine of a running spindle runtime.
+/// Outside a coroutine of a running spindle runtime, and when the pool has no thread and can
+/// start none (the process is at its thread or memory limit): then `f` does not run, and the
+/// message says so. (It is never run on the runtime's own thread, which would block every
+/// coroutine.)
 #[track_caller]
 pub fn unblock<T, F>(f: F) -> T
 where
@@ -43,15 +46,27 @@ where
 {
     let pool = context::expect_core("unblock", |core| core.blocking_pool());
     let slot: Slot<T> = Arc::new(Mutex::new(None));
+    let mut refused = None;
     let wake = park::park(Reason::new("unblock"), None, |w| {
         let waker = park::remote_waker(w);
         let theirs = slot.clone();
-        pool.submit(Box::new(move || {
+        let submitted = pool.submit(Box::new(move || {
             let result = catch_unwind(AssertUnwindSafe(f));
             *theirs.lock().unwrap_or_else(|e| e.into_inner()) = Some(result);
             waker.wake();
         }));
+        if let Err(e) = submitted {
+            refused = Some(e);
+            w.wake(); // ends this park at once: nothing will run the job
+        }
     });
+    if let Some(e) = refused {
+        panic!(
+            "spindle: unblock could not start a thread for its blocking pool ({e}); the job did \
+             not run. The process is at its thread or memory limit: lower \
+             RuntimeBuilder::blocking_threads or raise the limit (ulimit -u, RLIMIT_AS)"
+        );
+    }
     if wake == Wake::Cancelled {
         park::unwind();
     }

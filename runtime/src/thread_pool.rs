@@ -51,12 +51,17 @@ impl BlockingPool {
     }
 
     /// Queues `job`, starting a thread if none is idle and the cap allows.
-    pub(crate) fn submit(self: &Arc<Self>, job: Job) {
+    ///
+    /// # Errors
+    /// When no thread runs and none can be started (`EAGAIN`: the process is at its thread or
+    /// memory limit): the job is dropped unrun and the error says why. While one thread runs, a
+    /// job that could not get a thread of its own waits for it instead.
+    pub(crate) fn submit(self: &Arc<Self>, job: Job) -> std::io::Result<()> {
         let mut state = self.lock();
         state.queue.push_back(job);
         if state.idle > 0 {
             self.work.notify_one();
-            return;
+            return Ok(());
         }
         if state.threads < self.max_threads {
             state.threads += 1;
@@ -64,20 +69,21 @@ impl BlockingPool {
             let pool = self.clone();
             let spawned =
                 thread::Builder::new().name("spindle-unblock".into()).spawn(move || pool.worker());
-            if spawned.is_err() {
+            if let Err(e) = spawned {
                 // Could not start a thread: the queued job waits for an existing one. With none
-                // at all it would wait forever, so run nothing silently: count the thread back.
+                // at all it would wait forever: take it back and say so. (Running it here, on
+                // the runtime's thread, would block every coroutine without a word.)
                 let mut state = self.lock();
                 state.threads -= 1;
                 if state.threads == 0 {
                     let job = state.queue.pop_back();
                     drop(state);
-                    if let Some(job) = job {
-                        job(); // Runs inline: blocks this thread, but loses nothing.
-                    }
+                    drop(job);
+                    return Err(e);
                 }
             }
         }
+        Ok(())
     }
 
     fn worker(&self) {
