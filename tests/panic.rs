@@ -104,10 +104,13 @@ fn unjoined_panic_is_reported_with_the_coroutine_name() {
             );
             // Kept but dropped unjoined after it finished.
             let h = Builder::new().name("kept").spawn(|| -> () { panic!("never joined") }).unwrap();
+            // Forgotten: it never drops, so the runtime reports it when run ends.
+            let f = Builder::new().name("forgotten").spawn(|| -> () { panic!("leaked") }).unwrap();
             // Joined: must not be reported.
             let j = Builder::new().name("joined").spawn(|| -> () { panic!("handled") }).unwrap();
             spindle::yield_now();
             drop(h);
+            std::mem::forget(f);
             assert!(j.join().is_err());
             s.set(true);
             assert!(seen.get());
@@ -121,6 +124,9 @@ fn unjoined_panic_is_reported_with_the_coroutine_name() {
     assert!(stderr.contains("lost in the void"), "stderr: {stderr}");
     assert!(stderr.contains("'kept' panicked at"), "stderr: {stderr}");
     assert!(stderr.contains("never joined"), "stderr: {stderr}");
+    assert!(stderr.contains("'forgotten' panicked at"), "stderr: {stderr}");
+    assert_eq!(stderr.matches("leaked").count(), 1, "reported once: {stderr}");
+    assert_eq!(stderr.matches("never joined").count(), 1, "reported once: {stderr}");
     assert!(!stderr.contains("handled"), "a joined panic must not be reported: {stderr}");
     assert!(!stderr.contains("thread '"), "the default hook must stay quiet: {stderr}");
 }

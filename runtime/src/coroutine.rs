@@ -8,7 +8,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use crate::context::{self, with_core};
-use crate::panic::{report_unjoined, Panic};
+use crate::panic::{report_unjoined, unjoined_report, Panic};
 use crate::park::{self, Reason, Wake, Waker};
 use crate::scheduler::{CancelUnwind, Core};
 use crate::task::Yielder;
@@ -143,6 +143,11 @@ struct JoinShared<T> {
     finished: Cell<bool>,
     /// The coroutine parked in `join`, if any.
     waiter: Cell<Option<Waker>>,
+    /// Set while its panic waits in `outcome` for the handle: the handle clears it when it takes
+    /// the outcome (join) or reports the panic (drop); if it is still set when `run` ends (the
+    /// handle was forgotten, or outlived the runtime), the runtime reports the panic then, and
+    /// clears it so that nobody reports it twice.
+    unjoined: Rc<Cell<bool>>,
     coroutine: Coroutine,
 }
 
@@ -184,6 +189,7 @@ impl<T> JoinHandle<T> {
         let shared = &self.shared;
         loop {
             if let Some(outcome) = shared.outcome.take() {
+                shared.unjoined.set(false);
                 return outcome;
             }
             if shared.finished.get() {
@@ -241,7 +247,9 @@ impl<T> JoinHandle<T> {
 impl<T> Drop for JoinHandle<T> {
     fn drop(&mut self) {
         if let Some(Err(JoinError::Panicked(panic))) = self.shared.outcome.take() {
-            report_unjoined(&self.shared.coroutine, &panic);
+            if self.shared.unjoined.replace(false) {
+                report_unjoined(&self.shared.coroutine, &panic);
+            }
         }
     }
 }
@@ -343,6 +351,7 @@ where
             outcome: Cell::new(None),
             finished: Cell::new(false),
             waiter: Cell::new(None),
+            unjoined: Rc::new(Cell::new(false)),
             coroutine: Coroutine { id, name: name.clone(), key, runtime_id },
         });
         let theirs = shared.clone();
@@ -381,6 +390,21 @@ fn deliver<T>(shared: Rc<JoinShared<T>>, outcome: Result<T, JoinError>) {
             report_unjoined(&shared.coroutine, panic);
         }
         return;
+    }
+    // A handle that is forgotten (`mem::forget`) never drops to report its panic: the runtime
+    // reports it when `run` ends, unless the handle took it by then.
+    if let Err(JoinError::Panicked(panic)) = &outcome {
+        let text = unjoined_report(&shared.coroutine, panic);
+        let unjoined = shared.unjoined.clone();
+        unjoined.set(true);
+        with_core(|core| {
+            core.check_at_end(Box::new(move |report| {
+                if report && unjoined.replace(false) {
+                    eprintln!("{text}");
+                }
+                unjoined.get()
+            }))
+        });
     }
     shared.outcome.set(Some(outcome));
     if let Some(waiter) = shared.waiter.take() {

@@ -153,6 +153,11 @@ impl fmt::Display for Panic {
 
 /// Prints the report for a panic nobody joined.
 pub(crate) fn report_unjoined(coroutine: &dyn fmt::Display, panic: &Panic) {
+    eprintln!("{}", unjoined_report(coroutine, panic));
+}
+
+/// The text [`report_unjoined`] prints.
+pub(crate) fn unjoined_report(coroutine: &dyn fmt::Display, panic: &Panic) -> String {
     let mut out = format!("spindle: coroutine {coroutine} panicked");
     if let Some(location) = &panic.location {
         out.push_str(" at ");
@@ -163,5 +168,5 @@ pub(crate) fn report_unjoined(coroutine: &dyn fmt::Display, panic: &Panic) {
     if let Some(bt) = &panic.backtrace {
         out.push_str(&format!("\nstack backtrace:\n{bt}"));
     }
-    eprintln!("{out}");
+    out
 }

@@ -47,6 +47,7 @@ impl Core {
             panic!("{report}");
         }
         self.main_key.set(NO_TASK);
+        self.run_end_checks();
         match outcome.take().expect("main finished, so it left an outcome") {
             Ok(value) => value,
             Err(payload) => std::panic::resume_unwind(payload),

@@ -77,6 +77,9 @@ use run_queue::{RecordSlot, Runnable, Tasks};
 /// `main_key` when no main coroutine exists.
 const NO_TASK: usize = usize::MAX;
 
+/// A check `run` makes when it ends (see `Core::check_at_end`).
+pub(crate) type EndCheck = Box<dyn Fn(bool) -> bool>;
+
 /// Mixed into the seed for the stream of choices, so that it differs from the pick stream.
 const CHOICES_STREAM: u64 = 0x5e1e_c7a2_c401_ce5d;
 
@@ -113,6 +116,9 @@ pub(crate) struct Core {
     next_seq: Cell<u64>,
     /// Threads for `unblock`, started on first use.
     blocking: std::cell::OnceCell<Arc<BlockingPool>>,
+    /// Checks to make when `run` ends, each `f(report) -> still pending`: panics of coroutines
+    /// whose handles were not joined nor dropped (forgotten ones never drop).
+    end_checks: RefCell<Vec<EndCheck>>,
     /// Random choices the runtime makes for its primitives (which ready `select!` arm wins),
     /// drawn from the runtime's seed, or a fixed one, so that a seeded run repeats them.
     choices: Cell<Rng>,
@@ -160,6 +166,7 @@ impl Core {
             next_id: Cell::new(0),
             next_seq: Cell::new(1),
             blocking: std::cell::OnceCell::new(),
+            end_checks: RefCell::new(Vec::new()),
             // A stream of its own, so that choices do not shift the seeded schedule's picks.
             choices: Cell::new(choices),
             switch_hooks: watchdog.is_some() || !guarded,
@@ -449,6 +456,24 @@ impl Core {
         self.tasks
             .with_current(|task| std::mem::take(&mut *task.locals.borrow_mut()))
             .unwrap_or_default()
+    }
+
+    /// Makes `check(true)` when `run` ends; `check(false)` says whether it is still needed,
+    /// so that the list is pruned as it grows.
+    pub(crate) fn check_at_end(&self, check: EndCheck) {
+        let mut checks = self.end_checks.borrow_mut();
+        if checks.len() >= 64 && checks.len().is_power_of_two() {
+            checks.retain(|c| c(false));
+        }
+        checks.push(check);
+    }
+
+    /// Runs the checks registered with `check_at_end`.
+    pub(super) fn run_end_checks(&self) {
+        let checks = std::mem::take(&mut *self.end_checks.borrow_mut());
+        for check in checks {
+            check(true);
+        }
     }
 
     /// A number in `0..n` from the runtime's stream of choices (see `choices`); 0 when `n` is
