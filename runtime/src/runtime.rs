@@ -73,6 +73,7 @@ impl RuntimeBuilder {
                 main_stack_size: DEFAULT_MAIN_STACK_SIZE,
                 seed: None,
                 virtual_time: false,
+                virtual_io_grace: Duration::from_millis(100),
                 guarded: true,
                 pool_limit: DEFAULT_POOL_LIMIT,
                 blocking_threads: 16,
@@ -105,12 +106,33 @@ impl RuntimeBuilder {
     }
 
     /// With `true`, time is virtual: it starts at the real time of `build` and stands still
-    /// while coroutines run; when nothing is runnable and no I/O event is ready, it jumps to
-    /// the next timer. `sleep(Duration::from_secs(3600))` then returns at once, in order with
-    /// every other timer. Read it with `time::now()`; `std::time::Instant::now()` still reads
-    /// the real clock.
+    /// while coroutines run; when nothing is runnable and nothing outside the runtime can still
+    /// make progress, it jumps to the next timer. `sleep(Duration::from_secs(3600))` then
+    /// returns at once, in order with every other timer. Read it with `time::now()`;
+    /// `std::time::Instant::now()` still reads the real clock.
+    ///
+    /// Work outside the runtime holds the clock (Go's `testing/synctest` calls a runtime with
+    /// none "durably blocked"):
+    ///
+    /// * while an `unblock` job runs, or another thread holds a `RemoteWaker` for a park still
+    ///   in progress, the clock does not move at all: that work takes no virtual time, so
+    ///   `timeout(1h, || unblock(|| 20 ms of work))` returns `Ok` and the job ends before any
+    ///   later sleep;
+    /// * while a coroutine waits on a socket, the clock waits for readiness up to
+    ///   [`RuntimeBuilder::virtual_io_grace`] of real time (default 100 ms) before each jump, so
+    ///   a peer that answers within it beats any timeout, and a socket that stays quiet (an idle
+    ///   listener, a connection nobody writes to) cannot stop virtual time for good.
     pub fn virtual_time(mut self, on: bool) -> Self {
         self.config.virtual_time = on;
+        self
+    }
+
+    /// Under virtual time: how long, in real time, the clock waits for a socket event before it
+    /// jumps while a coroutine is parked on a socket (see [`RuntimeBuilder::virtual_time`]).
+    /// Default 100 ms. A longer grace lets slower peers answer before a virtual timeout; zero
+    /// jumps at once, as if no socket could answer.
+    pub fn virtual_io_grace(mut self, grace: Duration) -> Self {
+        self.config.virtual_io_grace = grace;
         self
     }
 

@@ -15,6 +15,9 @@ pub(crate) struct Config {
     pub seed: Option<u64>,
     /// Time advances only when the scheduler is idle, jumping to the next timer.
     pub virtual_time: bool,
+    /// Under virtual time, the real time the clock waits for socket events before a jump while a
+    /// coroutine is parked on a socket.
+    pub virtual_io_grace: Duration,
     /// Stacks have guard pages (false only through `unsafe unguarded_stacks`).
     pub guarded: bool,
     /// Free stacks of one size kept resident in the pool.

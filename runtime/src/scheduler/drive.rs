@@ -89,8 +89,7 @@ impl Core {
             // in progress (a stale or leaked one wakes nobody).
             let can_wake = self.timers.borrow().live() > 0
                 || self.reactor.has_waiters()
-                || self.remote.has_pending()
-                || self.remote.may_wake(|key, seq| self.is_waiting(Waker::new(key, seq)));
+                || self.remote_work_in_flight();
             if !can_wake {
                 return Err(self.deadlock_report());
             }
@@ -129,12 +128,35 @@ impl Core {
             let timeout = next.map(|d| d.saturating_duration_since(Instant::now()));
             self.poll_reactor(timeout)?;
         } else {
+            // Virtual time jumps only when nothing outside the runtime can still make progress
+            // (see `RuntimeBuilder::virtual_time`).
+            if self.remote_work_in_flight() {
+                // An `unblock` job or another thread may still wake a coroutine: the clock waits
+                // for it, so that work takes no virtual time.
+                self.poll_reactor(None)?;
+                return Ok(());
+            }
             if external {
-                // Real events first: only when none is ready does virtual time jump.
-                let timeout = if next.is_some() { Some(Duration::ZERO) } else { None };
-                self.poll_reactor(timeout)?;
-                if self.tasks.has_runnable() {
-                    return Ok(());
+                // A coroutine parked on a socket gets its peer the grace before the clock jumps
+                // (or all the time it needs, when no timer could fire instead). Events that
+                // wake nobody (a new socket's first writable edge) do not end the grace.
+                let grace = if !self.reactor.has_waiters() {
+                    Some(Duration::ZERO)
+                } else if next.is_some() {
+                    Some(self.config.virtual_io_grace)
+                } else {
+                    None
+                };
+                let until = grace.and_then(|g| Instant::now().checked_add(g));
+                loop {
+                    let timeout = until.map(|u| u.saturating_duration_since(Instant::now()));
+                    self.poll_reactor(timeout)?;
+                    if self.tasks.has_runnable() || self.remote_work_in_flight() {
+                        return Ok(());
+                    }
+                    if until.is_none_or(|u| Instant::now() >= u) {
+                        break;
+                    }
                 }
             }
             if let Some(d) = next {
@@ -143,6 +165,13 @@ impl Core {
         }
         self.fire_due_timers();
         Ok(())
+    }
+
+    /// Something outside the runtime may still wake a coroutine: a remote wake is queued, or
+    /// a remote waker (an `unblock` job, another thread) is out for a park still in progress.
+    fn remote_work_in_flight(&self) -> bool {
+        self.remote.has_pending()
+            || self.remote.may_wake(|key, seq| self.is_waiting(Waker::new(key, seq)))
     }
 
     /// Earliest live deadline, dropping stale heap tops on the way.
