@@ -32,7 +32,7 @@ pub use spindle_runtime::{
     sleep_until, spawn, time, unblock, yield_now, Builder, Coroutine, JoinError, JoinHandle,
     LocalKey, Panic, Runtime, RuntimeBuilder, Scope, ScopedJoinHandle, Stall, DEFAULT_STACK_SIZE,
 };
-pub use spindle_runtime::{select, sync};
+pub use spindle_runtime::{check, select, sync};
 
 /// Sockets that park the coroutine, not the thread: `spindle::net::TcpStream` and friends.
 pub use spindle_io::net;

@@ -107,6 +107,7 @@ mod scheduler;
 mod task;
 // The public API, built on `context` and `park`.
 mod blocking;
+pub mod check;
 mod coroutine;
 mod local;
 mod panic;

@@ -50,6 +50,11 @@ impl Runtime {
     pub fn run<T>(&self, main: impl FnOnce() -> T) -> T {
         self.core.run_main(main)
     }
+
+    /// Scheduling steps a seeded runtime has taken (for `check::pct`'s estimate).
+    pub(crate) fn seeded_steps(&self) -> usize {
+        self.core.seeded_steps()
+    }
 }
 
 /// Settings for a [`Runtime`].
@@ -72,6 +77,7 @@ impl RuntimeBuilder {
                 stack_size: DEFAULT_STACK_SIZE,
                 main_stack_size: DEFAULT_MAIN_STACK_SIZE,
                 seed: None,
+                pct: None,
                 virtual_time: false,
                 virtual_io_grace: Duration::from_millis(100),
                 guarded: true,
@@ -187,6 +193,12 @@ impl RuntimeBuilder {
         let threshold =
             self.config.watchdog.as_ref().map_or(Duration::from_secs(1), |w| w.threshold);
         self.config.watchdog = Some(WatchdogConfig { threshold, handler: Arc::new(handler) });
+        self
+    }
+
+    /// Seeded order by PCT of `depth` for a program of about `steps` steps (see `check::pct`).
+    pub(crate) fn pct(mut self, depth: usize, steps: usize) -> Self {
+        self.config.pct = Some((depth, steps));
         self
     }
 

@@ -13,6 +13,8 @@ pub(crate) struct Config {
     pub main_stack_size: usize,
     /// Seed of the random run-queue pick; `None` runs coroutines in FIFO order.
     pub seed: Option<u64>,
+    /// `(depth, steps)`: pick by PCT priorities instead of uniformly (needs a seed).
+    pub pct: Option<(usize, usize)>,
     /// Time advances only when the scheduler is idle, jumping to the next timer.
     pub virtual_time: bool,
     /// Under virtual time, the real time the clock waits for socket events before a jump while a

@@ -72,7 +72,7 @@ use crate::timer::Timers;
 use crate::wake::{Reason, Waker};
 use crate::watchdog::Watchdog;
 use clock::Clock;
-use run_queue::{RecordSlot, Runnable, Tasks};
+use run_queue::{Pct, RecordSlot, Runnable, Tasks};
 
 /// `main_key` when no main coroutine exists.
 const NO_TASK: usize = usize::MAX;
@@ -82,6 +82,9 @@ pub(crate) type EndCheck = Box<dyn Fn(bool) -> bool>;
 
 /// Mixed into the seed for the stream of choices, so that it differs from the pick stream.
 const CHOICES_STREAM: u64 = 0x5e1e_c7a2_c401_ce5d;
+
+/// Mixed into the seed for PCT's change points.
+const PCT_STREAM: u64 = 0x9c7f_03a1_5eed_0b7e;
 
 /// Rounds of dropping a finished coroutine's locals while their destructors make new ones.
 const LOCAL_DROP_ROUNDS: usize = 8;
@@ -147,11 +150,15 @@ impl Core {
         let watchdog = config.watchdog.as_ref().map(Watchdog::start).transpose()?;
         let guarded = config.guarded;
         let choices = Rng::new(config.seed.unwrap_or(0) ^ CHOICES_STREAM);
+        let tasks = Tasks::new(config.seed);
+        if let (Some(seed), Some((depth, steps))) = (config.seed, config.pct) {
+            tasks.set_pct(Pct::new(depth, steps, &mut Rng::new(seed ^ PCT_STREAM)));
+        }
         Ok(Rc::new(Core {
             runtime_id: RUNTIME_IDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             stacks: RefCell::new(StackPool::new(config.guarded, config.pool_limit)),
             clock: Clock::new(config.virtual_time),
-            tasks: Tasks::new(config.seed),
+            tasks,
             config,
             main_key: Cell::new(NO_TASK),
             main_done: Cell::new(false),
@@ -238,6 +245,11 @@ impl Core {
         let mut views = Vec::with_capacity(self.tasks.len());
         self.tasks.for_each_task(|t| views.push(TaskView::of(t)));
         views
+    }
+
+    /// Scheduling steps taken so far in a seeded run.
+    pub(crate) fn seeded_steps(&self) -> usize {
+        self.tasks.seeded_steps()
     }
 
     /// Number of coroutines alive, main included.

@@ -20,9 +20,11 @@
 //! # Order
 //!
 //! Unseeded, the queue is FIFO. Seeded, each pick takes a queued coroutine at random from a
-//! generator seeded with the runtime's seed, so one seed is one interleaving, repeatable.
+//! generator seeded with the runtime's seed, so one seed is one interleaving, repeatable. With
+//! PCT ([`Pct`], for `check::pct`), each pick takes the runnable coroutine of highest priority.
 
-use std::cell::{Cell, UnsafeCell};
+use std::cell::{Cell, RefCell, UnsafeCell};
+use std::collections::HashMap;
 use std::ptr::{self, NonNull};
 
 use slab::Slab;
@@ -74,8 +76,35 @@ pub(crate) struct Tasks {
     current: Cell<*const Task>,
     /// The seeded pick's generator; `None` for FIFO order.
     rng: Cell<Option<Rng>>,
-    /// Coroutines picked at random so far (seeded runs), for the poll cadence.
+    /// Coroutines picked at random so far (seeded runs), for the poll cadence; the step count
+    /// of PCT.
     seeded_picks: Cell<usize>,
+    /// Probabilistic concurrency testing's priorities, when the runtime runs under it.
+    pct: RefCell<Option<Pct>>,
+}
+
+/// PCT (Burckhardt, Kothari, Musuvathi, Nagarakatte, ASPLOS 2010): every coroutine gets a random
+/// priority, at least `depth`, when first seen runnable; each step runs the runnable one of
+/// highest priority; at `depth - 1` steps chosen at random in `1..=steps` the coroutine about
+/// to run drops to priority `j` (the j-th change point), below every initial one. A bug of
+/// depth `d` (that needs `d` ordering constraints to show) is then found with probability at
+/// least `1 / (n * k^(d-1))` per run, for `n` coroutines and `k` steps.
+pub(crate) struct Pct {
+    /// Priority by coroutine id.
+    priorities: HashMap<u64, u64>,
+    /// The steps at which the running coroutine's priority drops: `(step, new priority)`.
+    change_points: Vec<(usize, u64)>,
+    depth: u64,
+}
+
+impl Pct {
+    /// PCT of `depth` for a program of about `steps` steps, its random choices from `rng`.
+    pub(crate) fn new(depth: usize, steps: usize, rng: &mut Rng) -> Pct {
+        let depth = depth.max(1) as u64;
+        let change_points =
+            (1..depth).map(|j| (1 + rng.below(steps.max(1) as u64) as usize, j)).collect();
+        Pct { priorities: HashMap::new(), change_points, depth }
+    }
 }
 
 impl Tasks {
@@ -88,7 +117,18 @@ impl Tasks {
             current: Cell::new(ptr::null()),
             rng: Cell::new(seed.map(Rng::new)),
             seeded_picks: Cell::new(0),
+            pct: RefCell::new(None),
         }
+    }
+
+    /// Runs the schedule under PCT from now on (the runtime must be seeded).
+    pub(crate) fn set_pct(&self, pct: Pct) {
+        *self.pct.borrow_mut() = Some(pct);
+    }
+
+    /// Scheduling steps taken so far in a seeded run.
+    pub(crate) fn seeded_steps(&self) -> usize {
+        self.seeded_picks.get()
     }
 
     /// True when picks are seeded rather than FIFO.
@@ -250,7 +290,14 @@ impl Tasks {
     fn next_seeded(&self) -> Option<(Runnable, bool)> {
         // SAFETY: as in `push`.
         let queue = unsafe { &mut *self.queue.get() };
+        let picks = self.seeded_picks.get().wrapping_add(1);
+        self.seeded_picks.set(picks);
         let task = match self.rng.get() {
+            Some(mut rng) if self.pct.borrow().is_some() && !queue.is_empty() => {
+                let pick = self.pct_pick(queue, picks, &mut rng);
+                self.rng.set(Some(rng));
+                queue.swap_remove(pick)
+            }
             Some(mut rng) if queue.len() >= 2 => {
                 let pick = rng.below(queue.len() as u64) as usize;
                 self.rng.set(Some(rng));
@@ -258,9 +305,38 @@ impl Tasks {
             }
             _ => queue.pop_front()?,
         };
-        let picks = self.seeded_picks.get().wrapping_add(1);
-        self.seeded_picks.set(picks);
         Some((Runnable(task), picks.is_multiple_of(EVENT_INTERVAL)))
+    }
+
+    /// PCT's pick at step `step`: the position in `queue` (not empty) of the coroutine of
+    /// highest priority, after applying this step's change point, if any.
+    fn pct_pick(&self, queue: &Ring<NonNull<Task>>, step: usize, rng: &mut Rng) -> usize {
+        let mut pct = self.pct.borrow_mut();
+        let pct = pct.as_mut().expect("checked by the caller");
+        let depth = pct.depth;
+        let id_at = |i: usize| {
+            let task = queue.get(i).expect("i < len");
+            // SAFETY: records in the run queue are live (see the module docs).
+            unsafe { task.as_ref() }.id
+        };
+        let mut best = |pct: &mut Pct| {
+            let mut best = (0, 0);
+            for i in 0..queue.len() {
+                let prio = *pct.priorities.entry(id_at(i)).or_insert_with(|| {
+                    depth + rng.below(u64::MAX - depth) // distinct with high probability
+                });
+                if i == 0 || prio > best.1 {
+                    best = (i, prio);
+                }
+            }
+            best.0
+        };
+        let pick = best(pct);
+        if let Some(&(_, low)) = pct.change_points.iter().find(|(at, _)| *at == step) {
+            pct.priorities.insert(id_at(pick), low);
+            return best(pct);
+        }
+        pick
     }
 }
 
