@@ -142,3 +142,11 @@ fn crawler_times_out_slow_sites_and_bounds_the_pool() {
         "{stdout}"
     );
 }
+
+#[test]
+fn race_hunt_finds_each_planted_bug_and_replays_one() {
+    let (stdout, _) = run_ok("race_hunt", &["--quick"]);
+    assert_eq!(stdout.matches("found in").count(), 6, "{stdout}");
+    assert!(stdout.contains("taken twice"), "{stdout}");
+    assert!(stdout.contains("the replay fails the same way: true"), "{stdout}");
+}
