@@ -76,6 +76,30 @@
 //! earlier than its deadline and, on the real clock, as soon after as the loop gets to it: a
 //! coroutine that computes without parking delays every timer (nothing preempts it).
 //!
+//! # Experiments: the determinism contract
+//!
+//! With [`RuntimeBuilder::seed`] and [`RuntimeBuilder::virtual_time`], a program whose only
+//! inputs are spindle's own primitives (coroutines, sleeps and timeouts, locks, channels,
+//! `select!`, coroutine-locals) runs the same way every time: the same order of coroutines, the
+//! same [`time::now`] readings, the same values out of every channel. Every `u64` seed is its
+//! own schedule. [`check`] builds on it: it runs a test under many seeds (uniform picks, or
+//! PCT's priorities) and replays a failing one from its seed alone.
+//!
+//! What breaks the contract, and how to keep it:
+//!
+//! * **Real sockets**: the kernel splits and times reads as it likes. Keep both ends in the
+//!   runtime and the bytes stay the same, but how many arrive per read may not; for a
+//!   repeatable experiment, model the network with channels.
+//! * **`unblock` and other threads**: their work takes no virtual time (the clock waits for
+//!   it), but when it finishes relative to the coroutines is up to the OS. Keep them out of a
+//!   run that must repeat, or join them at once.
+//! * **`std::time::Instant::now()` and `SystemTime`**: real clocks. Read [`time::now`], and take
+//!   deadlines from it (`sleep_until(time::now() + d)`).
+//! * **`HashMap`'s random state** and any other randomness: iterate a `BTreeMap`, or build the
+//!   hasher with a fixed seed; draw random numbers from a generator seeded by your run's seed.
+//! * **Addresses**: park reasons of locks and channels name them by address, which differs
+//!   between runs; compare reasons by their `what` only.
+//!
 //! # Many coroutines
 //!
 //! Stacks are 64 KiB by default ([`RuntimeBuilder::stack_size`], [`Builder::stack_size`]),
