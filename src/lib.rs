@@ -33,6 +33,7 @@ pub use spindle_runtime::{
     LocalKey, Panic, Runtime, RuntimeBuilder, Scope, ScopedJoinHandle, Stall, DEFAULT_STACK_SIZE,
 };
 pub use spindle_runtime::{check, select, sync};
+pub use spindle_runtime::{stats, CoroutineStats, Stats};
 
 /// Sockets that park the coroutine, not the thread: `spindle::net::TcpStream` and friends.
 pub use spindle_io::net;

@@ -50,6 +50,19 @@ impl Coroutine {
         });
     }
 
+    /// Its counters while it lives, `None` after it finished or unless the runtime was built
+    /// with [`crate::RuntimeBuilder::stats`].
+    pub fn stats(&self) -> Option<crate::CoroutineStats> {
+        with_core(|core| {
+            if core.runtime_id == self.runtime_id {
+                core.coroutine_stats(self.id)
+            } else {
+                None
+            }
+        })
+        .flatten()
+    }
+
     /// What it is parked on right now, or `None` if it is running, runnable or finished.
     pub fn parked_on(&self) -> Option<Reason> {
         with_core(|core| {

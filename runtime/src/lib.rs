@@ -149,7 +149,8 @@ pub use coroutine::{
 };
 pub use local::LocalKey;
 pub use panic::Panic;
-pub use runtime::{run, Runtime, RuntimeBuilder};
+pub use runtime::{run, stats, Runtime, RuntimeBuilder};
+pub use scheduler::{CoroutineStats, Stats};
 pub use scope::{scope, Scope, ScopedJoinHandle};
 pub use stack::{DEFAULT_MAIN_STACK_SIZE, DEFAULT_STACK_SIZE, MIN_STACK_SIZE};
 pub use time::{sleep, sleep_until};

@@ -51,6 +51,12 @@ impl Runtime {
         self.core.run_main(main)
     }
 
+    /// The runtime's counters (after `run`, or from another coroutine's point of view), `None`
+    /// unless built with [`RuntimeBuilder::stats`].
+    pub fn stats(&self) -> Option<crate::Stats> {
+        self.core.stats()
+    }
+
     /// Scheduling steps a seeded runtime has taken (for `check::pct`'s estimate).
     pub(crate) fn seeded_steps(&self) -> usize {
         self.core.seeded_steps()
@@ -85,6 +91,7 @@ impl RuntimeBuilder {
                 blocking_threads: 16,
                 blocking_keep_alive: Duration::from_secs(10),
                 watchdog: None,
+                stats: false,
             },
         }
     }
@@ -130,6 +137,15 @@ impl RuntimeBuilder {
     ///   listener, a connection nobody writes to) cannot stop virtual time for good.
     pub fn virtual_time(mut self, on: bool) -> Self {
         self.config.virtual_time = on;
+        self
+    }
+
+    /// Counts what the runtime does: [`crate::stats`] and [`crate::Coroutine::stats`] (see
+    /// [`Stats`](crate::Stats)). Off by default, at no cost; on, each switch reads the real clock
+    /// twice and updates a table (`cargo bench --bench core` measures it: the
+    /// `spindle_with_stats` row).
+    pub fn stats(mut self, on: bool) -> Self {
+        self.config.stats = on;
         self
     }
 
@@ -221,4 +237,23 @@ impl RuntimeBuilder {
 pub fn run<T>(main: impl FnOnce() -> T) -> T {
     let runtime = Runtime::new().unwrap_or_else(|e| panic!("spindle: cannot build a runtime: {e}"));
     runtime.run(main)
+}
+
+/// The counters of the runtime running on this thread, `None` unless it was built with
+/// [`RuntimeBuilder::stats`].
+///
+/// ```
+/// let rt = spindle_runtime::Runtime::builder().stats(true).build().unwrap();
+/// let stats = rt.run(|| {
+///     spindle_runtime::spawn(|| spindle_runtime::yield_now()).join().unwrap();
+///     spindle_runtime::stats().unwrap()
+/// });
+/// assert_eq!(stats.spawned, 2); // main and one more
+/// ```
+///
+/// # Panics
+/// Outside a running spindle runtime.
+#[track_caller]
+pub fn stats() -> Option<crate::Stats> {
+    crate::context::expect_core("stats", |core| core.stats())
 }

@@ -28,6 +28,8 @@ pub(crate) struct Config {
     pub blocking_threads: usize,
     /// How long an idle blocking-pool thread waits before it exits.
     pub blocking_keep_alive: Duration,
+    /// Count what the runtime does (`RuntimeBuilder::stats`).
+    pub stats: bool,
     /// Reports coroutines that hold the thread too long, when set.
     pub watchdog: Option<WatchdogConfig>,
 }

@@ -101,7 +101,17 @@ impl Core {
     /// cross-thread waker fired.
     fn poll_reactor(&self, timeout: Option<Duration>) -> Result<(), String> {
         let mut woken = self.wake_buffer.take();
-        let remote = self.reactor.poll(timeout, &mut woken).map_err(poll_failed);
+        let started =
+            (self.counting.is_some() && timeout != Some(Duration::ZERO)).then(Instant::now);
+        let polled = self.reactor.poll(timeout, &mut woken).map_err(poll_failed);
+        let remote = polled.as_ref().map(|&(remote, _)| remote).map_err(Clone::clone);
+        if let Ok((_, events)) = polled {
+            self.count(|s| {
+                s.polls += 1;
+                s.events += events as u64;
+                s.idle += started.map(|t| t.elapsed()).unwrap_or_default();
+            });
+        }
         self.wake_all(&woken);
         woken.clear();
         self.wake_buffer.set(woken);
@@ -207,8 +217,10 @@ impl Core {
             });
             if woke == Some(true) {
                 fired += 1;
+                self.count(|s| s.timers_fired += 1);
             } else {
                 self.timers.borrow_mut().popped_stale();
+                self.count(|s| s.timers_stale += 1);
             }
         }
         fired
@@ -256,11 +268,13 @@ impl Core {
         if let Some(w) = &self.watchdog {
             w.enter(t.id);
         }
+        self.count_resume(t);
     }
 
     /// Tells the watchdog the coroutine gave the thread back; checks an unguarded stack.
     #[inline(never)]
     fn after_switch(&self, t: &Task) {
+        self.count_suspend(t, t.is_parked());
         if let Some(w) = &self.watchdog {
             w.leave(t.id, || t.name.as_deref().map(str::to_owned));
         }

@@ -49,9 +49,11 @@ mod config;
 mod drive;
 mod park;
 mod run_queue;
+mod stats;
 
 pub(crate) use config::Config;
 pub(crate) use park::{CancelUnwind, ElapsedUnwind};
+pub use stats::{CoroutineStats, Stats};
 
 use std::any::Any;
 use std::cell::{Cell, RefCell};
@@ -127,7 +129,10 @@ pub(crate) struct Core {
     choices: Cell<Rng>,
     /// Reports coroutines that hold the thread too long, when configured.
     watchdog: Option<Watchdog>,
-    /// A watchdog is set or stacks are unguarded: `resume` has work around each switch.
+    /// Counting, when built with `stats(true)`.
+    counting: Option<stats::Counting>,
+    /// A watchdog is set, stacks are unguarded or stats are on: `resume` has work around each
+    /// switch.
     switch_hooks: bool,
 }
 
@@ -149,6 +154,7 @@ impl Core {
         let remote = Arc::new(RemoteShared::new(reactor.make_waker()?));
         let watchdog = config.watchdog.as_ref().map(Watchdog::start).transpose()?;
         let guarded = config.guarded;
+        let counting = config.stats.then(stats::Counting::default);
         let choices = Rng::new(config.seed.unwrap_or(0) ^ CHOICES_STREAM);
         let tasks = Tasks::new(config.seed);
         if let (Some(seed), Some((depth, steps))) = (config.seed, config.pct) {
@@ -176,7 +182,8 @@ impl Core {
             end_checks: RefCell::new(Vec::new()),
             // A stream of its own, so that choices do not shift the seeded schedule's picks.
             choices: Cell::new(choices),
-            switch_hooks: watchdog.is_some() || !guarded,
+            switch_hooks: watchdog.is_some() || !guarded || counting.is_some(),
+            counting,
             watchdog,
         }))
     }
@@ -356,6 +363,9 @@ impl Core {
         if let (Some(watchdog), Some(name)) = (&self.watchdog, &name_for_watchdog) {
             watchdog.named(id, name);
         }
+        if self.counting.is_some() {
+            self.count_spawn(self.tasks.len());
+        }
         (key, id)
     }
 
@@ -377,6 +387,9 @@ impl Core {
     #[inline(never)]
     fn finish(&self, finished: Runnable) {
         let (key, daemon) = (finished.task().key, finished.task().daemon);
+        if self.counting.is_some() {
+            self.count_finish(finished.task().id);
+        }
         if let Some(watchdog) = &self.watchdog {
             if finished.task().name.is_some() {
                 watchdog.forget(finished.task().id);

@@ -200,6 +200,9 @@ impl Core {
     #[inline]
     pub(super) fn wake_task(&self, task: &Task, reason: Wake) {
         let woken = task.wake(reason);
+        if self.counting.is_some() {
+            self.count_wake(task.id);
+        }
         if woken.was_parked {
             self.tasks.push_runnable(task);
         }
