@@ -156,6 +156,7 @@ fn misuse_panics_point_at_the_callers_line() {
         spindle::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1))
     });
     check!("UnixStream::pair", spindle::net::UnixStream::pair());
+    check!("IoSource::from_fd", spindle::IoSource::from_fd(std::io::pipe().unwrap().0));
     let path = std::env::temp_dir().join(format!("spindle-misuse-{}.sock", std::process::id()));
     check!("UnixListener::bind", spindle::net::UnixListener::bind(&path));
     let _ = std::fs::remove_file(&path);

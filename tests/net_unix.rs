@@ -5,6 +5,7 @@ mod net_util;
 use std::io::{Read, Write};
 use std::net::Shutdown;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use net_util::{pattern, until_parked};
 use spindle::net::{UnixListener, UnixStream};
@@ -127,5 +128,62 @@ fn a_pipe_brought_in_with_io_source_parks_its_reader() {
         (&sender).write_all(&sent).unwrap();
         drop(sender);
         assert!(reading.join().unwrap() == sent);
+    });
+}
+
+/// True if the open file behind `fd` is in non-blocking mode.
+fn is_nonblocking(fd: &impl std::os::fd::AsRawFd) -> bool {
+    // SAFETY: `F_GETFL` on a descriptor the caller keeps open reads its flags, nothing else.
+    let flags = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) };
+    assert_ne!(flags, -1, "{}", std::io::Error::last_os_error());
+    flags & libc::O_NONBLOCK != 0
+}
+
+#[test]
+fn a_std_pipe_taken_in_with_from_fd_is_made_non_blocking_and_parks_its_reader() {
+    spindle::run(|| {
+        let (reader, writer) = std::io::pipe().unwrap();
+        assert!(!is_nonblocking(&reader));
+        let (reader, writer) =
+            (IoSource::from_fd(reader).unwrap(), IoSource::from_fd(writer).unwrap());
+        assert!(is_nonblocking(&reader) && is_nonblocking(&writer));
+        let reading = spindle::spawn(move || {
+            let mut got = Vec::new();
+            (&reader).read_to_end(&mut got).unwrap();
+            got
+        });
+        assert_eq!(until_parked(&reading), "IoSource::read_with");
+        let sent = pattern(10, 200_000); // more than a pipe buffer: the writer parks too
+        (&writer).write_all(&sent).unwrap();
+        drop(writer); // closes the write end: the reader sees EOF
+        assert!(reading.join().unwrap() == sent);
+    });
+}
+
+#[test]
+fn an_owned_fd_taken_in_with_from_fd_is_closed_when_the_source_drops() {
+    spindle::run(|| {
+        let (reader, writer) = std::io::pipe().unwrap();
+        let writer = std::os::fd::OwnedFd::from(writer);
+        let writer = IoSource::from_fd(std::fs::File::from(writer)).unwrap();
+        let reader = IoSource::from_fd(reader).unwrap();
+        (&writer).write_all(b"last words").unwrap();
+        drop(writer);
+        // EOF comes only once the write end is closed; a leaked descriptor would park for ever.
+        let got = spindle::time::timeout(Duration::from_secs(10), || {
+            let mut got = Vec::new();
+            (&reader).read_to_end(&mut got).unwrap();
+            got
+        });
+        assert_eq!(got.expect("the write end was closed"), b"last words");
+    });
+}
+
+#[test]
+fn a_regular_file_cannot_be_polled_and_from_fd_says_so() {
+    spindle::run(|| {
+        let file = std::fs::File::open(file!()).unwrap();
+        let err = IoSource::from_fd(file).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::PermissionDenied, "{err}");
     });
 }

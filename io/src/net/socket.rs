@@ -21,14 +21,14 @@ use super::Timeouts;
 use crate::IoSource;
 
 /// A mio socket registered with the reactor, with the timeouts that bound its waits.
-pub(crate) struct Socket<T: AsRawFd + mio::event::Source> {
+pub(crate) struct Socket<T: AsRawFd> {
     /// The registration and the mio socket; every wait goes through it.
     source: IoSource<T>,
     /// Bounds on each read-side and write-side wait; `None` waits forever.
     timeouts: Timeouts,
 }
 
-impl<T: AsRawFd + mio::event::Source> Socket<T> {
+impl<T: AsRawFd> Socket<T> {
     /// Registers `io` (non-blocking) with the current runtime's reactor, without timeouts.
     #[track_caller]
     pub(crate) fn new(io: T) -> io::Result<Socket<T>> {
@@ -104,7 +104,7 @@ impl<T: AsRawFd + mio::event::Source> Socket<T> {
     }
 }
 
-impl<T: AsRawFd + mio::event::Source> AsRawFd for Socket<T> {
+impl<T: AsRawFd> AsRawFd for Socket<T> {
     fn as_raw_fd(&self) -> RawFd {
         self.source.as_raw_fd()
     }
