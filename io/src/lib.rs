@@ -7,7 +7,8 @@
 //! ready, and then it retries. A socket that is ready therefore costs exactly the system call.
 //!
 //! * [`net`]: [`net::TcpListener`], [`net::TcpStream`], [`net::UdpSocket`],
-//!   [`net::UnixListener`], [`net::UnixStream`], with `std::net`'s method names.
+//!   [`net::UnixListener`], [`net::UnixStream`], [`net::UnixDatagram`], with `std::net`'s
+//!   method names.
 //! * [`IoSource`]: the wrapper they are built on, for bringing your own descriptors (a pipe
 //!   from `std::io::pipe`, any `OwnedFd`) without depending on mio.
 //!
