@@ -30,7 +30,8 @@
 pub use spindle_runtime::{
     active_count, coroutine_local, coroutines, current, park, pool, reactor, run, scope, sleep,
     sleep_until, spawn, time, unblock, yield_now, Builder, Coroutine, JoinError, JoinHandle,
-    LocalKey, Panic, Runtime, RuntimeBuilder, Scope, ScopedJoinHandle, Stall, DEFAULT_STACK_SIZE,
+    LocalKey, Panic, Runtime, RuntimeBuilder, Scope, ScopedJoinHandle, Stall,
+    DEFAULT_MAIN_STACK_SIZE, DEFAULT_STACK_SIZE, MIN_STACK_SIZE,
 };
 pub use spindle_runtime::{check, select, sync};
 pub use spindle_runtime::{stats, CoroutineStats, Stats};

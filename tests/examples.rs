@@ -94,6 +94,18 @@ fn logger_rolls_files_by_time_and_keeps_every_line() {
 }
 
 #[test]
+fn logger_names_a_single_file_in_the_singular() {
+    let dir = std::env::temp_dir().join(format!("spindle-logger-one-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    // Ten lines, 5 ms apart, never reach a roll after 60 s: one file.
+    let (stdout, _) =
+        run_ok("logger", &["--dir", dir.to_str().unwrap(), "--roll-ms", "60000", "--lines", "10"]);
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
+    assert!(stdout.contains("logged 10 lines into 1 file in "), "{stdout}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn task_queue_joins_all_tasks() {
     let (stdout, _) = run_ok("task_queue", &[]);
     assert_eq!(stdout.trim(), "20 tasks done by 4 workers; sum of squares 2870");

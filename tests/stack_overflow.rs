@@ -67,7 +67,7 @@ fn past_the_map_limit_spawn_returns_an_error_that_says_so() {
         let (count, message) = spindle::run(|| {
             let mut handles = Vec::new();
             loop {
-                match Builder::new().stack_size(16 * 1024).spawn(spindle::yield_now) {
+                match Builder::new().stack_size(spindle::MIN_STACK_SIZE).spawn(spindle::yield_now) {
                     Ok(h) => handles.push(h),
                     Err(e) => {
                         // spawn (not Builder::spawn) panics with the same message.
@@ -108,9 +108,11 @@ fn past_the_map_limit_spawn_returns_an_error_that_says_so() {
 fn unguarded_stacks_go_past_the_map_limit() {
     if util::is_child("unguarded") {
         // SAFETY: these coroutines only sleep; none comes near its 16 KiB stack.
-        let rt = unsafe { spindle::Runtime::builder().stack_size(16 * 1024).unguarded_stacks() }
-            .build()
-            .unwrap();
+        let rt = unsafe {
+            spindle::Runtime::builder().stack_size(spindle::MIN_STACK_SIZE).unguarded_stacks()
+        }
+        .build()
+        .unwrap();
         let n = rt.run(|| {
             let hs: Vec<_> = (0..40_000)
                 .map(|_| spindle::spawn(|| spindle::sleep(std::time::Duration::from_millis(1))))

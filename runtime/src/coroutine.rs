@@ -296,7 +296,8 @@ impl Builder {
         self
     }
 
-    /// Usable stack size in bytes, rounded up to whole pages, at least 16 KiB.
+    /// Usable stack size in bytes, rounded up to whole pages, at least
+    /// [`MIN_STACK_SIZE`](crate::MIN_STACK_SIZE) (16 KiB).
     pub fn stack_size(mut self, bytes: usize) -> Builder {
         self.stack_size = Some(bytes);
         self

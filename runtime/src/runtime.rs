@@ -97,13 +97,15 @@ impl RuntimeBuilder {
     }
 
     /// Default stack size of spawned coroutines, in bytes (rounded up to pages, at least
-    /// 16 KiB). Default 64 KiB.
+    /// [`MIN_STACK_SIZE`](crate::MIN_STACK_SIZE), 16 KiB). Default
+    /// [`DEFAULT_STACK_SIZE`](crate::DEFAULT_STACK_SIZE), 64 KiB.
     pub fn stack_size(mut self, bytes: usize) -> Self {
         self.config.stack_size = bytes;
         self
     }
 
-    /// Stack size of the main coroutine. Default 1 MiB.
+    /// Stack size of the main coroutine. Default
+    /// [`DEFAULT_MAIN_STACK_SIZE`](crate::DEFAULT_MAIN_STACK_SIZE), 1 MiB.
     pub fn main_stack_size(mut self, bytes: usize) -> Self {
         self.config.main_stack_size = bytes;
         self
