@@ -30,6 +30,8 @@ pub(crate) struct Config {
     pub blocking_keep_alive: Duration,
     /// Count what the runtime does (`RuntimeBuilder::stats`).
     pub stats: bool,
+    /// Write a timeline trace (`RuntimeBuilder::trace`).
+    pub trace: Option<super::trace::TraceConfig>,
     /// Reports coroutines that hold the thread too long, when set.
     pub watchdog: Option<WatchdogConfig>,
 }

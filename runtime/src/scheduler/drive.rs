@@ -19,6 +19,11 @@ impl Core {
     /// Runs `main` as the main coroutine and everything it spawns; returns main's value.
     pub(crate) fn run_main<T>(&self, main: impl FnOnce() -> T) -> T {
         let _entered = context::enter(self);
+        if let Some(tracer) = &self.tracer {
+            if let Err(e) = tracer.begin(self.now()) {
+                panic!("spindle: cannot write the trace file: {e}");
+            }
+        }
         crate::overflow::install(context::running_header);
         self.main_done.set(false);
         self.main_panicked.set(false);
@@ -44,10 +49,18 @@ impl Core {
             self.cancel_all();
             // Cancelled coroutines cannot park, so this finishes.
             let _ = self.drive();
+            if let Some(tracer) = &self.tracer {
+                let _ = tracer.end();
+            }
             panic!("{report}");
         }
         self.main_key.set(NO_TASK);
         self.run_end_checks();
+        if let Some(tracer) = &self.tracer {
+            if let Err(e) = tracer.end() {
+                eprintln!("spindle: writing the trace file failed: {e}");
+            }
+        }
         match outcome.take().expect("main finished, so it left an outcome") {
             Ok(value) => value,
             Err(payload) => std::panic::resume_unwind(payload),
@@ -100,6 +113,7 @@ impl Core {
     /// Polls the reactor once and wakes what it reported ready; applies remote wakes if the
     /// cross-thread waker fired.
     fn poll_reactor(&self, timeout: Option<Duration>) -> Result<(), String> {
+        self.trace_waking_from("socket");
         let mut woken = self.wake_buffer.take();
         let started =
             (self.counting.is_some() && timeout != Some(Duration::ZERO)).then(Instant::now);
@@ -202,6 +216,7 @@ impl Core {
         if self.timers.borrow().is_empty() {
             return 0;
         }
+        self.trace_waking_from("timer");
         let now = self.now();
         let mut fired = 0;
         loop {
@@ -230,6 +245,7 @@ impl Core {
     fn apply_remote_wakes(&self) -> usize {
         let mut buffer = self.remote_buffer.take();
         self.remote.drain(&mut buffer);
+        self.trace_waking_from("another thread");
         let mut woken = 0;
         for (key, seq) in buffer.drain(..) {
             woken += self.wake(Waker::new(key, seq), Wake::Notified) as usize;
@@ -269,12 +285,14 @@ impl Core {
             w.enter(t.id);
         }
         self.count_resume(t);
+        self.trace_resume(t);
     }
 
     /// Tells the watchdog the coroutine gave the thread back; checks an unguarded stack.
     #[inline(never)]
     fn after_switch(&self, t: &Task) {
         self.count_suspend(t, t.is_parked());
+        self.trace_suspend(t, t.is_parked());
         if let Some(w) = &self.watchdog {
             w.leave(t.id, || t.name.as_deref().map(str::to_owned));
         }

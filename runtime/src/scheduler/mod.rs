@@ -50,10 +50,12 @@ mod drive;
 mod park;
 mod run_queue;
 mod stats;
+mod trace;
 
 pub(crate) use config::Config;
 pub(crate) use park::{CancelUnwind, ElapsedUnwind};
 pub use stats::{CoroutineStats, Stats};
+pub(crate) use trace::TraceConfig;
 
 use std::any::Any;
 use std::cell::{Cell, RefCell};
@@ -131,6 +133,8 @@ pub(crate) struct Core {
     watchdog: Option<Watchdog>,
     /// Counting, when built with `stats(true)`.
     counting: Option<stats::Counting>,
+    /// The timeline trace, when built with `trace(path)`.
+    tracer: Option<trace::Tracer>,
     /// A watchdog is set, stacks are unguarded or stats are on: `resume` has work around each
     /// switch.
     switch_hooks: bool,
@@ -155,6 +159,7 @@ impl Core {
         let watchdog = config.watchdog.as_ref().map(Watchdog::start).transpose()?;
         let guarded = config.guarded;
         let counting = config.stats.then(stats::Counting::default);
+        let tracer = config.trace.clone().map(trace::Tracer::new);
         let choices = Rng::new(config.seed.unwrap_or(0) ^ CHOICES_STREAM);
         let tasks = Tasks::new(config.seed);
         if let (Some(seed), Some((depth, steps))) = (config.seed, config.pct) {
@@ -182,8 +187,9 @@ impl Core {
             end_checks: RefCell::new(Vec::new()),
             // A stream of its own, so that choices do not shift the seeded schedule's picks.
             choices: Cell::new(choices),
-            switch_hooks: watchdog.is_some() || !guarded || counting.is_some(),
+            switch_hooks: watchdog.is_some() || !guarded || counting.is_some() || tracer.is_some(),
             counting,
+            tracer,
             watchdog,
         }))
     }
@@ -354,6 +360,7 @@ impl Core {
         let canary = (!stack.is_guarded()).then_some(lo);
         let cancelled = self.tearing_down.get();
         let name_for_watchdog = if self.watchdog.is_some() { name.clone() } else { None };
+        let name_for_trace = if self.tracer.is_some() { name.clone() } else { None };
         let key = self.tasks.insert(slot, |key| {
             Task::new(key, id, make(stack), header, name, daemon, canary, cancelled)
         });
@@ -365,6 +372,9 @@ impl Core {
         }
         if self.counting.is_some() {
             self.count_spawn(self.tasks.len());
+        }
+        if self.tracer.is_some() {
+            self.trace_spawn(id, name_for_trace.as_deref());
         }
         (key, id)
     }
@@ -390,6 +400,9 @@ impl Core {
         if self.counting.is_some() {
             self.count_finish(finished.task().id);
         }
+        if self.tracer.is_some() {
+            self.trace_finish(finished.task().id);
+        }
         if let Some(watchdog) = &self.watchdog {
             if finished.task().name.is_some() {
                 watchdog.forget(finished.task().id);
@@ -411,6 +424,7 @@ impl Core {
 
     /// Teardown: cancels every coroutine alive.
     fn cancel_all(&self) {
+        self.trace_waking_from("teardown");
         self.tasks.for_each_task(|task| self.cancel_task(task));
     }
 

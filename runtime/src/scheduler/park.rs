@@ -203,6 +203,9 @@ impl Core {
         if self.counting.is_some() {
             self.count_wake(task.id);
         }
+        if self.tracer.is_some() {
+            self.trace_wake(task.id);
+        }
         if woken.was_parked {
             self.tasks.push_runnable(task);
         }
