@@ -239,3 +239,74 @@ fn arms_accept_blocks_expressions_and_optional_commas() {
         assert_eq!(rx.try_recv(), Ok(9));
     });
 }
+
+#[test]
+fn rendezvous_send_arm_whose_value_parks_still_reaches_the_receiver_woken_for_it() {
+    virtual_runtime().run(|| {
+        let (tx, rx) = channel::bounded(0);
+        let mut receiver = spawn(move || rx.recv());
+        yield_now(); // parks: the send arm is ready
+        let sent = select! {
+            // The receiver, woken when the arm is chosen, finds nothing yet and parks again.
+            send(tx, { spindle::sleep(Duration::from_millis(1)); 5 }) -> res => res,
+        };
+        assert!(sent.is_ok());
+        assert_eq!(receiver.join_timeout(Duration::from_secs(1)).ok(), Some(Ok(5)));
+    });
+}
+
+#[test]
+fn rendezvous_send_arm_whose_woken_receiver_left_meanwhile_goes_to_the_next_one() {
+    virtual_runtime().run(|| {
+        let (tx, rx) = channel::bounded(0);
+        let (other_tx, other_rx) = channel::unbounded();
+        let r = rx.clone();
+        // Woken by the send arm's choice, it finds `rx` empty and takes `other` instead.
+        let leaver = spawn(move || {
+            select! {
+                recv(r) -> m => ("rx", m.unwrap()),
+                recv(other_rx) -> m => ("other", m.unwrap()),
+            }
+        });
+        yield_now();
+        let t = tx.clone(); // `tx` stays: a disconnection would wake `next` on its own
+        let selector = spawn(move || {
+            select! {
+                send(t, { spindle::sleep(Duration::from_millis(1)); 5 }) -> res => res.is_ok(),
+            }
+        });
+        yield_now(); // the arm is chosen, the leaver woken; the value is still being made
+        other_tx.send(1).unwrap();
+        let r = rx.clone();
+        let mut next = spawn(move || r.recv());
+        assert_eq!(leaver.join().unwrap(), ("other", 1));
+        assert_eq!(next.join_timeout(Duration::from_secs(1)).ok(), Some(Ok(5)));
+        assert!(selector.join().unwrap());
+    });
+}
+
+#[test]
+fn rendezvous_send_arm_whose_value_expression_unwinds_leaves_nothing_promised() {
+    virtual_runtime().run(|| {
+        let (tx, rx) = channel::bounded::<i32>(0);
+        let r = rx.clone();
+        let mut receiver = spawn(move || r.recv());
+        yield_now();
+        let t = tx.clone();
+        let selector = spawn(move || {
+            select! {
+                send(t, { spindle::sleep(Duration::from_secs(60)); 5 }) -> res => res.is_ok(),
+            }
+        });
+        yield_now(); // the arm is chosen; the receiver, woken, parks again
+        selector.cancel();
+        assert!(matches!(selector.join(), Err(JoinError::Cancelled)));
+        // The receiver waits on; the next value reaches it directly.
+        assert!(matches!(
+            receiver.join_timeout(Duration::from_millis(1)),
+            Err(JoinError::TimedOut)
+        ));
+        tx.try_send(6).unwrap();
+        assert_eq!(receiver.join().unwrap(), Ok(6));
+    });
+}

@@ -103,7 +103,10 @@ pub fn select(arms: &[&dyn SelectArm], mode: Mode) -> Option<usize> {
 /// * `recv(rx) -> msg => body`: `msg` is `Result<T, RecvError>`; a disconnected channel is
 ///   ready at once with `Err`.
 /// * `send(tx, value) -> res => body`: `res` is `Result<(), SendError<T>>`; the `value`
-///   expression is evaluated only if this arm is chosen.
+///   expression is evaluated only if this arm is chosen. It may park (other coroutines then
+///   run, and the room or receiver the arm was chosen for may be gone when the value is
+///   ready): the send then completes as [`Sender::send`](super::channel::Sender::send)
+///   would, parking until there is room or a receiver takes the value.
 /// * `default => body`: runs if no operation is ready now (never parks).
 /// * `default(timeout) => body` (or `timeout(timeout) => body`): parks at most `timeout`,
 ///   then runs `body`.
@@ -239,7 +242,8 @@ macro_rules! __select_arm {
         $body
     }};
     (send $h:ident [$v:expr] $p:pat => $body:expr) => {{
-        let $p = $h.__select_send($v);
+        let arm = $h.__select_send_arm();
+        let $p = arm.send($v);
         $body
     }};
 }

@@ -44,6 +44,15 @@ pub(super) struct Chan<T> {
     pub(super) send_waiters: Waiters,
     /// Receivers parked for a message; woken all at once when senders disconnect.
     pub(super) recv_waiters: Waiters,
+    /// Rendezvous only: `select!` send arms that were chosen (and woke a receiver for their
+    /// value, see `commit_handoff`) but have not yet handed the value over, because its
+    /// expression is still being evaluated.
+    pub(super) promised: Cell<usize>,
+    /// Rendezvous only, at most `promised`: receivers that looked at the channel and found it
+    /// empty while a promised value was still being made. Each may have been the receiver
+    /// woken for it, now parked again (or gone): that many late values are delivered like a
+    /// plain `send` (waking a parked receiver) instead of being left for a woken one.
+    pub(super) missed: Cell<usize>,
 }
 
 impl<T> Chan<T> {
@@ -59,6 +68,51 @@ impl<T> Chan<T> {
     pub(super) fn push(&self, value: T) {
         self.buffer.borrow_mut().values.push_back(value);
         self.recv_waiters.wake_one();
+    }
+
+    /// A `select!` send arm on a rendezvous channel is chosen: wakes a parked receiver that
+    /// will take the value the arm's expression makes. False if no receiver is parked.
+    pub(super) fn commit_handoff(&self) -> bool {
+        if self.recv_waiters.wake_one().is_none() {
+            return false;
+        }
+        self.promised.set(self.promised.get() + 1);
+        true
+    }
+
+    /// Hands over the value of a `select!` send arm that `commit_handoff` chose. If nothing
+    /// ran while the value was made, the receiver woken for it has not looked yet and takes it
+    /// from the buffer. If the expression parked, that receiver may have found the channel
+    /// empty and parked again (or left): then the value goes like a plain `send`, to a parked
+    /// receiver or as an offer that waits for one, so that no receiver is left parked beside it.
+    #[track_caller]
+    pub(super) fn complete_handoff(&self, value: T) -> Result<(), SendTimeoutError<T>> {
+        let missed = self.missed.get();
+        self.promised.set(self.promised.get() - 1);
+        if missed == 0 && self.receivers.get() > 0 {
+            self.push_handed(value);
+            return Ok(());
+        }
+        self.missed.set(missed.saturating_sub(1));
+        self.send_rendezvous(value, None)
+    }
+
+    /// A promised value will not come: its `select!` arm unwound while making it. The
+    /// receiver woken for it finds nothing and waits on.
+    pub(super) fn withdraw_handoff(&self) {
+        let promised = self.promised.get() - 1;
+        self.promised.set(promised);
+        self.missed.set(self.missed.get().min(promised));
+    }
+
+    /// A receiver found a rendezvous channel empty: if a promised value is still being made,
+    /// the receiver woken for it may have been this one.
+    #[inline]
+    pub(super) fn looked_empty(&self) {
+        let missed = self.missed.get();
+        if missed < self.promised.get() {
+            self.missed.set(missed + 1);
+        }
     }
 
     /// A rendezvous value for a receiver that was already woken for it.
@@ -189,7 +243,10 @@ impl<T> Chan<T> {
                     (v, offer)
                 }
                 None if self.senders.get() == 0 => return Err(TryRecvError::Disconnected),
-                None => return Err(TryRecvError::Empty),
+                None => {
+                    self.looked_empty();
+                    return Err(TryRecvError::Empty);
+                }
             }
         };
         match offer {

@@ -77,6 +77,8 @@ fn make<T>(cap: Option<usize>) -> (Sender<T>, Receiver<T>) {
         receivers: Cell::new(1),
         send_waiters: Waiters::new(),
         recv_waiters: Waiters::new(),
+        promised: Cell::new(0),
+        missed: Cell::new(0),
     });
     (Sender { chan: chan.clone() }, Receiver { chan })
 }
@@ -166,22 +168,53 @@ impl<T> Sender<T> {
         self
     }
 
+    /// The chosen send arm of a `select!`, before its value expression is evaluated (nothing
+    /// has run since the choice). Its guard withdraws what the choice promised if the
+    /// expression unwinds.
     #[doc(hidden)]
-    pub fn __select_send(&self, value: T) -> Result<(), SendError<T>> {
+    pub fn __select_send_arm(&self) -> SelectSend<'_, T> {
         let chan = &self.chan;
-        if chan.receivers.get() == 0 {
-            return Err(SendError(value));
+        // Chosen on a rendezvous channel with receivers: the choice woke one for the value.
+        let promised = chan.is_rendezvous() && chan.receivers.get() > 0;
+        SelectSend { tx: self, promised }
+    }
+}
+
+/// A `select!` send arm that was chosen and whose value is being evaluated. Implementation
+/// detail of the macro.
+#[doc(hidden)]
+pub struct SelectSend<'a, T> {
+    tx: &'a Sender<T>,
+    /// Rendezvous: the choice woke a receiver for the value (counted in `Chan::promised`),
+    /// and the value has not been handed over yet.
+    promised: bool,
+}
+
+impl<T> SelectSend<'_, T> {
+    #[doc(hidden)]
+    #[track_caller]
+    pub fn send(mut self, value: T) -> Result<(), SendError<T>> {
+        let chan = &self.tx.chan;
+        if std::mem::take(&mut self.promised) {
+            return chan.complete_handoff(value).map_err(|e| SendError(e.into_inner()));
         }
         if chan.is_rendezvous() {
-            // `select` woke a receiver for this value when it chose the arm.
-            chan.push_handed(value);
-            return Ok(());
+            // Chosen because every receiver was gone.
+            return Err(SendError(value));
         }
         match chan.try_send(value) {
             Ok(()) => Ok(()),
             // Only if the value expression parked and the room went meanwhile.
-            Err(TrySendError::Full(v)) => self.send(v),
+            Err(TrySendError::Full(v)) => self.tx.send(v),
             Err(TrySendError::Disconnected(v)) => Err(SendError(v)),
+        }
+    }
+}
+
+impl<T> Drop for SelectSend<'_, T> {
+    fn drop(&mut self) {
+        if self.promised {
+            self.tx.chan.withdraw_handoff();
         }
     }
 }
@@ -253,11 +286,15 @@ impl<T> Receiver<T> {
 
 impl<T> super::select::SelectArm for Receiver<T> {
     fn try_begin(&self) -> bool {
-        self.chan.len() > 0 || self.chan.senders.get() == 0
+        let ready = self.maybe_ready();
+        if !ready && self.chan.is_rendezvous() {
+            self.chan.looked_empty();
+        }
+        ready
     }
 
     fn maybe_ready(&self) -> bool {
-        self.try_begin()
+        self.chan.len() > 0 || self.chan.senders.get() == 0
     }
 
     fn register(&self, waker: Waker) -> Token {
@@ -279,8 +316,8 @@ impl<T> super::select::SelectArm for Sender<T> {
         chan.receivers.get() == 0
             || match chan.cap {
                 None => true,
-                // Commits: the woken receiver will find the value `__select_send` pushes.
-                Some(0) => chan.recv_waiters.wake_one().is_some(),
+                // Commits: the woken receiver will find the value `SelectSend::send` pushes.
+                Some(0) => chan.commit_handoff(),
                 Some(cap) => chan.len() < cap,
             }
     }
