@@ -289,3 +289,23 @@ fn len_capacity_and_iterators() {
         assert_eq!(rx.into_iter().collect::<Vec<_>>(), [3]);
     });
 }
+
+#[test]
+fn a_rendezvous_channel_never_reports_a_message_in_it() {
+    spindle::run(|| {
+        let (tx, rx) = channel::bounded(0);
+        let r = rx.clone();
+        let receiver = spawn(move || r.recv());
+        yield_now();
+        tx.try_send(1).unwrap(); // handed to the parked receiver, which has not run yet
+        assert_eq!((tx.len(), rx.len(), tx.capacity()), (0, 0, Some(0)));
+        assert!(tx.is_empty() && rx.is_empty());
+        assert_eq!(receiver.join().unwrap(), Ok(1));
+        let t = tx.clone();
+        let sender = spawn(move || t.send(2)); // parks with its value on offer
+        yield_now();
+        assert_eq!((tx.len(), rx.len()), (0, 0));
+        assert_eq!(rx.try_recv(), Ok(2));
+        sender.join().unwrap().unwrap();
+    });
+}

@@ -60,8 +60,20 @@ impl<T> Chan<T> {
         self.cap == Some(0)
     }
 
-    pub(super) fn len(&self) -> usize {
+    /// Values in the buffer: messages, and on a rendezvous channel the values of parked
+    /// senders and values handed to woken receivers.
+    pub(super) fn buffered(&self) -> usize {
         self.buffer.borrow().values.len()
+    }
+
+    /// Messages the channel holds, as `len()` reports them: a rendezvous channel holds none
+    /// (a value in its buffer is still its sender's, or already its receiver's).
+    pub(super) fn len(&self) -> usize {
+        if self.is_rendezvous() {
+            0
+        } else {
+            self.buffered()
+        }
     }
 
     /// Appends a message and wakes a parked receiver for it.
@@ -135,7 +147,7 @@ impl<T> Chan<T> {
                 self.push_handed(value);
             }
             Some(cap) => {
-                if self.len() >= cap {
+                if self.buffered() >= cap {
                     return Err(TrySendError::Full(value));
                 }
                 self.push(value);

@@ -26,6 +26,8 @@
 //!   succeeds only if a receiver is parked (in `recv` or in a `select!` with a `recv` arm).
 //!   Not guaranteed: that the receiver woken for a value is the one that takes it — a `select!`
 //!   woken for it may choose another arm, and the value then goes to the next receiver.
+//!   Its `len()` is always 0, as crossbeam-channel's: a value on offer is still its sender's,
+//!   and a value handed to a woken receiver is already that receiver's.
 //!
 //! # Disconnection
 //!
@@ -143,12 +145,12 @@ impl<T> Sender<T> {
         self.chan.send(value, Some(deadline_after(timeout)))
     }
 
-    /// Messages buffered now.
+    /// Messages buffered now; always 0 on a rendezvous channel, which has no buffer.
     pub fn len(&self) -> usize {
         self.chan.len()
     }
 
-    /// True if no message is buffered.
+    /// True if no message is buffered (always, on a rendezvous channel).
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -248,12 +250,12 @@ impl<T> Receiver<T> {
         TryIter { rx: self }
     }
 
-    /// Messages buffered now.
+    /// Messages buffered now; always 0 on a rendezvous channel, which has no buffer.
     pub fn len(&self) -> usize {
         self.chan.len()
     }
 
-    /// True if no message is buffered.
+    /// True if no message is buffered (always, on a rendezvous channel).
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -294,7 +296,7 @@ impl<T> super::select::SelectArm for Receiver<T> {
     }
 
     fn maybe_ready(&self) -> bool {
-        self.chan.len() > 0 || self.chan.senders.get() == 0
+        self.chan.buffered() > 0 || self.chan.senders.get() == 0
     }
 
     fn register(&self, waker: Waker) -> Token {
@@ -318,7 +320,7 @@ impl<T> super::select::SelectArm for Sender<T> {
                 None => true,
                 // Commits: the woken receiver will find the value `SelectSend::send` pushes.
                 Some(0) => chan.commit_handoff(),
-                Some(cap) => chan.len() < cap,
+                Some(cap) => chan.buffered() < cap,
             }
     }
 
@@ -328,7 +330,7 @@ impl<T> super::select::SelectArm for Sender<T> {
             || match chan.cap {
                 None => true,
                 Some(0) => !chan.recv_waiters.is_empty(),
-                Some(cap) => chan.len() < cap,
+                Some(cap) => chan.buffered() < cap,
             }
     }
 
