@@ -310,3 +310,30 @@ fn rendezvous_send_arm_whose_value_expression_unwinds_leaves_nothing_promised() 
         assert_eq!(receiver.join().unwrap(), Ok(6));
     });
 }
+
+/// Runs `f` on a runtime with virtual time in a thread of its own, and fails if it has not
+/// finished within `limit` of real time (a select that spins never gives the thread back).
+fn finishes_within<T: Send + 'static>(limit: Duration, f: fn() -> T) -> T {
+    let (done, result) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done.send(virtual_runtime().run(f));
+    });
+    result.recv_timeout(limit).expect("the runtime did not finish: a select! spins")
+}
+
+#[test]
+fn send_and_recv_arms_on_one_rendezvous_channel_wait_for_the_timeout_without_spinning() {
+    let waited = finishes_within(Duration::from_secs(10), || {
+        let (tx, rx) = channel::bounded::<i32>(0);
+        let start = spindle::time::now();
+        // Registering the recv arm must not wake the select's own send arm.
+        let r = select! {
+            send(tx, 1) -> _ => "send",
+            recv(rx) -> _ => "recv",
+            default(Duration::from_millis(500)) => "timeout",
+        };
+        assert_eq!(r, "timeout");
+        spindle::time::now() - start
+    });
+    assert_eq!(waited, Duration::from_millis(500));
+}

@@ -24,6 +24,8 @@ pub trait SelectArm {
     fn maybe_ready(&self) -> bool;
     /// Queues the select's waker where this operation's progress will wake it.
     fn register(&self, waker: Waker) -> Token;
+    /// True for a send: registered after every receive (see `select`).
+    fn is_send(&self) -> bool;
     /// Removes what `register` queued.
     fn unregister(&self, token: Token);
     /// Wakes the next waiter of the same kind, for a wakeup this select consumed.
@@ -78,8 +80,16 @@ pub fn select(arms: &[&dyn SelectArm], mode: Mode) -> Option<usize> {
             return None;
         }
         let wake = park::park(Reason::new("select!"), deadline, |waker| {
-            for (arm, token) in arms.iter().zip(tokens.iter_mut()) {
-                *token = Some(arm.register(waker));
+            // Receives first. Queuing a receiver on a rendezvous channel wakes a send arm
+            // parked there, which can now hand it a value; were this select's own send arm on
+            // that channel already queued, the park would end as it began (woken while
+            // registering) and the select would spin, never reaching its deadline.
+            for sends in [false, true] {
+                for (arm, token) in arms.iter().zip(tokens.iter_mut()) {
+                    if arm.is_send() == sends {
+                        *token = Some(arm.register(waker));
+                    }
+                }
             }
         });
         for (arm, token) in arms.iter().zip(tokens.iter_mut()) {

@@ -303,6 +303,10 @@ impl<T> super::select::SelectArm for Receiver<T> {
         self.chan.register_receiver(waker)
     }
 
+    fn is_send(&self) -> bool {
+        false
+    }
+
     fn unregister(&self, token: Token) {
         self.chan.recv_waiters.remove(token);
     }
@@ -336,6 +340,10 @@ impl<T> super::select::SelectArm for Sender<T> {
 
     fn register(&self, waker: Waker) -> Token {
         self.chan.send_waiters.push(waker)
+    }
+
+    fn is_send(&self) -> bool {
+        true
     }
 
     fn unregister(&self, token: Token) {
