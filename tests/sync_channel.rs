@@ -309,3 +309,24 @@ fn a_rendezvous_channel_never_reports_a_message_in_it() {
         sender.join().unwrap().unwrap();
     });
 }
+
+#[test]
+fn try_recv_takes_the_value_of_a_sender_parked_in_a_select_send_arm() {
+    spindle::run(|| {
+        let (tx, rx) = channel::bounded(0);
+        let t = tx.clone();
+        let evaluated = Rc::new(RefCell::new(0));
+        let e = evaluated.clone();
+        let selector = spawn(move || {
+            spindle::select! {
+                send(t, { *e.borrow_mut() += 1; 7 }) -> res => res.is_ok(),
+            }
+        });
+        yield_now(); // parks: nobody receives yet, and its value is not made
+        assert_eq!(*evaluated.borrow(), 0);
+        assert_eq!(rx.try_recv(), Ok(7), "as from a sender parked in plain send");
+        assert!(selector.join().unwrap());
+        assert_eq!(*evaluated.borrow(), 1);
+        assert_eq!(rx.try_recv(), Err(TryRecvError::Empty), "nobody sends now");
+    });
+}

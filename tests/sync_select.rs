@@ -337,3 +337,52 @@ fn send_and_recv_arms_on_one_rendezvous_channel_wait_for_the_timeout_without_spi
     });
     assert_eq!(waited, Duration::from_millis(500));
 }
+
+#[test]
+fn a_select_with_a_default_arm_takes_the_value_of_a_sender_parked_in_a_select_send_arm() {
+    spindle::run(|| {
+        let (tx, rx) = channel::bounded(0);
+        let (_other_tx, other_rx) = channel::unbounded::<i32>();
+        let selector = spawn(move || {
+            select! {
+                send(tx, 7) -> res => res.is_ok(),
+                recv(other_rx) -> _ => false,
+            }
+        });
+        yield_now();
+        let got = select! {
+            recv(rx) -> v => v,
+            default => Err(RecvError),
+        };
+        assert_eq!(got, Ok(7));
+        assert!(selector.join().unwrap());
+        let got = select! {
+            recv(rx) -> v => v,
+            default => Err(RecvError),
+        };
+        assert_eq!(got, Err(RecvError), "the sender is gone: disconnected");
+    });
+}
+
+/// A value expression that unwinds.
+fn no_value() -> i32 {
+    panic!("the value expression unwinds")
+}
+
+#[test]
+fn a_claimed_select_whose_value_expression_unwinds_leaves_try_recv_empty_handed() {
+    spindle::run(|| {
+        let (tx, rx) = channel::bounded::<i32>(0);
+        let t = tx.clone();
+        let selector = spawn(move || {
+            select! {
+                send(t, no_value()) -> res => res.is_ok(),
+            }
+        });
+        yield_now();
+        assert_eq!(rx.try_recv(), Err(spindle::sync::channel::TryRecvError::Empty));
+        assert!(matches!(selector.join(), Err(JoinError::Panicked(_))));
+        drop(tx);
+        assert_eq!(rx.try_recv(), Err(spindle::sync::channel::TryRecvError::Disconnected));
+    });
+}

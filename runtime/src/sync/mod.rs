@@ -206,10 +206,12 @@ impl Waiters {
     }
 
     /// Parks in this queue once and says why the park ended; unless `Notified`, the coroutine
-    /// has left the queue. `queued` as in [`Waiters::wait_with`]. The caller must call
-    /// [`park::unwind`] on `Cancelled`: this is for a primitive whose outcome, decided while
-    /// the coroutine was parked, wins over a cancellation that came first (a barrier round
-    /// that passed). Everything else uses [`wait!`] or [`Waiters::wait_with`].
+    /// has left the queue. `queued` as in [`Waiters::wait_with`]. On `Cancelled` the caller
+    /// must call [`park::unwind`], or return without parking again (the coroutine then
+    /// unwinds at its next park): this is for a primitive whose outcome, decided while the
+    /// coroutine was parked, wins over a cancellation that came first (a barrier round that
+    /// passed), and for `Receiver::try_recv`, which never unwinds. Everything else uses
+    /// [`wait!`] or [`Waiters::wait_with`].
     #[inline(always)]
     #[track_caller]
     pub(crate) fn park(

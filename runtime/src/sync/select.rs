@@ -30,6 +30,14 @@ pub trait SelectArm {
     fn unregister(&self, token: Token);
     /// Wakes the next waiter of the same kind, for a wakeup this select consumed.
     fn pass_on(&self);
+    /// For a select woken with `waker`: true if a receiver that may not wait for a sender
+    /// (`try_recv`, a select with a `default` arm) woke it to make this send arm's value
+    /// (and waits for it). The arm must then be chosen. Removes the claim.
+    fn take_claim(&self, waker: Waker) -> bool;
+    /// For a select with a `default` arm, when no arm is ready: true if a sender parked in
+    /// another select's send arm, woken to make its value, has handed it to this receive arm.
+    /// May park for that; false at once if there is no such sender.
+    fn try_claim(&self) -> bool;
 }
 
 /// How long a `select!` may wait. Implementation detail of the macro.
@@ -64,9 +72,17 @@ pub fn select(arms: &[&dyn SelectArm], mode: Mode) -> Option<usize> {
         spilled.resize(arms.len(), None);
         &mut spilled
     };
-    let mut notified = false;
+    // The waker of the last park, while the select has not looked since it woke.
+    let mut woken: Option<Waker> = None;
     loop {
-        if let Some(chosen) = arms.iter().position(|arm| arm.try_begin()) {
+        let notified = woken.is_some();
+        // Woken by a claimant: the send arm it claimed goes first (its receiver waits).
+        // (A park is woken once, so at most one arm holds a claim for it.)
+        let claimed = woken
+            .take()
+            .and_then(|waker| arms.iter().position(|arm| arm.take_claim(waker)))
+            .filter(|&i| arms[i].try_begin());
+        if let Some(chosen) = claimed.or_else(|| arms.iter().position(|arm| arm.try_begin())) {
             if notified {
                 for (i, arm) in arms.iter().enumerate() {
                     if i != chosen && arm.maybe_ready() {
@@ -77,9 +93,12 @@ pub fn select(arms: &[&dyn SelectArm], mode: Mode) -> Option<usize> {
             return Some(chosen);
         }
         if let Mode::Never = mode {
-            return None;
+            // Not ready, but a sender parked in a select! send arm is, once it has run.
+            return arms.iter().position(|arm| arm.try_claim());
         }
+        let mut parked = None;
         let wake = park::park(Reason::new("select!"), deadline, |waker| {
+            parked = Some(waker);
             // Receives first. Queuing a receiver on a rendezvous channel wakes a send arm
             // parked there, which can now hand it a value; were this select's own send arm on
             // that channel already queued, the park would end as it began (woken while
@@ -98,7 +117,7 @@ pub fn select(arms: &[&dyn SelectArm], mode: Mode) -> Option<usize> {
             }
         }
         match wake {
-            Wake::Notified => notified = true,
+            Wake::Notified => woken = parked,
             Wake::TimedOut => return None,
             Wake::Cancelled => park::unwind(),
         }

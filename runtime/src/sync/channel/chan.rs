@@ -44,6 +44,15 @@ pub(super) struct Chan<T> {
     pub(super) send_waiters: Waiters,
     /// Receivers parked for a message; woken all at once when senders disconnect.
     pub(super) recv_waiters: Waiters,
+    /// Rendezvous only: receivers that may not wait for a sender (`try_recv`, a `select!`
+    /// with a `default` arm) but found one parked in a `select!` send arm, whose value is made
+    /// only once the arm is chosen. Each woke such a sender and parks here until a sender
+    /// hands it a value; a sender serves these before `recv_waiters`.
+    pub(super) claimants: Waiters,
+    /// Rendezvous only: the wakers of the `select!` senders that claimants woke and that have
+    /// not yet looked (see `take_claim`). A select woken through one of these must choose its
+    /// send arm on this channel, so that the claimant is not left waiting.
+    pub(super) claimed: RefCell<Vec<Waker>>,
     /// Rendezvous only: `select!` send arms that were chosen (and woke a receiver for their
     /// value, see `commit_handoff`) but have not yet handed the value over, because its
     /// expression is still being evaluated.
@@ -82,10 +91,60 @@ impl<T> Chan<T> {
         self.recv_waiters.wake_one();
     }
 
+    /// Rendezvous: wakes a receiver that will take a value pushed for it, a claimant first;
+    /// false if none is parked.
+    #[inline]
+    pub(super) fn wake_receiver(&self) -> bool {
+        self.claimants.wake_one().is_some() || self.recv_waiters.wake_one().is_some()
+    }
+
+    /// Rendezvous, nothing to receive: if a sender waits in a `select!` send arm (its value is
+    /// made only once the arm is chosen), wakes it and parks until a sender hands a value over,
+    /// the sender's value expression unwinds, or every sender is gone. True if there is then
+    /// something to receive (a value, or the disconnection).
+    ///
+    /// For `try_recv` and a `select!` with a `default` arm, which may not park waiting for a
+    /// sender that is not there, but here wait for one that is and must run to send. A
+    /// cancellation does not unwind here: the claim returns, and the coroutine unwinds at its
+    /// next park.
+    #[track_caller]
+    pub(super) fn claim(&self, reason: Reason) -> bool {
+        if !self.is_rendezvous() || self.send_waiters.is_empty() || self.senders.get() == 0 {
+            return false;
+        }
+        // Outside a coroutine (a destructor run by the scheduler) there is no parking.
+        if crate::context::current_id().is_none() {
+            return false;
+        }
+        // With nothing in the buffer, a live waiter in `send_waiters` is a `select!` send arm:
+        // a plain `send` parks with its value in the buffer.
+        let Some(sender) = self.send_waiters.wake_one() else { return false };
+        let wake = self.claimants.park(reason, None, || self.claimed.borrow_mut().push(sender));
+        if wake != Wake::Notified {
+            // No value came for it; the sender, if it has not looked yet, need not serve it.
+            self.forget_claim(sender);
+        }
+        self.buffered() > 0 || self.senders.get() == 0
+    }
+
+    /// Removes the claim on the `select!` sender `waker`; true if there was one. A select that
+    /// was woken with `waker` calls it for each of its send arms on waking: true means it was
+    /// woken by a claimant of this channel.
+    pub(super) fn forget_claim(&self, waker: Waker) -> bool {
+        let mut claimed = self.claimed.borrow_mut();
+        match claimed.iter().position(|&w| w == waker) {
+            Some(i) => {
+                claimed.swap_remove(i);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// A `select!` send arm on a rendezvous channel is chosen: wakes a parked receiver that
     /// will take the value the arm's expression makes. False if no receiver is parked.
     pub(super) fn commit_handoff(&self) -> bool {
-        if self.recv_waiters.wake_one().is_none() {
+        if !self.wake_receiver() {
             return false;
         }
         self.promised.set(self.promised.get() + 1);
@@ -141,7 +200,7 @@ impl<T> Chan<T> {
         match self.cap {
             None => self.push(value),
             Some(0) => {
-                if self.recv_waiters.wake_one().is_none() {
+                if !self.wake_receiver() {
                     return Err(TrySendError::Full(value));
                 }
                 self.push_handed(value);

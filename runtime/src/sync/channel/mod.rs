@@ -28,6 +28,11 @@
 //!   woken for it may choose another arm, and the value then goes to the next receiver.
 //!   Its `len()` is always 0, as crossbeam-channel's: a value on offer is still its sender's,
 //!   and a value handed to a woken receiver is already that receiver's.
+//! * A sender parked in a [`select!`](crate::select) send arm has no value yet (its
+//!   expression is evaluated only once the arm is chosen). A parked receiver wakes it; and
+//!   [`Receiver::try_recv`] or a `select!` with a `default` arm, which do not wait for a
+//!   sender that is not there, wake it and wait for the value it then makes, as for a value
+//!   on offer.
 //!
 //! # Disconnection
 //!
@@ -57,7 +62,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use super::{deadline_after, Waiters};
-use crate::park::{Token, Waker};
+use crate::park::{Reason, Token, Waker};
 use chan::{Buffer, Chan};
 
 /// A channel buffering at most `cap` messages; `bounded(0)` is a rendezvous channel.
@@ -79,6 +84,8 @@ fn make<T>(cap: Option<usize>) -> (Sender<T>, Receiver<T>) {
         receivers: Cell::new(1),
         send_waiters: Waiters::new(),
         recv_waiters: Waiters::new(),
+        claimants: Waiters::new(),
+        claimed: RefCell::new(Vec::new()),
         promised: Cell::new(0),
         missed: Cell::new(0),
     });
@@ -230,8 +237,23 @@ impl<T> Receiver<T> {
     }
 
     /// Receives if a message is there now.
+    ///
+    /// On a rendezvous channel a parked sender counts as a message there, whether it parked in
+    /// [`Sender::send`] or in a [`select!`](crate::select) send arm. The latter's value is made
+    /// only once its arm is chosen, so `try_recv` then wakes it and parks until it hands the
+    /// value over (as crossbeam-channel's waits for the paired thread); if its value
+    /// expression unwinds instead, `Empty`. It never unwinds itself: a cancellation during
+    /// that wait takes effect at the coroutine's next park.
+    #[track_caller]
     pub fn try_recv(&self) -> Result<T, TryRecvError> {
-        self.chan.try_recv()
+        match self.chan.try_recv() {
+            Err(TryRecvError::Empty)
+                if self.chan.claim(Reason::at("Receiver::try_recv", &*self.chan)) =>
+            {
+                self.chan.try_recv()
+            }
+            received => received,
+        }
     }
 
     /// Like [`Receiver::recv`], giving up after `timeout`.
@@ -312,7 +334,15 @@ impl<T> super::select::SelectArm for Receiver<T> {
     }
 
     fn pass_on(&self) {
-        self.chan.recv_waiters.wake_one();
+        self.chan.wake_receiver();
+    }
+
+    fn take_claim(&self, _waker: Waker) -> bool {
+        false
+    }
+
+    fn try_claim(&self) -> bool {
+        self.chan.claim(Reason::new("select!"))
     }
 }
 
@@ -333,7 +363,7 @@ impl<T> super::select::SelectArm for Sender<T> {
         chan.receivers.get() == 0
             || match chan.cap {
                 None => true,
-                Some(0) => !chan.recv_waiters.is_empty(),
+                Some(0) => !chan.recv_waiters.is_empty() || !chan.claimants.is_empty(),
                 Some(cap) => chan.buffered() < cap,
             }
     }
@@ -353,6 +383,14 @@ impl<T> super::select::SelectArm for Sender<T> {
     fn pass_on(&self) {
         self.chan.send_waiters.wake_one();
     }
+
+    fn take_claim(&self, waker: Waker) -> bool {
+        self.chan.is_rendezvous() && self.chan.forget_claim(waker)
+    }
+
+    fn try_claim(&self) -> bool {
+        false
+    }
 }
 
 impl<T> Clone for Sender<T> {
@@ -368,6 +406,7 @@ impl<T> Drop for Sender<T> {
         self.chan.senders.set(n);
         if n == 0 {
             self.chan.recv_waiters.wake_all();
+            self.chan.claimants.wake_all();
         }
     }
 }
