@@ -1,5 +1,6 @@
-//! select!: picks among ready arms in the documented order, parks until one is ready, honours
-//! default and timeout arms, and leaves no registration or lost wakeup behind.
+//! select!: picks fairly among ready arms (or in written order when `biased;`), parks until
+//! one is ready, honours default and timeout arms, and leaves no registration or lost wakeup
+//! behind.
 
 use std::time::Duration;
 
@@ -12,23 +13,99 @@ fn virtual_runtime() -> Runtime {
 }
 
 #[test]
-fn first_ready_arm_in_written_order_wins() {
+fn biased_select_takes_the_first_ready_arm_in_written_order() {
     spindle::run(|| {
         let (tx1, rx1) = channel::unbounded();
         let (tx2, rx2) = channel::unbounded();
         tx1.send(1).unwrap();
         tx2.send(2).unwrap();
         let picked = select! {
+            biased;
             recv(rx2) -> m => m.unwrap(),
             recv(rx1) -> m => m.unwrap(),
         };
         assert_eq!(picked, 2);
         let picked = select! {
+            biased;
             recv(rx1) -> m => m.unwrap(),
             recv(rx2) -> m => m.unwrap(),
         };
         assert_eq!(picked, 1);
     });
+}
+
+const ROUNDS: usize = 10_000;
+
+/// Which arm each of `ROUNDS` selects over always-ready arms chose; `ready[i]` says whether
+/// arm `i` is ready (an unbounded channel with a message for every round) or never (empty).
+fn choices(biased: bool, ready: [bool; 3]) -> Vec<usize> {
+    let lines: Vec<_> = ready
+        .iter()
+        .map(|&ready| {
+            let (tx, rx) = channel::unbounded();
+            if ready {
+                (0..ROUNDS).for_each(|_| tx.send(()).unwrap());
+            }
+            (tx, rx)
+        })
+        .collect();
+    let [a, b, c] = [&lines[0].1, &lines[1].1, &lines[2].1];
+    (0..ROUNDS)
+        .map(|_| {
+            if biased {
+                select! {
+                    biased;
+                    recv(a) -> _ => 0,
+                    recv(b) -> _ => 1,
+                    recv(c) -> _ => 2,
+                }
+            } else {
+                select! {
+                    recv(a) -> _ => 0,
+                    recv(b) -> _ => 1,
+                    recv(c) -> _ => 2,
+                }
+            }
+        })
+        .collect()
+}
+
+fn hits(choices: &[usize]) -> [usize; 3] {
+    let mut hits = [0; 3];
+    choices.iter().for_each(|&c| hits[c] += 1);
+    hits
+}
+
+#[test]
+fn select_gives_each_ready_arm_a_fair_share() {
+    spindle::run(|| {
+        // crossbeam-channel's fairness test: two always-ready arms.
+        let [a, b, _] = hits(&choices(false, [true, true, false]));
+        assert!(a >= ROUNDS / 2 / 2 && b >= ROUNDS / 2 / 2, "hits {a} and {b}");
+        // Uniform among the ready ones, wherever the arm that is not ready stands (a rotation
+        // from a random start would give the arm after it twice the share).
+        let [a, _, c] = hits(&choices(false, [true, false, true]));
+        let share = ROUNDS / 2;
+        assert!(a.abs_diff(share) < share / 10 && c.abs_diff(share) < share / 10, "{a}, {c}");
+    });
+}
+
+#[test]
+fn biased_select_starves_later_arms_as_written() {
+    spindle::run(|| {
+        assert_eq!(hits(&choices(true, [true, true, false])), [ROUNDS, 0, 0]);
+        assert_eq!(hits(&choices(true, [false, true, true])), [0, ROUNDS, 0]);
+    });
+}
+
+#[test]
+fn a_seeded_runtime_repeats_its_select_choices() {
+    let run = |seed| {
+        let rt = Runtime::builder().seed(seed).build().unwrap();
+        rt.run(|| choices(false, [true, true, true])[..256].to_vec())
+    };
+    assert_eq!(run(7), run(7), "the same seed, the same choices");
+    assert_ne!(run(7), run(8), "the choices come from the seed");
 }
 
 #[test]
@@ -152,6 +229,7 @@ fn select_woken_for_one_channel_that_takes_another_passes_the_wakeup_on() {
         // The select prefers B; a plain receiver waits on A behind it.
         let selector = spawn(move || {
             select! {
+                biased;
                 recv(rb) -> m => ("b", m.unwrap()),
                 recv(ra) -> m => ("a", m.unwrap()),
             }

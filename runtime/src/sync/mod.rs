@@ -93,7 +93,9 @@
 //! for its turn to run, so a coroutine that calls `try_lock` meanwhile cannot barge in. Channels
 //! and [`Queue`] wake their waiters in FIFO order but do not reserve the message for the woken
 //! one: a coroutine that is running when the message arrives may take it first, and the woken
-//! one waits again (at the back).
+//! one waits again (at the back). [`select!`](crate::select) chooses uniformly among its
+//! ready arms, from the runtime's stream of choices (repeatable under a seed); `biased;` makes
+//! it take the first ready arm written.
 
 mod barrier;
 pub mod channel;

@@ -1,8 +1,9 @@
 //! The machinery behind [`select!`](crate::select): wait on several channel operations at
 //! once and complete exactly one.
 //!
-//! `select!` registers the same waker in the queue of every arm's channel, parks once, and on
-//! waking retries the arms in order. Registrations left in the other queues are removed on the
+//! `select!` puts its arms in a random order (unless `biased;`), tries them in that order,
+//! and if none is ready registers the same waker in the queue of every arm's channel, parks
+//! once, and on waking retries the arms in the same order. Registrations left in the other queues are removed on the
 //! way out (a stale one would be skipped anyway). A select that was woken for one channel but
 //! completed an operation on another passes the wakeup on to the next waiter of every other
 //! channel that is ready, so no message or slot is left with nobody woken for it.
@@ -52,26 +53,36 @@ pub enum Mode {
     Timeout(Duration),
 }
 
-/// Arms up to this many keep their registrations on the stack.
+/// Arms up to this many keep their registrations and their order on the stack.
 const INLINE_ARMS: usize = 16;
 
-/// Chooses an arm: the first ready one in the order written, parking until one is. `None`
-/// when the default arm is due. Implementation detail of the macro.
+/// Chooses an arm, parking until one is ready: among the ready ones, the first in a random
+/// order (a uniform choice), or in the order written when `biased`. `None` when the default
+/// arm is due. Implementation detail of the macro.
 #[doc(hidden)]
 #[track_caller]
-pub fn select(arms: &[&dyn SelectArm], mode: Mode) -> Option<usize> {
+pub fn select(arms: &[&dyn SelectArm], mode: Mode, biased: bool) -> Option<usize> {
     let deadline = match mode {
         Mode::Timeout(d) => Some(deadline_after(d)),
         _ => None,
     };
-    let mut inline = [None; INLINE_ARMS];
-    let mut spilled = Vec::new();
-    let tokens: &mut [Option<Token>] = if arms.len() <= INLINE_ARMS {
-        &mut inline[..arms.len()]
+    let n = arms.len();
+    let (mut inline_tokens, mut inline_order) = ([None; INLINE_ARMS], [0; INLINE_ARMS]);
+    let (mut spilled_tokens, mut spilled_order) = (Vec::new(), Vec::new());
+    let (tokens, order): (&mut [Option<Token>], &mut [usize]) = if n <= INLINE_ARMS {
+        (&mut inline_tokens[..n], &mut inline_order[..n])
     } else {
-        spilled.resize(arms.len(), None);
-        &mut spilled
+        spilled_tokens.resize(n, None);
+        spilled_order.resize(n, 0);
+        (&mut spilled_tokens, &mut spilled_order)
     };
+    for (i, slot) in order.iter_mut().enumerate() {
+        *slot = i;
+    }
+    if !biased {
+        shuffle(order);
+    }
+    let order = &*order;
     // The waker of the last park, while the select has not looked since it woke.
     let mut woken: Option<Waker> = None;
     loop {
@@ -82,7 +93,8 @@ pub fn select(arms: &[&dyn SelectArm], mode: Mode) -> Option<usize> {
             .take()
             .and_then(|waker| arms.iter().position(|arm| arm.take_claim(waker)))
             .filter(|&i| arms[i].try_begin());
-        if let Some(chosen) = claimed.or_else(|| arms.iter().position(|arm| arm.try_begin())) {
+        let ready = || order.iter().copied().find(|&i| arms[i].try_begin());
+        if let Some(chosen) = claimed.or_else(ready) {
             if notified {
                 for (i, arm) in arms.iter().enumerate() {
                     if i != chosen && arm.maybe_ready() {
@@ -94,7 +106,7 @@ pub fn select(arms: &[&dyn SelectArm], mode: Mode) -> Option<usize> {
         }
         if let Mode::Never = mode {
             // Not ready, but a sender parked in a select! send arm is, once it has run.
-            return arms.iter().position(|arm| arm.try_claim());
+            return order.iter().copied().find(|&i| arms[i].try_claim());
         }
         let mut parked = None;
         let wake = park::park(Reason::new("select!"), deadline, |waker| {
@@ -124,6 +136,14 @@ pub fn select(arms: &[&dyn SelectArm], mode: Mode) -> Option<usize> {
     }
 }
 
+/// Puts `order` in a uniformly random order (Fisher-Yates), drawing from the runtime's stream
+/// of choices, so that a seeded runtime makes the same choices on every run.
+fn shuffle(order: &mut [usize]) {
+    for i in (1..order.len()).rev() {
+        order.swap(i, crate::context::choose(i + 1));
+    }
+}
+
 /// Waits on several channel operations and runs the arm of the one that completes, like
 /// crossbeam-channel's `select!` (and Go's `select`).
 ///
@@ -144,9 +164,24 @@ pub fn select(arms: &[&dyn SelectArm], mode: Mode) -> Option<usize> {
 ///
 /// # Which arm, when several are ready
 ///
-/// The **first ready arm in the order written** wins, every time: the choice is deterministic
-/// and can express priorities, but an arm listed first that is always ready starves the
-/// others. Rotate the order yourself (or loop with `try_recv`) if you need fairness.
+/// **A random one**, each ready arm as likely as any other (as in Go, crossbeam-channel and
+/// tokio), so that an arm that is always ready cannot starve the others. The choice is drawn
+/// from the runtime's own stream of choices, apart from its schedule: a runtime built with
+/// [`seed`](crate::RuntimeBuilder::seed) makes the same choices on every run.
+///
+/// To choose by position instead, write `biased;` before the arms: the **first ready arm in
+/// the order written** then wins, every time. That can express priorities (a shutdown
+/// channel before the work channel), and it is what an arm listed first that is always ready
+/// starves the others with. The marker is tokio's; crossbeam-channel and `futures` spell the
+/// same thing as a second macro, `select_biased!`. spindle keeps it inside the one `select!`
+/// so that it works wherever `select!` is re-exported (the `spindle` facade re-exports only
+/// `select!`) and stands at the top of the arms, where a reader meets it first.
+///
+/// One exception to both orders: a select woken by a [`Receiver::try_recv`] (or a `select!`
+/// with a `default` arm) that waits for the value of its rendezvous send arm chooses that
+/// arm, since that receiver waits for it.
+///
+/// [`Receiver::try_recv`]: super::channel::Receiver::try_recv
 ///
 /// ```
 /// use std::time::Duration;
@@ -162,13 +197,30 @@ pub fn select(arms: &[&dyn SelectArm], mode: Mode) -> Option<usize> {
 ///         default(Duration::from_secs(1)) => "timed out".to_string(),
 ///     };
 ///     assert_eq!(got, "rx1: 7");
+///
+///     // Both ready: `biased;` takes the first written.
+///     let (stop_tx, stop) = channel::unbounded::<()>();
+///     stop_tx.send(()).unwrap();
+///     tx1.send(8).unwrap();
+///     let got = select! {
+///         biased;
+///         recv(stop) -> _ => "stop",
+///         recv(rx1) -> _ => "work",
+///     };
+///     assert_eq!(got, "stop");
 /// });
 /// ```
 #[macro_export]
 macro_rules! select {
-    ($($tokens:tt)*) => {
+    (biased; $($tokens:tt)*) => {{
+        // Read by `__select_bind` (items are not hygienic): the order among ready arms.
+        const __SPINDLE_SELECT_BIASED: bool = true;
         $crate::__select_parse!(@ops [] @default [] @rest $($tokens)*)
-    };
+    }};
+    ($($tokens:tt)*) => {{
+        const __SPINDLE_SELECT_BIASED: bool = false;
+        $crate::__select_parse!(@ops [] @default [] @rest $($tokens)*)
+    }};
 }
 
 /// Parses `select!` arms into a normalized list. Implementation detail.
@@ -245,7 +297,11 @@ macro_rules! __select_bind {
     }};
     (@bound [$(($kind:ident $h:ident [$($v:expr)?] $p:pat => $body:expr))*] @ops [] @default [$($default:tt)*]) => {{
         let arms: &[&dyn $crate::sync::select::SelectArm] = &[$($h.__select_arm()),*];
-        let chosen = $crate::sync::select::select(arms, $crate::__select_mode!($($default)*));
+        let chosen = $crate::sync::select::select(
+            arms,
+            $crate::__select_mode!($($default)*),
+            __SPINDLE_SELECT_BIASED,
+        );
         #[allow(unused_mut, unused_variables)]
         let mut index = 0usize;
         match chosen {
