@@ -330,3 +330,24 @@ fn try_recv_takes_the_value_of_a_sender_parked_in_a_select_send_arm() {
         assert_eq!(rx.try_recv(), Err(TryRecvError::Empty), "nobody sends now");
     });
 }
+
+#[test]
+fn is_full_says_whether_the_buffer_is_at_capacity() {
+    spindle::run(|| {
+        let (tx, rx) = channel::bounded(2);
+        assert!(!tx.is_full() && !rx.is_full());
+        tx.send(1).unwrap();
+        assert!(!tx.is_full());
+        tx.send(2).unwrap();
+        assert!(tx.is_full() && rx.is_full());
+        assert!(matches!(tx.try_send(3), Err(TrySendError::Full(3))));
+        rx.recv().unwrap();
+        assert!(!rx.is_full());
+        let (utx, urx) = channel::unbounded();
+        (0..1000).for_each(|i| utx.send(i).unwrap());
+        assert!(!utx.is_full() && !urx.is_full());
+        // A rendezvous channel has no room of its own, as in crossbeam-channel.
+        let (ztx, zrx) = channel::bounded::<i32>(0);
+        assert!(ztx.is_full() && zrx.is_full());
+    });
+}

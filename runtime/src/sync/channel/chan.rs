@@ -85,6 +85,11 @@ impl<T> Chan<T> {
         }
     }
 
+    /// `is_full()` as the halves report it.
+    pub(super) fn is_full(&self) -> bool {
+        self.cap.is_some_and(|cap| self.buffered() >= cap)
+    }
+
     /// Appends a message and wakes a parked receiver for it.
     pub(super) fn push(&self, value: T) {
         self.buffer.borrow_mut().values.push_back(value);

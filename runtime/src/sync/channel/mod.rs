@@ -162,6 +162,13 @@ impl<T> Sender<T> {
         self.len() == 0
     }
 
+    /// True if the buffer is at capacity: never for an unbounded channel, always for a
+    /// rendezvous one (as crossbeam-channel's), which has no room of its own even when a
+    /// receiver waits for a `send`.
+    pub fn is_full(&self) -> bool {
+        self.chan.is_full()
+    }
+
     /// The capacity: `None` for unbounded, `Some(0)` for rendezvous.
     pub fn capacity(&self) -> Option<usize> {
         self.chan.cap
@@ -280,6 +287,13 @@ impl<T> Receiver<T> {
     /// True if no message is buffered (always, on a rendezvous channel).
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// True if the buffer is at capacity: never for an unbounded channel, always for a
+    /// rendezvous one (as crossbeam-channel's), which has no room of its own even when a
+    /// receiver waits for a `send`.
+    pub fn is_full(&self) -> bool {
+        self.chan.is_full()
     }
 
     /// The capacity: `None` for unbounded, `Some(0)` for rendezvous.
