@@ -464,3 +464,30 @@ fn a_claimed_select_whose_value_expression_unwinds_leaves_try_recv_empty_handed(
         assert_eq!(rx.try_recv(), Err(spindle::sync::channel::TryRecvError::Disconnected));
     });
 }
+
+#[test]
+fn arms_accept_crossbeams_grammar_default_without_timeout_and_trailing_commas() {
+    virtual_runtime().run(|| {
+        let (tx, rx) = channel::unbounded::<i32>();
+        // `default()` is `default`: no timeout, never parks.
+        let a = select! {
+            recv(rx) -> _ => 1,
+            default() => 2,
+        };
+        let start = spindle::time::now();
+        let b = select! {
+            recv(rx,) -> _ => 1,
+            default(Duration::from_millis(3),) => 3,
+        };
+        assert_eq!(spindle::time::now() - start, Duration::from_millis(3));
+        let c = select! {
+            send(tx, 4,) -> r => { r.unwrap(); 4 },
+        };
+        let d = select! {
+            biased;
+            recv(rx,) -> m => m.unwrap(),
+            default() => { 0 },
+        };
+        assert_eq!((a, b, c, d), (2, 3, 4, 4));
+    });
+}

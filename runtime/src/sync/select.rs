@@ -156,9 +156,13 @@ fn shuffle(order: &mut [usize]) {
 ///   run, and the room or receiver the arm was chosen for may be gone when the value is
 ///   ready): the send then completes as [`Sender::send`](super::channel::Sender::send)
 ///   would, parking until there is room or a receiver takes the value.
-/// * `default => body`: runs if no operation is ready now (never parks).
+/// * `default => body` (or `default() => body`): runs if no operation is ready now (never
+///   parks).
 /// * `default(timeout) => body` (or `timeout(timeout) => body`): parks at most `timeout`,
 ///   then runs `body`.
+///
+/// This is crossbeam-channel's grammar: an argument list may end with a comma
+/// (`recv(rx,)`, `send(tx, v,)`, `default(d,)`), and so may the list of arms.
 ///
 /// Without a default arm, `select!` parks until an operation can complete.
 ///
@@ -231,20 +235,20 @@ macro_rules! __select_parse {
     (@ops [$($ops:tt)*] @default [$($default:tt)*] @rest $(,)?) => {
         $crate::__select_bind!(@bound [] @ops [$($ops)*] @default [$($default)*])
     };
-    // Arm heads.
-    (@ops $ops:tt @default $default:tt @rest recv($rx:expr) -> $p:pat => $($rest:tt)*) => {
+    // Arm heads; an argument list may end with a comma, as in crossbeam-channel.
+    (@ops $ops:tt @default $default:tt @rest recv($rx:expr $(,)?) -> $p:pat => $($rest:tt)*) => {
         $crate::__select_parse!(@ops $ops @default $default @head (recv $rx ; $p) @body $($rest)*)
     };
-    (@ops $ops:tt @default $default:tt @rest send($tx:expr, $v:expr) -> $p:pat => $($rest:tt)*) => {
+    (@ops $ops:tt @default $default:tt @rest send($tx:expr, $v:expr $(,)?) -> $p:pat => $($rest:tt)*) => {
         $crate::__select_parse!(@ops $ops @default $default @head (send $tx ; $v ; $p) @body $($rest)*)
     };
-    (@ops $ops:tt @default [] @rest default => $($rest:tt)*) => {
+    (@ops $ops:tt @default [] @rest default $(())? => $($rest:tt)*) => {
         $crate::__select_parse!(@ops $ops @default [] @head (default) @body $($rest)*)
     };
-    (@ops $ops:tt @default [] @rest default($d:expr) => $($rest:tt)*) => {
+    (@ops $ops:tt @default [] @rest default($d:expr $(,)?) => $($rest:tt)*) => {
         $crate::__select_parse!(@ops $ops @default [] @head (timeout $d) @body $($rest)*)
     };
-    (@ops $ops:tt @default [] @rest timeout($d:expr) => $($rest:tt)*) => {
+    (@ops $ops:tt @default [] @rest timeout($d:expr $(,)?) => $($rest:tt)*) => {
         $crate::__select_parse!(@ops $ops @default [] @head (timeout $d) @body $($rest)*)
     };
     (@ops $ops:tt @default [$($d:tt)+] @rest default $($rest:tt)*) => {
