@@ -351,3 +351,24 @@ fn is_full_says_whether_the_buffer_is_at_capacity() {
         assert!(ztx.is_full() && zrx.is_full());
     });
 }
+
+#[test]
+fn both_halves_are_unwind_safe_and_survive_a_caught_panic() {
+    fn assert_unwind_safe<T: std::panic::UnwindSafe + std::panic::RefUnwindSafe>() {}
+    assert_unwind_safe::<channel::Sender<String>>();
+    assert_unwind_safe::<channel::Receiver<String>>();
+    spindle::run(|| {
+        let (tx, rx) = channel::bounded(1);
+        // Borrowed into catch_unwind without AssertUnwindSafe.
+        let caught = std::panic::catch_unwind(|| {
+            tx.send(1).unwrap();
+            assert_eq!(rx.recv(), Ok(1));
+            tx.send(2).unwrap();
+            panic!("after a send");
+        });
+        assert!(caught.is_err());
+        assert_eq!(rx.try_recv(), Ok(2));
+        tx.send(3).unwrap();
+        assert_eq!(rx.recv(), Ok(3));
+    });
+}

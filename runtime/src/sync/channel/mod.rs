@@ -58,6 +58,7 @@ pub use error::{
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::fmt;
+use std::panic::{RefUnwindSafe, UnwindSafe};
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -406,6 +407,16 @@ impl<T> super::select::SelectArm for Sender<T> {
         false
     }
 }
+
+// Unwind safety, as crossbeam-channel's halves: every operation finishes its change to the
+// shared state (and lets go of its `RefCell` borrows) before it runs code that may panic or
+// unwind (a message's destructor, a park that unwinds on cancellation, a `select!` arm's value
+// expression, whose promise a guard withdraws), so a panic caught with `catch_unwind` never
+// leaves a channel half-updated for the code that goes on using it.
+impl<T> UnwindSafe for Sender<T> {}
+impl<T> RefUnwindSafe for Sender<T> {}
+impl<T> UnwindSafe for Receiver<T> {}
+impl<T> RefUnwindSafe for Receiver<T> {}
 
 impl<T> Clone for Sender<T> {
     fn clone(&self) -> Sender<T> {
