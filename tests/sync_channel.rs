@@ -9,6 +9,8 @@ use spindle::sync::channel::{
 };
 use spindle::{spawn, yield_now, JoinError, Runtime};
 
+mod util;
+
 fn virtual_runtime() -> Runtime {
     Runtime::builder().virtual_time(true).build().unwrap()
 }
@@ -371,4 +373,82 @@ fn both_halves_are_unwind_safe_and_survive_a_caught_panic() {
         tx.send(3).unwrap();
         assert_eq!(rx.recv(), Ok(3));
     });
+}
+
+/// A message whose destructor counts itself and, if `panics`, then panics.
+struct Noisy {
+    drops: Rc<std::cell::Cell<usize>>,
+    panics: bool,
+}
+
+impl Drop for Noisy {
+    fn drop(&mut self) {
+        self.drops.set(self.drops.get() + 1);
+        if self.panics {
+            panic!("a message's destructor panics");
+        }
+    }
+}
+
+/// A full bounded channel of five messages, two of whose destructors panic, and a sender
+/// parked for room with a sixth.
+fn noisy_channel(
+    drops: &Rc<std::cell::Cell<usize>>,
+) -> (channel::Receiver<Noisy>, spindle::JoinHandle<bool>) {
+    let (tx, rx) = channel::bounded(5);
+    for i in 0..5 {
+        tx.send(Noisy { drops: drops.clone(), panics: i % 2 == 1 }).unwrap();
+    }
+    let d = drops.clone();
+    let parked = spawn(move || {
+        let back = tx.send(Noisy { drops: d, panics: false }).unwrap_err().into_inner();
+        drop(back);
+        true
+    });
+    yield_now();
+    (rx, parked)
+}
+
+#[test]
+fn messages_whose_destructors_panic_are_all_dropped_without_aborting() {
+    if util::is_child("noisy") {
+        spindle::run(|| {
+            // The last receiver goes while its coroutine unwinds from a panic: a second panic
+            // escaping a destructor then would abort the process.
+            let drops = Rc::new(std::cell::Cell::new(0));
+            let (rx, parked) = noisy_channel(&drops);
+            let unwinding = spawn(move || {
+                let _rx = rx;
+                panic!("the coroutine panics");
+            });
+            match unwinding.join() {
+                // The payload is the coroutine's own panic. (`Panic::message` shows the last
+                // panic the hook saw in the coroutine: the destructor's.)
+                Err(JoinError::Panicked(p)) => {
+                    assert_eq!(util::panic_message(p.payload()), "the coroutine panics")
+                }
+                other => panic!("{:?}", other.map(|_| ())),
+            }
+            assert!(parked.join().unwrap(), "the parked sender got its value back");
+            assert_eq!(drops.get(), 6, "every message dropped, none leaked");
+            // Not unwinding: the first destructor's panic goes on, after all are dropped.
+            let drops = Rc::new(std::cell::Cell::new(0));
+            let (rx, parked) = noisy_channel(&drops);
+            let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(rx)));
+            let payload = caught.expect_err("the destructor's panic propagates");
+            assert_eq!(util::panic_message(&*payload), "a message's destructor panics");
+            assert!(parked.join().unwrap());
+            assert_eq!(drops.get(), 6);
+        });
+        println!("all dropped");
+        return;
+    }
+    let out = util::run_child(
+        "messages_whose_destructors_panic_are_all_dropped_without_aborting",
+        "noisy",
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "child failed ({}): {stderr}", out.status);
+    assert!(stdout.contains("all dropped"), "stdout: {stdout}");
 }

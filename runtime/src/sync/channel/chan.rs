@@ -4,6 +4,8 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
+use std::mem::take;
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::time::Instant;
 
 use super::{RecvTimeoutError, SendTimeoutError, TryRecvError, TrySendError};
@@ -369,12 +371,48 @@ impl<T> Chan<T> {
     }
 
     pub(super) fn disconnect_receivers(&self) {
-        if !self.is_rendezvous() {
-            // Messages nobody can receive any more; dropped outside the borrow, since a
-            // message's destructor may use the channel.
-            let dropped = std::mem::take(&mut self.buffer.borrow_mut().values);
-            drop(dropped);
-        }
+        // Messages nobody can receive any more (on a rendezvous channel the values are offers,
+        // which their woken senders take back). Dropped last, outside the borrow, since a
+        // message's destructor may use the channel or panic.
+        let dropped = if self.is_rendezvous() {
+            None
+        } else {
+            Some(take(&mut self.buffer.borrow_mut().values))
+        };
         self.send_waiters.wake_all();
+        if let Some(messages) = dropped {
+            drop_messages(messages);
+        }
+    }
+}
+
+impl<T> Drop for Chan<T> {
+    fn drop(&mut self) {
+        drop_messages(take(&mut self.buffer.get_mut().values));
+    }
+}
+
+/// Drops messages that nobody will receive, each on its own, so that a destructor that panics
+/// neither keeps the others from being dropped nor aborts the process when the thread is
+/// already unwinding (a coroutine's panic dropping the last `Receiver`: a second panic
+/// escaping a destructor then would abort). The first such panic goes on unwinding once every
+/// message is dropped, unless the thread is unwinding already: then it ends here, reported
+/// already by the panic hook. (The thread may be unwinding in another coroutine, parked in a
+/// destructor: `std::thread::panicking()` cannot tell, and ending the panic is the side that
+/// cannot abort.)
+fn drop_messages<T>(messages: VecDeque<T>) {
+    if !std::mem::needs_drop::<T>() {
+        return;
+    }
+    let mut first_panic = None;
+    for message in messages {
+        if let Err(payload) = catch_unwind(AssertUnwindSafe(move || drop(message))) {
+            first_panic.get_or_insert(payload);
+        }
+    }
+    if let Some(payload) = first_panic {
+        if !std::thread::panicking() {
+            resume_unwind(payload);
+        }
     }
 }

@@ -40,6 +40,13 @@
 //! still get every buffered message, then `Err` (`Disconnected`). When the last `Receiver` is
 //! dropped, buffered messages are dropped and `send` returns the value in its error.
 //!
+//! Messages are dropped one by one, after parked senders are woken: a destructor that panics
+//! does not keep the others from being dropped. Its panic goes on once all are dropped; but
+//! if the thread is unwinding already (the last `Receiver` dropped by a coroutine's panic,
+//! where a second panic leaving a destructor would abort the process), it ends there, the
+//! panic hook having reported it. (crossbeam-channel stops at the panicking message and leaks
+//! the ones after it.)
+//!
 //! # Order and fairness
 //!
 //! Messages come out in the order they went in. Parked receivers (and senders) are woken in
