@@ -491,3 +491,31 @@ fn arms_accept_crossbeams_grammar_default_without_timeout_and_trailing_commas() 
         assert_eq!((a, b, c, d), (2, 3, 4, 4));
     });
 }
+
+#[test]
+fn a_select_of_more_than_sixteen_arms_parks_and_wakes_like_a_small_one() {
+    spindle::run(|| {
+        let lines: Vec<_> = (0..17).map(|_| channel::unbounded::<usize>()).collect();
+        let r: Vec<_> = lines.iter().map(|(_, rx)| rx.clone()).collect();
+        let selector = spawn(move || {
+            select! {
+                recv(r[0]) -> m => m, recv(r[1]) -> m => m, recv(r[2]) -> m => m,
+                recv(r[3]) -> m => m, recv(r[4]) -> m => m, recv(r[5]) -> m => m,
+                recv(r[6]) -> m => m, recv(r[7]) -> m => m, recv(r[8]) -> m => m,
+                recv(r[9]) -> m => m, recv(r[10]) -> m => m, recv(r[11]) -> m => m,
+                recv(r[12]) -> m => m, recv(r[13]) -> m => m, recv(r[14]) -> m => m,
+                recv(r[15]) -> m => m, recv(r[16]) -> m => m,
+            }
+        });
+        yield_now();
+        assert!(!selector.is_finished());
+        lines[16].0.send(16).unwrap();
+        assert_eq!(selector.join().unwrap(), Ok(16));
+        // Its registrations are gone: a plain receiver gets the next message.
+        let rx = lines[3].1.clone();
+        let plain = spawn(move || rx.recv());
+        yield_now();
+        lines[3].0.send(3).unwrap();
+        assert_eq!(plain.join().unwrap(), Ok(3));
+    });
+}

@@ -56,6 +56,18 @@ pub enum Mode {
 /// Arms up to this many keep their registrations and their order on the stack.
 const INLINE_ARMS: usize = 16;
 
+/// The first `INLINE_ARMS` arm indices in the order written: what a biased select tries, and
+/// what a fair one shuffles.
+const WRITTEN: [usize; INLINE_ARMS] = {
+    let mut order = [0; INLINE_ARMS];
+    let mut i = 0;
+    while i < INLINE_ARMS {
+        order[i] = i;
+        i += 1;
+    }
+    order
+};
+
 /// Chooses an arm, parking until one is ready: among the ready ones, the first in a random
 /// order (a uniform choice), or in the order written when `biased`. `None` when the default
 /// arm is due. Implementation detail of the macro.
@@ -67,22 +79,26 @@ pub fn select(arms: &[&dyn SelectArm], mode: Mode, biased: bool) -> Option<usize
         _ => None,
     };
     let n = arms.len();
-    let (mut inline_tokens, mut inline_order) = ([None; INLINE_ARMS], [0; INLINE_ARMS]);
-    let (mut spilled_tokens, mut spilled_order) = (Vec::new(), Vec::new());
-    let (tokens, order): (&mut [Option<Token>], &mut [usize]) = if n <= INLINE_ARMS {
-        (&mut inline_tokens[..n], &mut inline_order[..n])
-    } else {
-        spilled_tokens.resize(n, None);
-        spilled_order.resize(n, 0);
-        (&mut spilled_tokens, &mut spilled_order)
+    // The order to try the arms in: as written, or shuffled.
+    let mut inline_order = WRITTEN;
+    let mut spilled_order = Vec::new();
+    let order: &[usize] = match (biased, n <= INLINE_ARMS) {
+        (true, true) => &WRITTEN[..n],
+        (false, true) => {
+            shuffle(&mut inline_order[..n]);
+            &inline_order[..n]
+        }
+        (_, false) => {
+            spilled_order.extend(0..n);
+            if !biased {
+                shuffle(&mut spilled_order);
+            }
+            &spilled_order
+        }
     };
-    for (i, slot) in order.iter_mut().enumerate() {
-        *slot = i;
-    }
-    if !biased {
-        shuffle(order);
-    }
-    let order = &*order;
+    // Filled only when the select parks (an arm ready at once costs no zeroing).
+    let mut inline_tokens: [Option<Token>; INLINE_ARMS];
+    let mut spilled_tokens: Vec<Option<Token>>;
     // The waker of the last park, while the select has not looked since it woke.
     let mut woken: Option<Waker> = None;
     loop {
@@ -108,6 +124,13 @@ pub fn select(arms: &[&dyn SelectArm], mode: Mode, biased: bool) -> Option<usize
             // Not ready, but a sender parked in a select! send arm is, once it has run.
             return order.iter().copied().find(|&i| arms[i].try_claim());
         }
+        let tokens: &mut [Option<Token>] = if n <= INLINE_ARMS {
+            inline_tokens = [None; INLINE_ARMS];
+            &mut inline_tokens[..n]
+        } else {
+            spilled_tokens = vec![None; n];
+            &mut spilled_tokens
+        };
         let mut parked = None;
         let wake = park::park(Reason::new("select!"), deadline, |waker| {
             parked = Some(waker);

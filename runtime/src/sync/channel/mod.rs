@@ -261,6 +261,20 @@ impl<T> Receiver<T> {
     /// that wait takes effect at the coroutine's next park.
     #[track_caller]
     pub fn try_recv(&self) -> Result<T, TryRecvError> {
+        let chan = &*self.chan;
+        // Only a rendezvous channel with a parked sender may need a claim: every other
+        // `try_recv` is the plain one, returned as it is.
+        if chan.is_rendezvous() && !chan.send_waiters.is_empty() {
+            return self.try_recv_claiming();
+        }
+        chan.try_recv()
+    }
+
+    /// `try_recv` on a rendezvous channel with parked senders: takes a plain sender's offer,
+    /// or claims a `select!` sender's value (see `Chan::claim`).
+    #[track_caller]
+    #[inline(never)]
+    fn try_recv_claiming(&self) -> Result<T, TryRecvError> {
         match self.chan.try_recv() {
             Err(TryRecvError::Empty)
                 if self.chan.claim(Reason::at("Receiver::try_recv", &*self.chan)) =>
