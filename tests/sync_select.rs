@@ -519,3 +519,34 @@ fn a_select_of_more_than_sixteen_arms_parks_and_wakes_like_a_small_one() {
         assert_eq!(plain.join().unwrap(), Ok(3));
     });
 }
+
+#[test]
+fn a_select_with_a_default_arm_takes_a_value_that_came_while_it_claimed_another_arm() {
+    virtual_runtime().run(|| {
+        let (ta, ra) = channel::bounded(0);
+        let (tb, rb) = channel::bounded(0);
+        // Parks in a send arm; once chosen (claimed), its value takes a while to make.
+        let slow = spawn(move || {
+            select! {
+                send(ta, { spindle::sleep(Duration::from_millis(1)); 1 }) -> res => res.is_ok(),
+            }
+        });
+        yield_now();
+        let r = ra.clone();
+        let mut selector = spawn(move || {
+            select! {
+                biased;
+                recv(r) -> m => m.map(|v| ("a", v)),
+                recv(rb) -> m => m.map(|v| ("b", v)),
+                default => Err(RecvError),
+            }
+        });
+        // Runs while the select above waits for `slow` to choose, and offers on `b`.
+        let plain = spawn(move || tb.send(2));
+        assert_eq!(selector.join_timeout(Duration::from_secs(1)).ok(), Some(Ok(("b", 2))));
+        plain.join().unwrap().unwrap();
+        // `slow`'s value, made late, waits for a receiver like a plain send.
+        assert_eq!(ra.recv(), Ok(1));
+        assert!(slow.join().unwrap());
+    });
+}

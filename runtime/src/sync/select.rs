@@ -2,11 +2,18 @@
 //! once and complete exactly one.
 //!
 //! `select!` puts its arms in a random order (unless `biased;`), tries them in that order,
-//! and if none is ready registers the same waker in the queue of every arm's channel, parks
-//! once, and on waking retries the arms in the same order. Registrations left in the other queues are removed on the
-//! way out (a stale one would be skipped anyway). A select that was woken for one channel but
-//! completed an operation on another passes the wakeup on to the next waiter of every other
-//! channel that is ready, so no message or slot is left with nobody woken for it.
+//! and if none is ready registers the same waker in the queue of every arm's channel
+//! (receives first, see `select`), parks once, and on waking retries the arms in the same
+//! order. Registrations left in the other queues are removed on the way out (a stale one
+//! would be skipped anyway). A select that was woken for one channel but completed an
+//! operation on another passes the wakeup on to the next waiter of every other channel that
+//! is ready, so no message or slot is left with nobody woken for it.
+//!
+//! Rendezvous send arms have one more rule. Their value is made only once the arm is chosen,
+//! so a receiver that may not wait for a sender (`try_recv`, a select with a `default` arm)
+//! but finds one parked in a send arm *claims* it: wakes it and parks until it has chosen. A
+//! select woken by a claim chooses the claimed arm before any other (choosing wakes the
+//! claimant), so the claimant is never left waiting for a choice that does not come.
 
 use std::time::Duration;
 

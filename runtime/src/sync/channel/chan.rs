@@ -106,9 +106,10 @@ impl<T> Chan<T> {
     }
 
     /// Rendezvous, nothing to receive: if a sender waits in a `select!` send arm (its value is
-    /// made only once the arm is chosen), wakes it and parks until a sender hands a value over,
-    /// the sender's value expression unwinds, or every sender is gone. True if there is then
-    /// something to receive (a value, or the disconnection).
+    /// made only once the arm is chosen), wakes it and parks until a sender chooses to hand it
+    /// a value (`commit_handoff` wakes claimants first) or every sender is gone. True if there
+    /// is then something to receive: a value (unless the chosen arm's value expression parked
+    /// or unwound), or the disconnection.
     ///
     /// For `try_recv` and a `select!` with a `default` arm, which may not park waiting for a
     /// sender that is not there, but here wait for one that is and must run to send. A
@@ -116,7 +117,14 @@ impl<T> Chan<T> {
     /// next park.
     #[track_caller]
     pub(super) fn claim(&self, reason: Reason) -> bool {
-        if !self.is_rendezvous() || self.send_waiters.is_empty() || self.senders.get() == 0 {
+        if !self.is_rendezvous() {
+            return false;
+        }
+        // Something came meanwhile (a `select!` that claimed on another arm first parked).
+        if self.buffered() > 0 || self.senders.get() == 0 {
+            return true;
+        }
+        if self.send_waiters.is_empty() {
             return false;
         }
         // Outside a coroutine (a destructor run by the scheduler) there is no parking.

@@ -31,8 +31,8 @@
 //! * A sender parked in a [`select!`](crate::select) send arm has no value yet (its
 //!   expression is evaluated only once the arm is chosen). A parked receiver wakes it; and
 //!   [`Receiver::try_recv`] or a `select!` with a `default` arm, which do not wait for a
-//!   sender that is not there, wake it and wait for the value it then makes, as for a value
-//!   on offer.
+//!   sender that is not there, wake it and wait for it to choose, taking the value it then
+//!   makes, as they would take a value on offer.
 //!
 //! # Disconnection
 //!
@@ -255,10 +255,12 @@ impl<T> Receiver<T> {
     ///
     /// On a rendezvous channel a parked sender counts as a message there, whether it parked in
     /// [`Sender::send`] or in a [`select!`](crate::select) send arm. The latter's value is made
-    /// only once its arm is chosen, so `try_recv` then wakes it and parks until it hands the
-    /// value over (as crossbeam-channel's waits for the paired thread); if its value
-    /// expression unwinds instead, `Empty`. It never unwinds itself: a cancellation during
-    /// that wait takes effect at the coroutine's next park.
+    /// only once its arm is chosen, so `try_recv` then wakes it and parks until it has run and
+    /// chosen (as crossbeam-channel's waits for the paired thread): a value expression that
+    /// completes without parking hands its value to this `try_recv`; one that parks or unwinds
+    /// leaves it `Empty` (the value, once made, goes as a plain `send` would). It never
+    /// unwinds itself: a cancellation during that wait takes effect at the coroutine's next
+    /// park.
     #[track_caller]
     pub fn try_recv(&self) -> Result<T, TryRecvError> {
         let chan = &*self.chan;
