@@ -93,7 +93,9 @@
 //! for its turn to run, so a coroutine that calls `try_lock` meanwhile cannot barge in. Channels
 //! and [`Queue`] wake their waiters in FIFO order but do not reserve the message for the woken
 //! one: a coroutine that is running when the message arrives may take it first, and the woken
-//! one waits again (at the back).
+//! one waits again (at the back). [`select!`](crate::select) chooses uniformly among its
+//! ready arms, from the runtime's stream of choices (repeatable under a seed); `biased;` makes
+//! it take the first ready arm written.
 
 mod barrier;
 pub mod channel;
@@ -206,10 +208,12 @@ impl Waiters {
     }
 
     /// Parks in this queue once and says why the park ended; unless `Notified`, the coroutine
-    /// has left the queue. `queued` as in [`Waiters::wait_with`]. The caller must call
-    /// [`park::unwind`] on `Cancelled`: this is for a primitive whose outcome, decided while
-    /// the coroutine was parked, wins over a cancellation that came first (a barrier round
-    /// that passed). Everything else uses [`wait!`] or [`Waiters::wait_with`].
+    /// has left the queue. `queued` as in [`Waiters::wait_with`]. On `Cancelled` the caller
+    /// must call [`park::unwind`], or return without parking again (the coroutine then
+    /// unwinds at its next park): this is for a primitive whose outcome, decided while the
+    /// coroutine was parked, wins over a cancellation that came first (a barrier round that
+    /// passed), and for `Receiver::try_recv`, which never unwinds. Everything else uses
+    /// [`wait!`] or [`Waiters::wait_with`].
     #[inline(always)]
     #[track_caller]
     pub(crate) fn park(
