@@ -14,7 +14,7 @@
 //! wheel has 1 ms granularity, so it orders them differently.
 
 #[path = "../runtime/src/rng.rs"]
-#[allow(dead_code)]
+#[allow(dead_code, unused_imports)]
 mod rng;
 
 use std::cmp::Reverse;
@@ -95,7 +95,11 @@ fn heap_sim(tasks: u64, each: u64) -> u64 {
 }
 
 fn tokio_sim(tasks: u64, each: u64) -> u64 {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .unwrap();
     rt.block_on(async move {
         let fired = std::rc::Rc::new(std::cell::Cell::new(0u64));
         let local = tokio::task::LocalSet::new();
@@ -126,7 +130,8 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return; // `cargo bench -- --list` asks what benches there are
     }
-    let events: u64 = std::env::var("SPINDLE_SIM_EVENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(2_000_000);
+    let events: u64 =
+        std::env::var("SPINDLE_SIM_EVENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(2_000_000);
     println!("simulated time: exponential sleeps (mean 1 ms), {events} events per row, CPU time per event");
     println!("| coroutines | spindle | bare heap | tokio (paused clock) | spindle / heap | tokio / spindle |");
     println!("|---:|---:|---:|---:|---:|---:|");
