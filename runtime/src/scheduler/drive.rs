@@ -86,11 +86,14 @@ impl Core {
             }
             // Only what can still end a park counts: a live timer, a coroutine parked on a
             // socket (an idle listener wakes nobody), a wake queued or a remote waker of a park
-            // in progress (a stale or leaked one wakes nobody).
+            // in progress (a stale or leaked one wakes nobody). The remote waker is asked about
+            // before the queue: `RemoteWaker::wake` queues its wake and only then leaves the
+            // outstanding ones, so a wake from another thread between the two checks is seen by
+            // the second (the other order could miss it in both and report a false deadlock).
             let can_wake = self.timers.borrow().live() > 0
                 || self.reactor.has_waiters()
-                || self.remote.has_pending()
-                || self.remote.may_wake(|key, seq| self.is_waiting(Waker::new(key, seq)));
+                || self.remote.may_wake(|key, seq| self.is_waiting(Waker::new(key, seq)))
+                || self.remote.has_pending();
             if !can_wake {
                 return Err(self.deadlock_report());
             }
