@@ -571,3 +571,26 @@ fn a_coroutine_waiting_on_a_sender_dropped_in_another_thread_wakes_disconnected(
     other.join().unwrap();
     assert_eq!(got, (Ok(1), Err(RecvError)));
 }
+
+#[test]
+fn a_coroutine_woken_from_another_thread_runs_while_another_yields_in_a_loop() {
+    spindle::run(|| {
+        let (tx, rx) = mpmc::unbounded::<u8>();
+        let done = std::rc::Rc::new(std::cell::Cell::new(false));
+        let d = done.clone();
+        let waiting = spawn(move || {
+            rx.recv().unwrap();
+            d.set(true);
+        });
+        yield_now(); // it parks
+                     // Its wake is queued for this runtime, and its RemoteWaker is gone, before we yield.
+        thread::spawn(move || tx.send(1).unwrap()).join().unwrap();
+        let mut yields = 0;
+        while !done.get() {
+            yield_now();
+            yields += 1;
+            assert!(yields < 1_000_000, "the woken coroutine never got its turn");
+        }
+        waiting.join().unwrap();
+    });
+}

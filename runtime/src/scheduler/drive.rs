@@ -115,9 +115,11 @@ impl Core {
         Ok(())
     }
 
-    /// Zero-timeout poll between resumptions, so readiness and timers are never starved.
+    /// Zero-timeout poll between resumptions, so readiness, timers and wakes from other
+    /// threads (queued, their wakers already gone) are never starved.
     fn poll_busy(&self) -> Result<(), String> {
-        if self.reactor.sources() > 0 || self.remote.outstanding() > 0 {
+        if self.reactor.sources() > 0 || self.remote.outstanding() > 0 || self.remote.has_pending()
+        {
             self.poll_reactor(Some(Duration::ZERO))?;
         }
         self.fire_due_timers();
