@@ -59,7 +59,9 @@
 //! * [`unbounded()`](unbounded): `send` never waits.
 //! * `bounded(0)`, a *rendezvous*: no buffer. `send` waits until a receiver takes the value
 //!   (one already waiting in `recv` takes it at once); `try_send` succeeds only if a receiver
-//!   is waiting.
+//!   is waiting. A `select!` waiting with a `recv` arm counts as a waiting receiver: the value
+//!   is offered to it and the send returns; if the select completes another arm instead, the
+//!   value stays in the channel for the next receiver.
 //!
 //! # Direct handoff
 //!
@@ -67,7 +69,9 @@
 //! message when it runs, and no other receiver (a running coroutine, another thread's
 //! `try_recv`) can take it first. Likewise a receive that frees room in a bounded channel moves
 //! the longest waiting sender's value into it, and that sender's `send` is complete when it
-//! wakes. Waiting receivers and senders are served oldest first.
+//! wakes. Waiting receivers and senders are served oldest first; receivers waiting in `recv`
+//! (or `recv_timeout`, `iter`) before `select!`s waiting with a `recv` arm, since a select may
+//! not take what it is offered.
 //!
 //! # Disconnection
 //!
@@ -99,7 +103,15 @@
 //! code (which may park, panic or be cancelled) is what the select machinery has no place for.
 //! Use [`Sender::try_send`] in a loop with the other arms, or [`Sender::send_timeout`]. A recv
 //! arm has no such gap: choosing it takes the message (reserved for this select), so a recv arm
-//! chosen is a message received.
+//! chosen is a message received. A `select!` waits only in a coroutine (a thread may use one
+//! with a `default` arm, which never waits).
+//!
+//! ```compile_fail,E0599
+//! spindle_runtime::run(|| {
+//!     let (tx, _rx) = spindle_runtime::sync::mpmc::unbounded::<u8>();
+//!     spindle_runtime::select! { send(tx, 1) -> _ => {} }
+//! });
+//! ```
 //!
 //! # Deadlock detection
 //!
