@@ -99,7 +99,10 @@ impl Core {
             }
             // Only what can still end a park counts: a live timer, a coroutine parked on a
             // socket (an idle listener wakes nobody), a wake queued or a remote waker of a park
-            // in progress (a stale or leaked one wakes nobody).
+            // in progress (a stale or leaked one wakes nobody). The remote waker is asked about
+            // before the queue: `RemoteWaker::wake` queues its wake and only then leaves the
+            // outstanding ones, so a wake from another thread between the two checks is seen by
+            // the second (the other order could miss it in both and report a false deadlock).
             let can_wake = self.timers.borrow().live() > 0
                 || self.reactor.has_waiters()
                 || self.remote_work_in_flight();
@@ -135,9 +138,11 @@ impl Core {
         Ok(())
     }
 
-    /// Zero-timeout poll between resumptions, so readiness and timers are never starved.
+    /// Zero-timeout poll between resumptions, so readiness, timers and wakes from other
+    /// threads (queued, their wakers already gone) are never starved.
     fn poll_busy(&self) -> Result<(), String> {
-        if self.reactor.sources() > 0 || self.remote.outstanding() > 0 {
+        if self.reactor.sources() > 0 || self.remote.outstanding() > 0 || self.remote.has_pending()
+        {
             self.poll_reactor(Some(Duration::ZERO))?;
         }
         self.fire_due_timers();
@@ -194,8 +199,10 @@ impl Core {
     /// Something outside the runtime may still wake a coroutine: a remote wake is queued, or
     /// a remote waker (an `unblock` job, another thread) is out for a park still in progress.
     fn remote_work_in_flight(&self) -> bool {
-        self.remote.has_pending()
-            || self.remote.may_wake(|key, seq| self.is_waiting(Waker::new(key, seq)))
+        // The wakers first: a wake that lands between the two checks moves from the wakers
+        // to the queue, and is then seen by the second.
+        self.remote.may_wake(|key, seq| self.is_waiting(Waker::new(key, seq)))
+            || self.remote.has_pending()
     }
 
     /// Earliest live deadline, dropping stale heap tops on the way.

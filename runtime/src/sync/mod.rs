@@ -14,6 +14,7 @@
 //! | [`OnceCell`] | — | `std::sync::OnceLock` |
 //! | [`channel`], [`select!`](crate::select) | — | Go's channels and `select`, crossbeam-channel |
 //! | [`Queue`] | `queue.Queue`, `LifoQueue`, `PriorityQueue` | — |
+//! | [`mpmc`] (thread-safe, `Send`) | `queue.Queue` between threads | `std::sync::mpsc`, crossbeam-channel |
 //!
 //! Waiting parks the coroutine ([`crate::park::park`]); it never blocks the thread. Every wait
 //! has a timeout flavour, and every wait is cancellation-safe: a coroutine cancelled
@@ -63,7 +64,7 @@
 //! # Not `Send`
 //!
 //! These types are for coroutines of one runtime, on one thread: none is `Send` or `Sync`, so
-//! the compiler keeps them on their thread. Share them between coroutines with `Rc`. None of
+//! the compiler keeps them on their thread (the one exception is [`mpmc`], made to cross threads). Share them between coroutines with `Rc`. None of
 //! these compiles:
 //!
 //! ```compile_fail,E0277
@@ -101,6 +102,7 @@ mod barrier;
 pub mod channel;
 mod condvar;
 mod event;
+pub mod mpmc;
 mod mutex;
 mod once_cell;
 pub mod queue;
