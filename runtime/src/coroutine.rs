@@ -275,7 +275,10 @@ impl Builder {
         self
     }
 
-    /// Usable stack size in bytes, rounded up to whole pages, at least 16 KiB.
+    /// Usable stack size in bytes, rounded up to whole pages, at least 16 KiB
+    /// ([`crate::MIN_STACK_SIZE`]), at most [`crate::MAX_STACK_SIZE`] (1 GiB): a larger one
+    /// makes [`Builder::spawn`] fail with [`io::ErrorKind::InvalidInput`].
+    /// [`Coroutine::stack_used`] tells how much a coroutine used.
     pub fn stack_size(mut self, bytes: usize) -> Builder {
         self.stack_size = Some(bytes);
         self
@@ -293,8 +296,14 @@ impl Builder {
     /// Spawns `f` as a new coroutine; it first runs when the spawner next parks or yields.
     ///
     /// # Errors
-    /// When no stack can be mapped; past ~32k live coroutines with guarded stacks the message
-    /// names `vm.max_map_count` and what to do (see the crate docs, "Many coroutines").
+    /// * [`io::ErrorKind::InvalidInput`] if the stack size is larger than
+    ///   [`crate::MAX_STACK_SIZE`].
+    /// * When no stack can be mapped. On kernels without guard regions (before Linux 6.13), or
+    ///   with `RuntimeBuilder::guard_regions(false)`, a guarded stack costs two memory mappings
+    ///   and past ~32k live coroutines the error ([`io::ErrorKind::OutOfMemory`]) names
+    ///   `vm.max_map_count` and the ways past it (see the crate docs, "Many coroutines"). The
+    ///   runtime leaves mappings to spare for the rest of the program, so it goes on working
+    ///   after this error.
     ///
     /// # Panics
     /// Outside a running spindle runtime.

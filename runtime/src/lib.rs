@@ -92,6 +92,7 @@
 #![warn(missing_docs, clippy::undocumented_unsafe_blocks)]
 
 // Leaves: they import nothing of the runtime above them.
+mod maps;
 mod overflow;
 mod remote;
 mod ring;
@@ -126,6 +127,6 @@ pub use local::LocalKey;
 pub use panic::Panic;
 pub use runtime::{run, Runtime, RuntimeBuilder};
 pub use scope::{scope, Scope, ScopedJoinHandle};
-pub use stack::{DEFAULT_MAIN_STACK_SIZE, DEFAULT_STACK_SIZE, MIN_STACK_SIZE};
+pub use stack::{DEFAULT_MAIN_STACK_SIZE, DEFAULT_STACK_SIZE, MAX_STACK_SIZE, MIN_STACK_SIZE};
 pub use time::{sleep, sleep_until};
 pub use watchdog::Stall;

@@ -19,7 +19,7 @@ impl Core {
     /// Runs `main` as the main coroutine and everything it spawns; returns main's value.
     pub(crate) fn run_main<T>(&self, main: impl FnOnce() -> T) -> T {
         let _entered = context::enter(self);
-        crate::overflow::install(context::running_header);
+        crate::overflow::install(context::running_header, crate::stack::touched_depth);
         self.main_done.set(false);
         self.main_panicked.set(false);
         self.tearing_down.set(false);
@@ -264,9 +264,12 @@ fn check_canary(at: usize, task: &Task) {
     if !intact {
         let name = task.name.as_deref().map(|n| format!(" '{n}'")).unwrap_or_default();
         eprintln!(
-            "spindle: coroutine #{}{} overflowed its unguarded stack ({} bytes) and may have \
-             corrupted another; give it more with Builder::stack_size",
-            task.id, name, task.header.stack_size
+            "spindle: coroutine #{}{} overflowed its unguarded stack ({} bytes, {} used) and may \
+             have corrupted another; give it more with Builder::stack_size",
+            task.id,
+            name,
+            task.header.stack_size,
+            task.stack_used()
         );
         std::process::abort();
     }

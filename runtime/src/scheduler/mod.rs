@@ -65,7 +65,7 @@ use crate::overflow::Header;
 use crate::reactor::driver::Reactor;
 use crate::remote::{RemoteShared, RemoteWaker};
 use crate::rng::Rng;
-use crate::stack::{Stack, StackPool};
+use crate::stack::{Guards, Stack, StackPool};
 use crate::task::{Coro, Task, TaskView, Yielder};
 use crate::thread_pool::BlockingPool;
 use crate::timer::Timers;
@@ -143,7 +143,10 @@ impl Core {
         let choices = Rng::new(config.seed.unwrap_or(0) ^ CHOICES_STREAM);
         Ok(Rc::new(Core {
             runtime_id: RUNTIME_IDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
-            stacks: RefCell::new(StackPool::new(config.guarded, config.pool_limit)),
+            stacks: RefCell::new(StackPool::new(
+                Guards::choose(config.guarded, config.guard_regions),
+                config.pool_limit,
+            )),
             clock: Clock::new(config.virtual_time),
             tasks: Tasks::new(config.seed),
             config,
@@ -248,6 +251,11 @@ impl Core {
         self.tasks.with_task(key, |t| (t.id == id && t.is_parked()).then(|| t.reason())).flatten()
     }
 
+    /// How this runtime's stacks are guarded.
+    pub(crate) fn stack_guards(&self) -> Guards {
+        self.stacks.borrow().guards()
+    }
+
     pub(crate) fn is_alive(&self, key: usize, id: u64) -> bool {
         self.tasks.with_task(key, |t| t.id == id).unwrap_or(false)
     }
@@ -320,12 +328,14 @@ impl Core {
         let header = Header {
             lo,
             hi,
+            base: stack.base(),
             stack_size: stack.size(),
+            guarded: stack.is_guarded(),
             id,
             name: name.as_ref().map_or(ptr::null(), |n| n.as_ptr()),
             name_len: name.as_ref().map_or(0, |n| n.len()),
         };
-        let canary = (!stack.is_guarded()).then_some(lo);
+        let canary = (!stack.is_guarded()).then_some(stack.bottom());
         let cancelled = self.tearing_down.get();
         let key = self.tasks.insert(slot, |key| {
             Task::new(key, id, make(stack), header, name, daemon, canary, cancelled)
