@@ -50,6 +50,40 @@ impl Coroutine {
         });
     }
 
+    /// How deep its stack has been used, in bytes: the high-water mark, from the top of the
+    /// stack down to the lowest page the kernel reports resident (`mincore`), so whole pages,
+    /// at least one (its record lives in the top one). 0 once it has finished or outside its
+    /// runtime.
+    ///
+    /// A stack reused from the pool whose pages were still resident reports the deepest of the
+    /// coroutines that ran on it, if that is deeper: for one coroutine an upper bound, and over
+    /// all of a program's coroutines exactly the deepest any of them went, which is what
+    /// [`Builder::stack_size`] should cover. Pages swapped out are not counted. One system call;
+    /// not for hot paths.
+    ///
+    /// ```
+    /// let used = spindle_runtime::run(|| {
+    ///     let h = spindle_runtime::spawn(|| {
+    ///         let buf = std::hint::black_box([1u8; 20_000]);
+    ///         let _ = std::hint::black_box(&buf);
+    ///         spindle_runtime::current().stack_used()
+    ///     });
+    ///     h.join().unwrap()
+    /// });
+    /// assert!(used > 20_000 && used <= spindle_runtime::DEFAULT_STACK_SIZE, "{used}");
+    /// ```
+    pub fn stack_used(&self) -> usize {
+        with_core(|core| {
+            if core.runtime_id == self.runtime_id {
+                core.stack_used(self.key, self.id)
+            } else {
+                None
+            }
+        })
+        .flatten()
+        .unwrap_or(0)
+    }
+
     /// What it is parked on right now, or `None` if it is running, runnable or finished.
     pub fn parked_on(&self) -> Option<Reason> {
         with_core(|core| {

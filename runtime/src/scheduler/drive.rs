@@ -246,7 +246,15 @@ impl Core {
         );
         self.tasks.for_each_task(|t| {
             let name = t.name.as_deref().map(|n| format!(" '{n}'")).unwrap_or_default();
-            let _ = write!(report, "\n  coroutine #{}{} parked on {}", t.id, name, t.reason());
+            let _ = write!(
+                report,
+                "\n  coroutine #{}{} parked on {} (stack: {} of {} bytes used)",
+                t.id,
+                name,
+                t.reason(),
+                t.stack_used(),
+                t.header.stack_size
+            );
         });
         report
     }

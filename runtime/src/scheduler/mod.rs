@@ -251,6 +251,12 @@ impl Core {
         self.tasks.with_task(key, |t| (t.id == id && t.is_parked()).then(|| t.reason())).flatten()
     }
 
+    /// How deep the stack of the coroutine in `key` (with `id`) has been used, in bytes (see
+    /// `stack::touched_depth`); `None` if it has finished.
+    pub(crate) fn stack_used(&self, key: usize, id: u64) -> Option<usize> {
+        self.tasks.with_task(key, |t| (t.id == id).then(|| t.stack_used())).flatten()
+    }
+
     /// How this runtime's stacks are guarded.
     pub(crate) fn stack_guards(&self) -> Guards {
         self.stacks.borrow().guards()
