@@ -162,3 +162,80 @@ fn race_hunt_finds_each_planted_bug_and_replays_one() {
     assert!(stdout.contains("taken twice"), "{stdout}");
     assert!(stdout.contains("the replay fails the same way: true"), "{stdout}");
 }
+
+/// Starts the echo server on a free port with `args`; returns it and its address.
+fn start_echo_server(args: &[&str]) -> (std::process::Child, String, impl std::io::BufRead) {
+    use std::io::BufRead;
+    let mut child = example("echo_server")
+        .args(["--addr", "127.0.0.1:0"])
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    let addr = line.trim().strip_prefix("echo_server listening on ").expect(&line).to_string();
+    (child, addr, stdout)
+}
+
+/// Connects to the echo server, checks one echo, and returns the connection.
+fn echo_once(addr: &str, message: &[u8]) -> std::net::TcpStream {
+    use std::io::{Read, Write};
+    let mut conn = std::net::TcpStream::connect(addr).unwrap();
+    conn.write_all(message).unwrap();
+    let mut back = vec![0u8; message.len()];
+    conn.read_exact(&mut back).unwrap();
+    assert_eq!(back, message);
+    conn
+}
+
+/// The deepest high-water mark the stack report gives.
+fn deepest(report: &str) -> usize {
+    report
+        .split("deepest ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no stack report: {report}"))
+}
+
+#[test]
+fn echo_server_reports_its_connections_stack_use_after_n_connections() {
+    use std::io::Read;
+    let (mut child, addr, mut stdout) =
+        start_echo_server(&["--stack-report", "--connections", "3"]);
+    for i in 0..3 {
+        drop(echo_once(&addr, format!("hello {i}").as_bytes()));
+    }
+    let mut report = String::new();
+    stdout.read_to_string(&mut report).unwrap();
+    assert!(child.wait().unwrap().success(), "{report}");
+    assert!(
+        report.contains("stack report: 3 connection coroutines on 32768-byte stacks"),
+        "{report}"
+    );
+    // The 4 KiB buffer lives on the stack: at least two pages, far from all of it.
+    let deepest = deepest(&report);
+    assert!((8192..32768).contains(&deepest), "{report}");
+}
+
+#[test]
+fn echo_server_prints_the_stack_report_on_ctrl_c_with_open_connections() {
+    use std::io::Read;
+    let (mut child, addr, mut stdout) = start_echo_server(&["--stack-report"]);
+    let open = echo_once(&addr, b"still here");
+    drop(echo_once(&addr, b"gone"));
+    // SAFETY: kill(2) on the child we started, which is still running.
+    assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) }, 0);
+    let mut report = String::new();
+    stdout.read_to_string(&mut report).unwrap();
+    assert!(child.wait().unwrap().success(), "{report}");
+    assert!(
+        report.contains("stack report: 2 connection coroutines"),
+        "one open, one closed: {report}"
+    );
+    assert!(deepest(&report) >= 8192, "{report}");
+    drop(open);
+}

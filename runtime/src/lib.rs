@@ -102,20 +102,43 @@
 //!
 //! # Many coroutines
 //!
-//! Stacks are 64 KiB by default ([`RuntimeBuilder::stack_size`], [`Builder::stack_size`]),
-//! mapped once and pooled; only touched pages use memory. Each has a guard page below it, so
-//! an overflow is reported with the coroutine's name, not left to corrupt memory. A guarded
-//! stack costs two kernel memory mappings and Linux allows `vm.max_map_count` (65530 by
-//! default) per process, so about 32,700 coroutines can be alive at once; the next spawn fails
-//! with an error that says so. To go further, either raise the limit (as root:
-//! `sysctl vm.max_map_count=262144`) or build the runtime with the `unsafe`
-//! [`RuntimeBuilder::unguarded_stacks`], which carves 64 stacks from each mapping and checks a
-//! canary instead of relying on a guard page.
+//! Stacks are 64 KiB by default ([`RuntimeBuilder::stack_size`], [`Builder::stack_size`]; at
+//! most [`MAX_STACK_SIZE`], a larger size is an `InvalidInput` error), mapped once and pooled,
+//! and only touched pages use memory: a coroutine parked after a shallow call chain costs about
+//! 4.4 KiB in all (the top page of its stack, which holds its record, the page tables for it, its
+//! timer entry and its handle). [`Coroutine::stack_used`] tells how deep a coroutine's stack
+//! went, so that sizes can come from data (the `echo_server` example prints its connections'
+//! with `--stack-report`).
+//!
+//! Every stack has a guard page below it, so an overflow is reported with the coroutine's name,
+//! its stack size and how much it used, rather than left to corrupt memory. How many coroutines
+//! can be alive at once depends on the kernel, because Linux allows a process
+//! `vm.max_map_count` memory mappings (65530 by default):
+//!
+//! * **Linux 6.13 and later**: the guard is a *guard region* (`madvise(MADV_GUARD_INSTALL)`), a
+//!   mark in the page tables that costs no mapping, and stacks are carved from large chunks, so
+//!   a million guarded coroutines take a few dozen mappings. Memory is the limit (about 4.4 GiB
+//!   for a million parked ones).
+//! * **Older kernels**, or [`RuntimeBuilder::guard_regions`]`(false)`: the guard is a `PROT_NONE`
+//!   page, and a stack then costs two mappings, so about 32,000 coroutines can be alive at once.
+//!   The spawn past that fails with an [`std::io::ErrorKind::OutOfMemory`] error from
+//!   [`Builder::spawn`] ([`spawn`] panics with it) that names `vm.max_map_count` and the ways past
+//!   it. spindle stops 1024 mappings short of the limit, so the program goes on working after
+//!   the error: its coroutines keep running, and spawning works again once some have finished.
+//!   To go further, raise the limit (as root: `sysctl vm.max_map_count=1048576`), or build the
+//!   runtime with the `unsafe` [`RuntimeBuilder::unguarded_stacks`], which carves 64 stacks from
+//!   each mapping without guard pages between them: a canary checked at every switch reports an
+//!   overflow after the fact, and a fault below the stack is reported as a probable overflow,
+//!   but the neighbouring stack may be overwritten first.
+//!
+//! The kernel is asked once per process whether it has guard regions;
+//! [`Runtime::uses_guard_regions`] tells what a runtime got.
 
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs, clippy::undocumented_unsafe_blocks)]
 
 // Leaves: they import nothing of the runtime above them.
+mod maps;
 mod overflow;
 mod remote;
 mod ring;
@@ -152,6 +175,6 @@ pub use panic::Panic;
 pub use runtime::{run, stats, Runtime, RuntimeBuilder};
 pub use scheduler::{CoroutineStats, Stats};
 pub use scope::{scope, Scope, ScopedJoinHandle};
-pub use stack::{DEFAULT_MAIN_STACK_SIZE, DEFAULT_STACK_SIZE, MIN_STACK_SIZE};
+pub use stack::{DEFAULT_MAIN_STACK_SIZE, DEFAULT_STACK_SIZE, MAX_STACK_SIZE, MIN_STACK_SIZE};
 pub use time::{sleep, sleep_until};
 pub use watchdog::Stall;

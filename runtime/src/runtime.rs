@@ -8,7 +8,9 @@ use std::time::Duration;
 use crate::watchdog::{Stall, WatchdogConfig};
 
 use crate::scheduler::{Config, Core, TraceConfig};
-use crate::stack::{DEFAULT_MAIN_STACK_SIZE, DEFAULT_POOL_LIMIT, DEFAULT_STACK_SIZE};
+use crate::stack::{
+    usable_size, Guards, DEFAULT_MAIN_STACK_SIZE, DEFAULT_POOL_LIMIT, DEFAULT_STACK_SIZE,
+};
 
 /// A spindle runtime: a scheduler, a reactor, timers and a stack pool, for one OS thread.
 ///
@@ -61,6 +63,15 @@ impl Runtime {
     pub(crate) fn seeded_steps(&self) -> usize {
         self.core.seeded_steps()
     }
+
+    /// True if this runtime's stacks are guarded by guard regions (`MADV_GUARD_INSTALL`,
+    /// Linux 6.13+), which cost no memory mapping; false if by `PROT_NONE` pages (two
+    /// mappings per stack: an older kernel, or [`RuntimeBuilder::guard_regions`]`(false)`) or
+    /// not at all ([`RuntimeBuilder::unguarded_stacks`]). See the crate docs, "Many
+    /// coroutines".
+    pub fn uses_guard_regions(&self) -> bool {
+        self.core.stack_guards() == Guards::Regions
+    }
 }
 
 /// Settings for a [`Runtime`].
@@ -87,6 +98,7 @@ impl RuntimeBuilder {
                 virtual_time: false,
                 virtual_io_grace: Duration::from_millis(100),
                 guarded: true,
+                guard_regions: true,
                 pool_limit: DEFAULT_POOL_LIMIT,
                 blocking_threads: 16,
                 blocking_keep_alive: Duration::from_secs(10),
@@ -98,15 +110,18 @@ impl RuntimeBuilder {
     }
 
     /// Default stack size of spawned coroutines, in bytes (rounded up to pages, at least
-    /// [`MIN_STACK_SIZE`](crate::MIN_STACK_SIZE), 16 KiB). Default
-    /// [`DEFAULT_STACK_SIZE`](crate::DEFAULT_STACK_SIZE), 64 KiB.
+    /// 16 KiB). Default 64 KiB. More than [`crate::MAX_STACK_SIZE`] (1 GiB) makes
+    /// [`RuntimeBuilder::build`] fail with [`io::ErrorKind::InvalidInput`].
+    ///
+    /// Only the pages a coroutine touches cost memory; [`crate::Coroutine::stack_used`] tells
+    /// how deep a coroutine went, to size this from data.
     pub fn stack_size(mut self, bytes: usize) -> Self {
         self.config.stack_size = bytes;
         self
     }
 
-    /// Stack size of the main coroutine. Default
-    /// [`DEFAULT_MAIN_STACK_SIZE`](crate::DEFAULT_MAIN_STACK_SIZE), 1 MiB.
+    /// Stack size of the main coroutine. Default 1 MiB; at most [`crate::MAX_STACK_SIZE`], as
+    /// for [`RuntimeBuilder::stack_size`].
     pub fn main_stack_size(mut self, bytes: usize) -> Self {
         self.config.main_stack_size = bytes;
         self
@@ -193,14 +208,28 @@ impl RuntimeBuilder {
         self
     }
 
-    /// Gives coroutines stacks without guard pages, carved 64 to a mapping, so the number of
-    /// live coroutines is no longer capped by `vm.max_map_count` (~32k with guard pages).
+    /// Whether guard pages may be guard regions (`madvise(MADV_GUARD_INSTALL)`, Linux 6.13+),
+    /// which cost no memory mapping. Default `true`: used where the kernel has them (asked
+    /// once per process). With `false`, every guarded stack gets a `PROT_NONE` page, as on
+    /// older kernels: two mappings per stack, so `vm.max_map_count` caps the live coroutines
+    /// near 32k (see the crate docs, "Many coroutines"). For tests and comparisons;
+    /// [`Runtime::uses_guard_regions`] tells which a runtime got.
+    pub fn guard_regions(mut self, on: bool) -> Self {
+        self.config.guard_regions = on;
+        self
+    }
+
+    /// Gives coroutines stacks without guard pages, carved 64 to a mapping, so that on kernels
+    /// without guard regions (before Linux 6.13) the number of live coroutines is no longer
+    /// capped by `vm.max_map_count` (~32k with `PROT_NONE` guard pages). Where the kernel has
+    /// guard regions, guarded stacks have no such cap and this buys nothing.
     ///
     /// # Safety
     /// Without a guard page nothing stops a coroutine that overflows its stack from writing
     /// over another's: a canary checked at every switch reports most overflows and aborts, but
-    /// only after the fact. The caller promises that no coroutine of this runtime needs more
-    /// stack than it was given.
+    /// only after the fact, and a fault while a coroutine's stack pointer is below its stack is
+    /// reported as its probable overflow. The caller promises that no coroutine of this
+    /// runtime needs more stack than it was given.
     pub unsafe fn unguarded_stacks(mut self) -> Self {
         self.config.guarded = false;
         self
@@ -248,7 +277,13 @@ impl RuntimeBuilder {
     }
 
     /// Builds the runtime: creates its `mio::Poll` and cross-thread waker.
+    ///
+    /// # Errors
+    /// [`io::ErrorKind::InvalidInput`] if a stack size is larger than
+    /// [`crate::MAX_STACK_SIZE`]; what the system says if the poller cannot be made.
     pub fn build(self) -> io::Result<Runtime> {
+        usable_size(self.config.stack_size)?;
+        usable_size(self.config.main_stack_size)?;
         crate::panic::install_hook();
         Ok(Runtime { core: Core::new(self.config)? })
     }

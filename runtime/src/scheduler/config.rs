@@ -22,6 +22,9 @@ pub(crate) struct Config {
     pub virtual_io_grace: Duration,
     /// Stacks have guard pages (false only through `unsafe unguarded_stacks`).
     pub guarded: bool,
+    /// Guard pages are guard regions (`MADV_GUARD_INSTALL`) where the kernel has them;
+    /// false forces `PROT_NONE` pages (`RuntimeBuilder::guard_regions`).
+    pub guard_regions: bool,
     /// Free stacks of one size kept resident in the pool.
     pub pool_limit: usize,
     /// Most threads the blocking pool starts.

@@ -24,7 +24,7 @@ impl Core {
                 panic!("spindle: cannot write the trace file: {e}");
             }
         }
-        crate::overflow::install(context::running_header);
+        crate::overflow::install(context::running_header, crate::stack::touched_depth);
         self.main_done.set(false);
         self.main_panicked.set(false);
         self.tearing_down.set(false);
@@ -315,7 +315,15 @@ impl Core {
         );
         self.tasks.for_each_task(|t| {
             let name = t.name.as_deref().map(|n| format!(" '{n}'")).unwrap_or_default();
-            let _ = write!(report, "\n  coroutine #{}{} parked on {}", t.id, name, t.reason());
+            let _ = write!(
+                report,
+                "\n  coroutine #{}{} parked on {} (stack: {} of {} bytes used)",
+                t.id,
+                name,
+                t.reason(),
+                t.stack_used(),
+                t.header.stack_size
+            );
         });
         report
     }
@@ -333,9 +341,12 @@ fn check_canary(at: usize, task: &Task) {
     if !intact {
         let name = task.name.as_deref().map(|n| format!(" '{n}'")).unwrap_or_default();
         eprintln!(
-            "spindle: coroutine #{}{} overflowed its unguarded stack ({} bytes) and may have \
-             corrupted another; give it more with Builder::stack_size",
-            task.id, name, task.header.stack_size
+            "spindle: coroutine #{}{} overflowed its unguarded stack ({} bytes, {} used) and may \
+             have corrupted another; give it more with Builder::stack_size",
+            task.id,
+            name,
+            task.header.stack_size,
+            task.stack_used()
         );
         std::process::abort();
     }

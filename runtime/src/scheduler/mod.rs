@@ -69,7 +69,7 @@ use crate::overflow::Header;
 use crate::reactor::driver::Reactor;
 use crate::remote::{RemoteShared, RemoteWaker};
 use crate::rng::Rng;
-use crate::stack::{Stack, StackPool};
+use crate::stack::{Guards, Stack, StackPool};
 use crate::task::{Coro, Task, TaskView, Yielder};
 use crate::thread_pool::BlockingPool;
 use crate::timer::Timers;
@@ -167,7 +167,10 @@ impl Core {
         }
         Ok(Rc::new(Core {
             runtime_id: RUNTIME_IDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
-            stacks: RefCell::new(StackPool::new(config.guarded, config.pool_limit)),
+            stacks: RefCell::new(StackPool::new(
+                Guards::choose(config.guarded, config.guard_regions),
+                config.pool_limit,
+            )),
             clock: Clock::new(config.virtual_time),
             tasks,
             config,
@@ -280,6 +283,17 @@ impl Core {
         self.tasks.with_task(key, |t| (t.id == id && t.is_parked()).then(|| t.reason())).flatten()
     }
 
+    /// How deep the stack of the coroutine in `key` (with `id`) has been used, in bytes (see
+    /// `stack::touched_depth`); `None` if it has finished.
+    pub(crate) fn stack_used(&self, key: usize, id: u64) -> Option<usize> {
+        self.tasks.with_task(key, |t| (t.id == id).then(|| t.stack_used())).flatten()
+    }
+
+    /// How this runtime's stacks are guarded.
+    pub(crate) fn stack_guards(&self) -> Guards {
+        self.stacks.borrow().guards()
+    }
+
     pub(crate) fn is_alive(&self, key: usize, id: u64) -> bool {
         self.tasks.with_task(key, |t| t.id == id).unwrap_or(false)
     }
@@ -352,12 +366,14 @@ impl Core {
         let header = Header {
             lo,
             hi,
+            base: stack.base(),
             stack_size: stack.size(),
+            guarded: stack.is_guarded(),
             id,
             name: name.as_ref().map_or(ptr::null(), |n| n.as_ptr()),
             name_len: name.as_ref().map_or(0, |n| n.len()),
         };
-        let canary = (!stack.is_guarded()).then_some(lo);
+        let canary = (!stack.is_guarded()).then_some(stack.bottom());
         let cancelled = self.tearing_down.get();
         let name_for_watchdog = if self.watchdog.is_some() { name.clone() } else { None };
         let name_for_trace = if self.tracer.is_some() { name.clone() } else { None };
