@@ -55,7 +55,7 @@ pub fn serve(server: &Server, conn: &Connection) {
                         Status::NotImplemented => b"only Content-Length bodies are read\n",
                         _ => b"malformed request\n",
                     };
-                    response::write(&mut out, status, why, &server.date, true, false);
+                    response::write(&mut out, status, why, &server.date.get(), true, false);
                     close = true;
                     break;
                 }
@@ -84,7 +84,14 @@ pub fn serve(server: &Server, conn: &Connection) {
             let reply = request.route.run();
             close = !request.keep_alive || server.stopping.get();
             let body = reply.body.as_bytes();
-            response::write(&mut out, reply.status, body, &server.date, close, request.head_only);
+            response::write(
+                &mut out,
+                reply.status,
+                body,
+                &server.date.get(),
+                close,
+                request.head_only,
+            );
         }
         if flush(stream, &mut out).is_err() {
             return;

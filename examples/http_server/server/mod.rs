@@ -12,6 +12,10 @@
 //! * `response.rs`: responses and the cached `Date` header;
 //! * `stop.rs`: SIGINT and SIGTERM through a self-pipe.
 //!
+//! `request`, `response` and `routes` are public for the HTTP bench, whose thread-per-connection
+//! baseline parses and answers with the same code (so that it differs only in how it waits),
+//! and whose other baselines do the same work per route.
+//!
 //! # Stopping
 //!
 //! When the stop signal arrives the server stops accepting (the listener closes; connections
@@ -22,9 +26,9 @@
 //! connection's coroutine has finished.
 
 mod connection;
-mod request;
-mod response;
-mod routes;
+pub mod request;
+pub mod response;
+pub mod routes;
 pub mod stop;
 
 use std::cell::{Cell, RefCell};

@@ -38,7 +38,7 @@ pub fn write(
     out: &mut Vec<u8>,
     status: Status,
     body: &[u8],
-    date: &Date,
+    date: &[u8; DATE_LEN],
     close: bool,
     head_only: bool,
 ) {
@@ -46,7 +46,7 @@ pub fn write(
     out.extend_from_slice(b"Server: spindle\r\nContent-Type: text/plain\r\nContent-Length: ");
     push_decimal(out, body.len() as u64);
     out.extend_from_slice(b"\r\nDate: ");
-    out.extend_from_slice(&date.get());
+    out.extend_from_slice(date);
     if close {
         out.extend_from_slice(b"\r\nConnection: close");
     }
@@ -72,7 +72,7 @@ fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
 }
 
 /// An IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`) is always 29 bytes.
-const DATE_LEN: usize = 29;
+pub const DATE_LEN: usize = 29;
 
 /// The `Date` header's value, formatted once a second by [`keep_fresh`] rather than once a
 /// request.
