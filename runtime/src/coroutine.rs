@@ -40,6 +40,11 @@ impl Coroutine {
             .unwrap_or(false)
     }
 
+    /// Its slot in the runtime's table (with the id, what names it to the scheduler).
+    pub(crate) fn key(&self) -> usize {
+        self.key
+    }
+
     /// Cancels the coroutine, as [`JoinHandle::cancel`] does (for scopes and pools, which
     /// hold the identity but not the handle).
     pub(crate) fn cancel_inner(&self) {
@@ -101,6 +106,9 @@ pub enum JoinError {
     /// [`JoinHandle::join_timeout`] gave up waiting; the coroutine still runs and the handle
     /// can be joined again.
     TimedOut,
+    /// The runtime could not start the coroutine a [`crate::Handle`] asked for (no stack could
+    /// be mapped; see [`Builder::spawn`]'s errors). Its closure was dropped unrun.
+    SpawnFailed(io::Error),
 }
 
 impl JoinError {
@@ -129,11 +137,21 @@ impl fmt::Display for JoinError {
             JoinError::Panicked(p) => write!(f, "coroutine {p}"),
             JoinError::Cancelled => f.write_str("coroutine was cancelled"),
             JoinError::TimedOut => f.write_str("timed out waiting for the coroutine to finish"),
+            JoinError::SpawnFailed(e) => {
+                write!(f, "the runtime could not start the coroutine: {e}")
+            }
         }
     }
 }
 
-impl std::error::Error for JoinError {}
+impl std::error::Error for JoinError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            JoinError::SpawnFailed(e) => Some(e),
+            _ => None,
+        }
+    }
+}
 
 /// What a coroutine and its handle share.
 struct JoinShared<T> {
@@ -242,6 +260,16 @@ impl<T> JoinHandle<T> {
     pub fn coroutine(&self) -> &Coroutine {
         &self.shared.coroutine
     }
+
+    /// The outcome, if the coroutine finished and nobody took it yet, without waiting (what a
+    /// `RemoteJoinHandle`'s coroutine hands on when it ends).
+    pub(crate) fn take_outcome(&self) -> Option<Result<T, JoinError>> {
+        let outcome = self.shared.outcome.take();
+        if outcome.is_some() {
+            self.shared.unjoined.set(false);
+        }
+        outcome
+    }
 }
 
 impl<T> Drop for JoinHandle<T> {
@@ -281,6 +309,11 @@ impl Builder {
     pub fn name(mut self, name: impl Into<String>) -> Builder {
         self.name = Some(name.into());
         self
+    }
+
+    /// The name given with [`Builder::name`], if any.
+    pub(crate) fn name_ref(&self) -> Option<&str> {
+        self.name.as_deref()
     }
 
     /// Usable stack size in bytes, rounded up to whole pages, at least 16 KiB.

@@ -34,9 +34,9 @@
 //!
 //! # One thread
 //!
-//! Everything runs on the thread that called [`run`]. Handles, locks and channels are not
-//! `Send`. A call that blocks the OS thread (`std::thread::sleep`, a `std::sync::Mutex` held
-//! across a park, blocking file I/O) stalls every coroutine until it returns.
+//! Everything runs on the thread that called [`run`]. A call that blocks the OS thread
+//! (`std::thread::sleep`, a `std::sync::Mutex` held across a park, blocking file I/O) stalls
+//! every coroutine until it returns.
 //!
 //! # Parking
 //!
@@ -109,6 +109,7 @@ mod task;
 mod blocking;
 pub mod check;
 mod coroutine;
+mod handle;
 mod local;
 mod panic;
 pub mod park;
@@ -123,6 +124,7 @@ pub use blocking::unblock;
 pub use coroutine::{
     active_count, coroutines, current, spawn, yield_now, Builder, Coroutine, JoinError, JoinHandle,
 };
+pub use handle::{handle, Handle, RemoteJoinHandle, SpawnError};
 pub use local::LocalKey;
 pub use panic::Panic;
 pub use runtime::{run, Runtime, RuntimeBuilder};

@@ -122,7 +122,8 @@ impl Panic {
     }
 }
 
-fn payload_str(payload: &(dyn Any + Send)) -> Option<&str> {
+/// The message of a panic payload made by `panic!("...")`.
+pub(crate) fn payload_str(payload: &(dyn Any + Send)) -> Option<&str> {
     payload
         .downcast_ref::<&'static str>()
         .copied()

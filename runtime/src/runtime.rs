@@ -5,6 +5,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::handle::Handle;
 use crate::watchdog::{Stall, WatchdogConfig};
 
 use crate::scheduler::{Config, Core};
@@ -49,6 +50,12 @@ impl Runtime {
     /// * If called from inside a running spindle runtime.
     pub fn run<T>(&self, main: impl FnOnce() -> T) -> T {
         self.core.run_main(main)
+    }
+
+    /// A [`Handle`] to this runtime, for starting coroutines on it from other threads; it
+    /// may be made before `run` (a request then waits for the next `run`).
+    pub fn handle(&self) -> Handle {
+        Handle::new(self.core.remote().clone())
     }
 
     /// Scheduling steps a seeded runtime has taken (for `check::pct`'s estimate).

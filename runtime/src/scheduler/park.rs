@@ -240,13 +240,14 @@ impl Core {
         })
     }
 
-    /// No timer, socket or other thread could wake a coroutine: what `yield_now` checks, when
-    /// the run queue is empty, before skipping the switch.
+    /// No timer, socket or other thread could wake a coroutine, and no job from another thread
+    /// waits: what `yield_now` checks, when the run queue is empty, before skipping the switch.
     #[inline(never)]
     fn nothing_pending(&self) -> bool {
         self.timers.borrow().is_empty()
             && self.reactor.sources() == 0
             && self.remote.outstanding() == 0
+            && !self.remote.has_pending()
     }
 
     /// Unwinds if the running coroutine (`task`) was cancelled or one of its timeout scopes
