@@ -28,10 +28,10 @@
 //! than ~32k coroutines at once.
 
 pub use spindle_runtime::{
-    active_count, coroutine_local, coroutines, current, handle, park, pool, reactor, run, scope,
-    sleep, sleep_until, spawn, time, unblock, yield_now, Builder, Coroutine, Handle, JoinError,
-    JoinHandle, LocalKey, Panic, RemoteJoinHandle, Runtime, RuntimeBuilder, Scope,
-    ScopedJoinHandle, SpawnError, Stall, DEFAULT_STACK_SIZE,
+    active_count, coroutine_local, coroutines, current, handle, park, pool, reactor, run,
+    run_sharded, scope, sleep, sleep_until, spawn, time, unblock, yield_now, Builder, Coroutine,
+    Handle, JoinError, JoinHandle, LocalKey, Panic, RemoteJoinHandle, Runtime, RuntimeBuilder,
+    Scope, ScopedJoinHandle, Shards, SpawnError, Stall, DEFAULT_STACK_SIZE,
 };
 pub use spindle_runtime::{check, select, sync};
 

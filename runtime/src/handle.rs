@@ -66,6 +66,9 @@ use crate::wake::Waker;
 /// virtual time.
 pub struct Handle {
     remote: Arc<RemoteShared>,
+    /// Counted among the live handles (see the module docs); `run_sharded`'s own handles,
+    /// kept only to cancel shards, are not, so that they hide no deadlock.
+    counted: bool,
 }
 
 /// `Handle::spawn` failed: the runtime has finished (it was dropped) and runs nothing more.
@@ -95,7 +98,13 @@ impl Handle {
     /// A counted handle on `remote`.
     pub(crate) fn new(remote: Arc<RemoteShared>) -> Handle {
         remote.handle_made();
-        Handle { remote }
+        Handle { remote, counted: true }
+    }
+
+    /// A handle on `remote` that does not count as live for deadlock detection (see
+    /// `counted`).
+    pub(crate) fn uncounted(remote: Arc<RemoteShared>) -> Handle {
+        Handle { remote, counted: false }
     }
 
     /// Starts `f` as a coroutine of the handle's runtime, on that runtime's thread, with
@@ -132,7 +141,8 @@ impl Handle {
     /// ends starts cancelled. Returns at once. If the runtime is not running, its next `run`
     /// starts this way; if it was dropped, this does nothing.
     ///
-    /// `main` then ends cancelled: [`Runtime::run`](crate::Runtime::run) panics saying so.
+    /// `main` then ends cancelled: [`Runtime::run`](crate::Runtime::run) panics saying so
+    /// (`run_sharded` counts such a shard as cancelled, not failed).
     pub fn cancel_all(&self) {
         let _ = self.remote.submit(Box::new(|| {
             context::with_core(|core| core.shut_down());
@@ -142,13 +152,19 @@ impl Handle {
 
 impl Clone for Handle {
     fn clone(&self) -> Handle {
-        Handle::new(self.remote.clone())
+        if self.counted {
+            Handle::new(self.remote.clone())
+        } else {
+            Handle::uncounted(self.remote.clone())
+        }
     }
 }
 
 impl Drop for Handle {
     fn drop(&mut self) {
-        self.remote.handle_dropped();
+        if self.counted {
+            self.remote.handle_dropped();
+        }
     }
 }
 

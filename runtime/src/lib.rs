@@ -117,6 +117,7 @@ pub mod pool;
 pub mod reactor;
 mod runtime;
 mod scope;
+mod shard;
 pub mod sync;
 pub mod time;
 
@@ -129,6 +130,7 @@ pub use local::LocalKey;
 pub use panic::Panic;
 pub use runtime::{run, Runtime, RuntimeBuilder};
 pub use scope::{scope, Scope, ScopedJoinHandle};
+pub use shard::{run_sharded, Shards};
 pub use stack::{DEFAULT_MAIN_STACK_SIZE, DEFAULT_STACK_SIZE, MIN_STACK_SIZE};
 pub use time::{sleep, sleep_until};
 pub use watchdog::Stall;

@@ -58,6 +58,18 @@ impl Runtime {
         Handle::new(self.core.remote().clone())
     }
 
+    /// A handle that hides no deadlock (for `run_sharded`, which keeps one per shard only to
+    /// cancel it).
+    pub(crate) fn uncounted_handle(&self) -> Handle {
+        Handle::uncounted(self.core.remote().clone())
+    }
+
+    /// `run`, returning `main`'s outcome as `catch_unwind` would (for `run_sharded`): a
+    /// panic's payload, or the cancellation's when `main` was cancelled.
+    pub(crate) fn run_outcome<T>(&self, main: impl FnOnce() -> T) -> std::thread::Result<T> {
+        self.core.run_main_outcome(main)
+    }
+
     /// Scheduling steps a seeded runtime has taken (for `check::pct`'s estimate).
     pub(crate) fn seeded_steps(&self) -> usize {
         self.core.seeded_steps()
