@@ -150,3 +150,50 @@ fn race_hunt_finds_each_planted_bug_and_replays_one() {
     assert!(stdout.contains("taken twice"), "{stdout}");
     assert!(stdout.contains("the replay fails the same way: true"), "{stdout}");
 }
+
+/// Starts echo_server with `args` on a free port, reads where it listens from its first line
+/// (which must be `echo_server listening on <addr><suffix>`), and checks that `clients`
+/// connections echo.
+fn echo_server_echoes(args: &[&str], suffix: &str, clients: usize) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let mut child = example("echo_server")
+        .args(["--addr", "127.0.0.1:0"])
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let result = std::panic::catch_unwind(|| {
+        let addr = line
+            .strip_prefix("echo_server listening on ")
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
+        assert_eq!(line.trim_end(), format!("echo_server listening on {addr}{suffix}"));
+        for i in 0..clients {
+            let mut conn = std::net::TcpStream::connect(addr).unwrap();
+            let message = format!("hello {i}");
+            conn.write_all(message.as_bytes()).unwrap();
+            let mut echoed = vec![0; message.len()];
+            conn.read_exact(&mut echoed).unwrap();
+            assert_eq!(echoed, message.as_bytes());
+        }
+    });
+    child.kill().unwrap();
+    let out = child.wait_with_output().unwrap();
+    if let Err(panic) = result {
+        eprintln!("echo_server stderr:\n{}", String::from_utf8_lossy(&out.stderr));
+        std::panic::resume_unwind(panic);
+    }
+}
+
+#[test]
+fn echo_server_echoes_on_one_thread() {
+    echo_server_echoes(&[], "", 4);
+}
+
+#[test]
+fn echo_server_echoes_on_two_shards() {
+    echo_server_echoes(&["--shards", "2"], " with 2 shards", 16);
+}
