@@ -1,51 +1,12 @@
-//! A runtime's [`Handle`]: starting coroutines on it from any thread.
+//! A runtime's [`Handle`]: starting coroutines on it from any thread, and the
+//! [`RemoteJoinHandle`] that joins them from any thread. The rules a handle follows are in
+//! [`Handle`]'s docs.
 //!
-//! A runtime and everything on it stay on its one thread; a `Handle` is the `Send + Sync +
-//! Clone` part that other threads may keep. [`Handle::spawn`] queues a `Send` closure for the
-//! runtime's thread (through the same door as a [`crate::park::RemoteWaker`]: a queue behind a
-//! mutex and a `mio::Waker` that interrupts the runtime's poll), where it starts as a
-//! coroutine, and returns a [`RemoteJoinHandle`] that any thread may join: a coroutine that
-//! joins parks, a plain thread blocks.
-//!
-//! ```
-//! let rt = spindle_runtime::Runtime::new().unwrap();
-//! let handle = rt.handle();
-//! let feeder = std::thread::spawn(move || {
-//!     // From a plain thread: the closure runs as a coroutine of `rt`, on `rt`'s thread.
-//!     let job = handle.spawn(|| 6 * 7).unwrap();
-//!     job.join().unwrap() // blocks this thread
-//! });
-//! let got = rt.run(|| {
-//!     // main parks until the thread's answer is in (a blocking join belongs in `unblock`).
-//!     spindle_runtime::unblock(move || feeder.join().unwrap())
-//! });
-//! assert_eq!(got, 42);
-//! ```
-//!
-//! # The rules
-//!
-//! * **A handle belongs to its [`Runtime`](crate::Runtime), not to one `run`.** A request made
-//!   while the runtime is not running waits for its next `run`. Once the runtime is dropped
-//!   (for [`crate::run`]: once it returns) `spawn` returns [`SpawnError`].
-//! * **A handle does not keep `run` going.** `run` returns once `main` and every non-daemon
-//!   coroutine have finished, whether handles live or not. A coroutine a handle started is a
-//!   non-daemon (unless its [`Builder`] says otherwise), so `run` waits for it like for any other.
-//! * **Nothing is lost silently.** A request that `spawn` accepted either runs, or its coroutine
-//!   starts cancelled and its join returns [`JoinError::Cancelled`]: when it arrives during the
-//!   runtime's teardown (after `main` and the non-daemons finished, or after
-//!   [`Handle::cancel_all`]), or the runtime is dropped before running it.
-//! * **A live handle is not a deadlock.** While any handle of the runtime is alive, another
-//!   thread may still spawn a coroutine that wakes the parked ones, so the runtime does not
-//!   report a deadlock: it waits in its poll instead. Once the last handle is dropped it looks
-//!   again and reports one if nothing else can wake anybody. A handle the runtime's own
-//!   coroutines keep counts too, so drop the handles you are done with.
-//! * **A live handle holds no virtual clock.** Under `RuntimeBuilder::virtual_time` it is no
-//!   work in flight (it may never spawn anything), so timers still jump; a request already
-//!   queued is applied before the clock moves. When another thread spawns, relative to
-//!   virtual time, is outside the determinism contract (see the crate docs).
-//! * **In order.** Requests from one thread start in the order they were made; each coroutine
-//!   first runs when the scheduler next looks at its queue (between two resumptions, at most
-//!   64 resumptions apart, or at once when it is idle).
+//! How it works: [`Handle::spawn`] boxes the closure into a job for the runtime's door
+//! (`remote.rs`), which the scheduler runs between resumptions; the job spawns the coroutine
+//! with an exit guard ([`HandOn`]) that moves its outcome, after its locals are dropped, from
+//! its local join handle into a [`Slot`] shared with the `RemoteJoinHandle`. Whatever path a
+//! request takes, a [`Delivery`] fills the slot exactly once.
 
 use std::cell::RefCell;
 use std::fmt;
@@ -61,12 +22,57 @@ use crate::remote::{Job, RemoteShared, RemoteWaker};
 use crate::wake::Waker;
 
 /// A `Send + Sync + Clone` handle to a runtime, for starting coroutines on it from any thread.
-/// Made by [`crate::handle`] inside a runtime or [`Runtime::handle`](crate::Runtime::handle).
-/// See [the module docs](self) for how a live handle counts for deadlocks, `run`'s end and
-/// virtual time.
+/// Made by [`handle`] inside a runtime or [`Runtime::handle`](crate::Runtime::handle).
+///
+/// A runtime and everything on it stay on its one thread; a `Handle` is the part that other
+/// threads may keep. [`Handle::spawn`] queues a `Send` closure for the runtime's thread
+/// (through the same door as a [`crate::park::RemoteWaker`]: a queue behind a mutex and a
+/// `mio::Waker` that interrupts the runtime's poll), where it starts as a coroutine, and
+/// returns a [`RemoteJoinHandle`] that any thread may join: a coroutine that joins parks, a
+/// plain thread blocks.
+///
+/// ```
+/// let rt = spindle_runtime::Runtime::new().unwrap();
+/// let handle = rt.handle();
+/// let feeder = std::thread::spawn(move || {
+///     // From a plain thread: the closure runs as a coroutine of `rt`, on `rt`'s thread.
+///     let job = handle.spawn(|| 6 * 7).unwrap();
+///     job.join().unwrap() // blocks this thread
+/// });
+/// let got = rt.run(|| {
+///     // main parks until the thread's answer is in (a blocking join belongs in `unblock`).
+///     spindle_runtime::unblock(move || feeder.join().unwrap())
+/// });
+/// assert_eq!(got, 42);
+/// ```
+///
+/// # The rules
+///
+/// * **A handle belongs to its [`Runtime`](crate::Runtime), not to one `run`.** A request made
+///   while the runtime is not running waits for its next `run`. Once the runtime is dropped
+///   (for [`crate::run`]: once it returns) `spawn` returns [`SpawnError`].
+/// * **A handle does not keep `run` going.** `run` returns once `main` and every non-daemon
+///   coroutine have finished, whether handles live or not. A coroutine a handle started is a
+///   non-daemon (unless its [`Builder`] says otherwise), so `run` waits for it like for any other.
+/// * **Nothing is lost silently.** A request that `spawn` accepted either runs, or its coroutine
+///   starts cancelled and its join returns [`JoinError::Cancelled`]: when it arrives during the
+///   runtime's teardown (after `main` and the non-daemons finished, or after
+///   [`Handle::cancel_all`]), or the runtime is dropped before running it.
+/// * **A live handle is not a deadlock.** While any handle of the runtime is alive, another
+///   thread may still spawn a coroutine that wakes the parked ones, so the runtime does not
+///   report a deadlock: it waits in its poll instead. Once the last handle is dropped it looks
+///   again and reports one if nothing else can wake anybody. A handle the runtime's own
+///   coroutines keep counts too, so drop the handles you are done with.
+/// * **A live handle holds no virtual clock.** Under `RuntimeBuilder::virtual_time` it is no
+///   work in flight (it may never spawn anything), so timers still jump; a request already
+///   queued is applied before the clock moves. When another thread spawns, relative to
+///   virtual time, is outside the determinism contract (see the crate docs).
+/// * **In order.** Requests from one thread start in the order they were made; each coroutine
+///   first runs when the scheduler next looks at its queue (between two resumptions, at most
+///   64 resumptions apart, or at once when it is idle).
 pub struct Handle {
     remote: Arc<RemoteShared>,
-    /// Counted among the live handles (see the module docs); `run_sharded`'s own handles,
+    /// Counted among the live handles (see the rules above); `run_sharded`'s own handles,
     /// kept only to cancel shards, are not, so that they hide no deadlock.
     counted: bool,
 }

@@ -1,30 +1,8 @@
-//! One runtime per core: [`Shards`] and [`run_sharded`].
+//! One runtime per core: [`Shards`] and [`run_sharded`] (what users read is in their docs).
 //!
-//! A spindle runtime uses one thread, so a server that outgrows a core runs several: one OS
-//! thread per shard, each with a runtime of its own built from one [`RuntimeBuilder`], each
-//! running the same `main` with its shard index. Nothing moves between shards — a coroutine,
-//! a socket, a lock stays where it was made — so each shard is a plain single-threaded spindle
-//! program, and what shards share goes through the doors between threads (a
-//! [`crate::Handle`], `spindle::sync::mpmc` channels, a listening port bound with
-//! `TcpListener::bind_reuseport`, which the kernel balances connections over).
-//!
-//! ```
-//! let squares = spindle_runtime::run_sharded(3, |shard| {
-//!     // A runtime of its own: spawn, park and join as in any spindle program.
-//!     spindle_runtime::spawn(move || shard * shard).join().unwrap()
-//! });
-//! assert_eq!(squares, [0, 1, 4]);
-//! ```
-//!
-//! # When a shard fails
-//!
-//! A panic in one shard (its `main` panicked, or its runtime reported a deadlock) cancels every
-//! other shard, through the same door as [`crate::Handle::cancel_all`]: their coroutines unwind
-//! at their next park. Once every shard has ended, `run` panics with a message that names the
-//! shard that failed first and carries its message, `spindle: shard 1 of 4 panicked: ...`.
-//! (The shard's own panic has already been printed by the panic hook, on the thread named
-//! `spindle-shard-1`.) The shards' handles kept for this do not count as live handles, so they
-//! hide no deadlock in a shard.
+//! A start line ([`Start`]) makes either every shard run `main` or none; the shards' ends come
+//! back over a channel in the order they happen, so the first panic cancels the others at
+//! once (through uncounted [`Handle`]s), and the values are put back in shard order.
 
 use std::io;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -49,6 +27,16 @@ use crate::scheduler::CancelUnwind;
 /// A builder of its own rather than a [`RuntimeBuilder`] setting, because these are settings
 /// of a group of threads, not of one runtime (and each runtime is built on its own thread, so
 /// what is shared is the builder, which is `Clone`).
+///
+/// # When a shard fails
+///
+/// A panic in one shard (its `main` panicked, or its runtime reported a deadlock) cancels every
+/// other shard, through the same door as [`crate::Handle::cancel_all`]: their coroutines unwind
+/// at their next park. Once every shard has ended, `run` panics with a message that names the
+/// shard that failed first and carries its message, `spindle: shard 1 of 4 panicked: ...`.
+/// (The shard's own panic has already been printed by the panic hook, on the thread named
+/// `spindle-shard-1`.) The shards' handles kept for this do not count as live handles, so they
+/// hide no deadlock in a shard.
 #[derive(Debug, Clone)]
 pub struct Shards {
     count: usize,
@@ -93,8 +81,8 @@ impl Shards {
     ///
     /// # Panics
     /// When a shard panics: the others are cancelled first, and the message names the shard
-    /// (see [the module docs](self)). Also when a shard's `main` was cancelled by a
-    /// [`crate::Handle::cancel_all`] of the program's own.
+    /// (see [When a shard fails](Shards#when-a-shard-fails)). Also when a shard's `main` was
+    /// cancelled by a [`crate::Handle::cancel_all`] of the program's own.
     #[track_caller]
     pub fn run<T, F>(self, main: F) -> io::Result<Vec<T>>
     where
@@ -182,6 +170,22 @@ impl Shards {
 /// Runs `main(i)` on `shards` runtimes with default settings, one OS thread each, and returns
 /// their values in shard order; see [`Shards`] for the settings and [`Shards::run`] for the
 /// details.
+///
+/// A spindle runtime uses one thread, so a server that outgrows a core runs several: one OS
+/// thread per shard, each with a runtime of its own built from one [`RuntimeBuilder`], each
+/// running the same `main` with its shard index. Nothing moves between shards — a coroutine,
+/// a socket, a lock stays where it was made — so each shard is a plain single-threaded spindle
+/// program, and what shards share goes through the doors between threads (a
+/// [`crate::Handle`], `spindle::sync::mpmc` channels, a listening port bound with
+/// `TcpListener::bind_reuseport`, which the kernel balances connections over).
+///
+/// ```
+/// let squares = spindle_runtime::run_sharded(3, |shard| {
+///     // A runtime of its own: spawn, park and join as in any spindle program.
+///     spindle_runtime::spawn(move || shard * shard).join().unwrap()
+/// });
+/// assert_eq!(squares, [0, 1, 4]);
+/// ```
 ///
 /// # Panics
 /// When a shard panics (the others are cancelled first; the message names the shard), when
