@@ -106,9 +106,6 @@ pub enum JoinError {
     /// [`JoinHandle::join_timeout`] gave up waiting; the coroutine still runs and the handle
     /// can be joined again.
     TimedOut,
-    /// The runtime could not start the coroutine a [`crate::Handle`] asked for (no stack could
-    /// be mapped; see [`Builder::spawn`]'s errors). Its closure was dropped unrun.
-    SpawnFailed(io::Error),
 }
 
 impl JoinError {
@@ -137,21 +134,11 @@ impl fmt::Display for JoinError {
             JoinError::Panicked(p) => write!(f, "coroutine {p}"),
             JoinError::Cancelled => f.write_str("coroutine was cancelled"),
             JoinError::TimedOut => f.write_str("timed out waiting for the coroutine to finish"),
-            JoinError::SpawnFailed(e) => {
-                write!(f, "the runtime could not start the coroutine: {e}")
-            }
         }
     }
 }
 
-impl std::error::Error for JoinError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            JoinError::SpawnFailed(e) => Some(e),
-            _ => None,
-        }
-    }
-}
+impl std::error::Error for JoinError {}
 
 /// What a coroutine and its handle share.
 struct JoinShared<T> {

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use crate::context;
 use crate::coroutine::{spawn_raw, Builder, JoinError, JoinHandle};
-use crate::panic::report_unjoined;
+use crate::panic::{report_unjoined, Panic};
 use crate::park::{self, Reason, Wake};
 use crate::remote::{Job, RemoteShared, RemoteWaker};
 use crate::wake::Waker;
@@ -118,8 +118,9 @@ impl Handle {
     ///
     /// # Errors
     /// [`SpawnError`] once the runtime has been dropped; `f` is dropped unrun. (A stack that
-    /// cannot be mapped is only known on the runtime's thread: the join returns
-    /// [`JoinError::SpawnFailed`].)
+    /// cannot be mapped is only known on the runtime's thread, where [`crate::spawn`] would
+    /// panic: the join returns that panic, [`JoinError::Panicked`] with the message
+    /// `spindle: spawn failed: ...`, and `f` is dropped unrun.)
     pub fn spawn<F, T>(&self, f: F) -> Result<RemoteJoinHandle<T>, SpawnError>
     where
         F: FnOnce() -> T + Send + 'static,
@@ -383,7 +384,8 @@ where
         Some(Err(e)) => {
             let delivery = pending.borrow_mut().delivery.take();
             if let Some(delivery) = delivery {
-                delivery.deliver(Err(JoinError::SpawnFailed(e)));
+                let panic = Panic::from_message(format!("spindle: spawn failed: {e}"));
+                delivery.deliver(Err(JoinError::Panicked(panic)));
             }
         }
         // Jobs run only inside their runtime; dropping `pending` delivers `Cancelled`.
