@@ -29,10 +29,11 @@
 //! kernels, and what to do there).
 
 pub use spindle_runtime::{
-    active_count, coroutine_local, coroutines, current, park, pool, reactor, run, scope, sleep,
-    sleep_until, spawn, time, unblock, yield_now, Builder, Coroutine, JoinError, JoinHandle,
-    LocalKey, Panic, Runtime, RuntimeBuilder, Scope, ScopedJoinHandle, Stall,
-    DEFAULT_MAIN_STACK_SIZE, DEFAULT_STACK_SIZE, MAX_STACK_SIZE, MIN_STACK_SIZE,
+    active_count, coroutine_local, coroutines, current, handle, park, pool, reactor, run,
+    run_sharded, scope, sleep, sleep_until, spawn, time, unblock, yield_now, Builder, Coroutine,
+    Handle, JoinError, JoinHandle, LocalKey, Panic, RemoteJoinHandle, Runtime, RuntimeBuilder,
+    Scope, ScopedJoinHandle, Shards, SpawnError, Stall, DEFAULT_MAIN_STACK_SIZE,
+    DEFAULT_STACK_SIZE, MAX_STACK_SIZE, MIN_STACK_SIZE,
 };
 pub use spindle_runtime::{check, select, sync};
 pub use spindle_runtime::{stats, CoroutineStats, Stats};

@@ -40,6 +40,11 @@ impl Coroutine {
             .unwrap_or(false)
     }
 
+    /// Its slot in the runtime's table (with the id, what names it to the scheduler).
+    pub(crate) fn key(&self) -> usize {
+        self.key
+    }
+
     /// Cancels the coroutine, as [`JoinHandle::cancel`] does (for scopes and pools, which
     /// hold the identity but not the handle).
     pub(crate) fn cancel_inner(&self) {
@@ -289,6 +294,16 @@ impl<T> JoinHandle<T> {
     pub fn coroutine(&self) -> &Coroutine {
         &self.shared.coroutine
     }
+
+    /// The outcome, if the coroutine finished and nobody took it yet, without waiting (what a
+    /// `RemoteJoinHandle`'s coroutine hands on when it ends).
+    pub(crate) fn take_outcome(&self) -> Option<Result<T, JoinError>> {
+        let outcome = self.shared.outcome.take();
+        if outcome.is_some() {
+            self.shared.unjoined.set(false);
+        }
+        outcome
+    }
 }
 
 impl<T> Drop for JoinHandle<T> {
@@ -328,6 +343,11 @@ impl Builder {
     pub fn name(mut self, name: impl Into<String>) -> Builder {
         self.name = Some(name.into());
         self
+    }
+
+    /// The name given with [`Builder::name`], if any.
+    pub(crate) fn name_ref(&self) -> Option<&str> {
+        self.name.as_deref()
     }
 
     /// Usable stack size in bytes, rounded up to whole pages, at least 16 KiB

@@ -34,9 +34,50 @@
 //!
 //! # One thread
 //!
-//! Everything runs on the thread that called [`run`]. Handles, locks and channels are not
-//! `Send`. A call that blocks the OS thread (`std::thread::sleep`, a `std::sync::Mutex` held
-//! across a park, blocking file I/O) stalls every coroutine until it returns.
+//! Everything runs on the thread that called [`run`]. A call that blocks the OS thread
+//! (`std::thread::sleep`, a `std::sync::Mutex` held across a park, blocking file I/O) stalls
+//! every coroutine until it returns.
+//!
+//! # More than one thread
+//!
+//! **A coroutine never migrates.** It is started, resumed and finished on its runtime's thread
+//! and no other, so a `thread_local!` read inside a coroutine is always that thread's, and a
+//! library that keeps state in thread-locals stays sound. That is also why most of spindle is
+//! not `Send`, and the compiler keeps it on its thread:
+//!
+//! * not `Send`: [`Runtime`], [`JoinHandle`], [`Coroutine`], [`park::Waker`], the locks and
+//!   channels of [`sync`] (plain cells inside, no atomics: an uncontended lock costs no atomic
+//!   instruction), and spindle's sockets (each is registered with its runtime's reactor);
+//! * `Send`: what crosses through one of the doors below: the closure given to [`unblock`] or
+//!   [`Handle::spawn`], a [`park::RemoteWaker`], a [`Handle`] (`Sync` and `Clone` too), a
+//!   [`RemoteJoinHandle`] (when its value is), [`JoinError`] and [`Panic`], a [`RuntimeBuilder`].
+//!
+//! The doors between threads are few and named. Through each, a coroutine that must wait
+//! parks (its coroutine only), and a plain thread that must wait blocks.
+//!
+//! | door | what crosses | who waits, and how |
+//! |---|---|---|
+//! | [`unblock`] | a blocking closure, to a pool thread; its value, back | the calling coroutine parks |
+//! | [`park::remote_waker`] | the end of one park, from any thread | the parked coroutine |
+//! | `spindle::sync::mpmc` channels | values; `Sender`/`Receiver` are `Send + Sync + Clone` and live in any runtime or none | a receiving (or, bounded, sending) coroutine parks, a thread blocks |
+//! | [`Handle`] | a `Send` closure, started as a coroutine of that runtime, from any thread | [`RemoteJoinHandle::join`] parks a coroutine, blocks a thread |
+//! | [`run_sharded`], [`Shards`] | nothing: one runtime per thread (per core), the same `main` on each; a listening port shared with `TcpListener::bind_reuseport` | the caller of `run_sharded`, until every shard returns |
+//!
+//! A [`park::RemoteWaker`] and a [`Handle`] reach a runtime through one door per runtime, a
+//! queue behind a mutex and a `mio::Waker` that interrupts its poll; the scheduler applies
+//! what was queued between two resumptions. How a live `Handle` counts for deadlock
+//! detection, for when `run` returns and for virtual time is in [`Handle`]'s docs:
+//! in short, it holds off a deadlock report, but neither keeps `run` going nor holds a
+//! virtual clock, and a request it made is either run or answered `JoinError::Cancelled`.
+//!
+//! ```
+//! // Two runtimes, two threads; each shard spawns and joins as any spindle program does.
+//! let sums = spindle_runtime::run_sharded(2, |shard| {
+//!     let parts: Vec<_> = (0..4).map(|i| spindle_runtime::spawn(move || shard * 10 + i)).collect();
+//!     parts.into_iter().map(|p| p.join().unwrap()).sum::<usize>()
+//! });
+//! assert_eq!(sums, [6, 46]);
+//! ```
 //!
 //! # Parking
 //!
@@ -156,6 +197,7 @@ mod task;
 mod blocking;
 pub mod check;
 mod coroutine;
+mod handle;
 mod local;
 mod panic;
 pub mod park;
@@ -163,6 +205,7 @@ pub mod pool;
 pub mod reactor;
 mod runtime;
 mod scope;
+mod shard;
 pub mod sync;
 pub mod time;
 
@@ -170,11 +213,13 @@ pub use blocking::unblock;
 pub use coroutine::{
     active_count, coroutines, current, spawn, yield_now, Builder, Coroutine, JoinError, JoinHandle,
 };
+pub use handle::{handle, Handle, RemoteJoinHandle, SpawnError};
 pub use local::LocalKey;
 pub use panic::Panic;
 pub use runtime::{run, stats, Runtime, RuntimeBuilder};
 pub use scheduler::{CoroutineStats, Stats};
 pub use scope::{scope, Scope, ScopedJoinHandle};
+pub use shard::{run_sharded, Shards};
 pub use stack::{DEFAULT_MAIN_STACK_SIZE, DEFAULT_STACK_SIZE, MAX_STACK_SIZE, MIN_STACK_SIZE};
 pub use time::{sleep, sleep_until};
 pub use watchdog::Stall;

@@ -95,6 +95,18 @@ impl Panic {
         Panic { payload, message, location, backtrace }
     }
 
+    /// A panic that never ran in a coroutine: payload and message are `message` (what a
+    /// handle's spawn request reports when the runtime could not start its coroutine, as
+    /// `spawn` would have panicked).
+    pub(crate) fn from_message(message: String) -> Panic {
+        Panic {
+            payload: Box::new(message.clone()),
+            message: Some(message),
+            location: None,
+            backtrace: None,
+        }
+    }
+
     /// The panic message, when the payload was a string (as with `panic!("...")`).
     pub fn message(&self) -> Option<&str> {
         self.message.as_deref()
@@ -122,7 +134,8 @@ impl Panic {
     }
 }
 
-fn payload_str(payload: &(dyn Any + Send)) -> Option<&str> {
+/// The message of a panic payload made by `panic!("...")`.
+pub(crate) fn payload_str(payload: &(dyn Any + Send)) -> Option<&str> {
     payload
         .downcast_ref::<&'static str>()
         .copied()

@@ -5,6 +5,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::handle::Handle;
 use crate::watchdog::{Stall, WatchdogConfig};
 
 use crate::scheduler::{Config, Core, TraceConfig};
@@ -57,6 +58,24 @@ impl Runtime {
     /// unless built with [`RuntimeBuilder::stats`].
     pub fn stats(&self) -> Option<crate::Stats> {
         self.core.stats()
+    }
+
+    /// A [`Handle`] to this runtime, for starting coroutines on it from other threads; it
+    /// may be made before `run` (a request then waits for the next `run`).
+    pub fn handle(&self) -> Handle {
+        Handle::new(self.core.remote().clone())
+    }
+
+    /// A handle that hides no deadlock (for `run_sharded`, which keeps one per shard only to
+    /// cancel it).
+    pub(crate) fn uncounted_handle(&self) -> Handle {
+        Handle::uncounted(self.core.remote().clone())
+    }
+
+    /// `run`, returning `main`'s outcome as `catch_unwind` would (for `run_sharded`): a
+    /// panic's payload, or the cancellation's when `main` was cancelled.
+    pub(crate) fn run_outcome<T>(&self, main: impl FnOnce() -> T) -> std::thread::Result<T> {
+        self.core.run_main_outcome(main)
     }
 
     /// Scheduling steps a seeded runtime has taken (for `check::pct`'s estimate).

@@ -158,11 +158,17 @@ pub(crate) fn check_timeout(timeout: Option<Duration>) -> io::Result<Option<Dura
 /// socket only changes the backlog).
 pub(crate) fn relisten(fd: RawFd) -> io::Result<()> {
     // SAFETY: `fd` is a listening socket owned by the caller for the duration of the call.
-    let rc = unsafe { libc::listen(fd, LISTEN_BACKLOG) };
-    if rc == -1 {
-        return Err(io::Error::last_os_error());
-    }
+    cvt(unsafe { libc::listen(fd, LISTEN_BACKLOG) })?;
     Ok(())
+}
+
+/// The one place a libc call's `-1` becomes `io::Error::last_os_error()` (mio's `syscall!`).
+pub(crate) fn cvt(rc: libc::c_int) -> io::Result<libc::c_int> {
+    if rc == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(rc)
+    }
 }
 
 /// The first error of trying each address in turn, or the first success.

@@ -3,14 +3,14 @@
 use std::fmt;
 use std::io::{self, IoSlice, Read, Write};
 use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use spindle_runtime::reactor::Direction;
 
 use super::socket::{connect_finished, forward, owned_io, timeout_methods, Socket};
-use super::{check_timeout, deadline_after, no_addresses, relisten};
+use super::{check_timeout, cvt, deadline_after, no_addresses, relisten};
 use crate::IoSource;
 
 /// A TCP socket server, listening for connections; `accept` parks the coroutine until a
@@ -43,6 +43,42 @@ impl TcpListener {
         let std = std::net::TcpListener::bind(addr)?;
         relisten(std.as_raw_fd())?;
         TcpListener::from_std(std)
+    }
+
+    /// Binds to `addr` (the first address that works) with `SO_REUSEPORT` set, and listens
+    /// with a backlog of [`super::LISTEN_BACKLOG`]: several listeners, one per shard (each on
+    /// its own runtime and thread, see `spindle::run_sharded`), can then bind the same address
+    /// and port, and the kernel spreads incoming connections over them (by a hash of each
+    /// connection's addresses, so one connection always reaches the same listener).
+    ///
+    /// ```
+    /// use spindle_io::net::TcpListener;
+    ///
+    /// spindle_runtime::run(|| {
+    ///     let first = TcpListener::bind_reuseport("127.0.0.1:0").unwrap();
+    ///     let addr = first.local_addr().unwrap();
+    ///     // A second listener on the very same port (another shard would bind it so).
+    ///     let second = TcpListener::bind_reuseport(addr).unwrap();
+    ///     assert_eq!(second.local_addr().unwrap(), addr);
+    /// });
+    /// ```
+    ///
+    /// Every listener of the group must set the option (and, on Linux, belong to the same
+    /// user): a plain [`TcpListener::bind`] on the port fails with `AddrInUse`, as does this
+    /// on a port a plain listener holds. Port 0 picks a fresh port for each call; bind the
+    /// first listener, then the others to its `local_addr`. Like [`TcpListener::bind`], it
+    /// sets `SO_REUSEADDR` too (std does, on Unix).
+    #[track_caller]
+    pub fn bind_reuseport<A: ToSocketAddrs>(addr: A) -> io::Result<TcpListener> {
+        // A loop rather than `each_addr`: a closure would lose the caller's location.
+        let mut last = None;
+        for a in addr.to_socket_addrs()? {
+            match reuseport_listener(a) {
+                Ok(std) => return TcpListener::from_std(std),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(no_addresses))
     }
 
     /// Takes a std listener (switched to non-blocking mode here) into the runtime.
@@ -100,6 +136,65 @@ impl TcpListener {
     pub fn close(&self) {
         self.source.close();
     }
+}
+
+/// A listening socket on `addr` with `SO_REUSEADDR` and `SO_REUSEPORT` set.
+fn reuseport_listener(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
+    let domain = if addr.is_ipv4() { libc::AF_INET } else { libc::AF_INET6 };
+    // SAFETY: socket(2) takes no pointers; the result is checked.
+    let fd = cvt(unsafe { libc::socket(domain, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) })?;
+    // SAFETY: `fd` is a socket just made and owned by nobody else; from here `OwnedFd` closes
+    // it on every path, the error paths included.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    set_flag(&fd, libc::SO_REUSEADDR)?;
+    set_flag(&fd, libc::SO_REUSEPORT)?;
+    let raw = fd.as_raw_fd();
+    match addr {
+        SocketAddr::V4(a) => {
+            let sin = libc::sockaddr_in {
+                sin_family: libc::AF_INET as libc::sa_family_t,
+                sin_port: a.port().to_be(),
+                sin_addr: libc::in_addr { s_addr: u32::from_ne_bytes(a.ip().octets()) },
+                sin_zero: [0; 8],
+            };
+            let len = std::mem::size_of_val(&sin) as libc::socklen_t;
+            // SAFETY: `sin` is a valid `sockaddr_in` of `len` bytes that outlives the call.
+            cvt(unsafe { libc::bind(raw, (&sin as *const libc::sockaddr_in).cast(), len) })?;
+        }
+        SocketAddr::V6(a) => {
+            let sin6 = libc::sockaddr_in6 {
+                sin6_family: libc::AF_INET6 as libc::sa_family_t,
+                sin6_port: a.port().to_be(),
+                sin6_flowinfo: a.flowinfo(),
+                sin6_addr: libc::in6_addr { s6_addr: a.ip().octets() },
+                sin6_scope_id: a.scope_id(),
+            };
+            let len = std::mem::size_of_val(&sin6) as libc::socklen_t;
+            // SAFETY: `sin6` is a valid `sockaddr_in6` of `len` bytes that outlives the call.
+            cvt(unsafe { libc::bind(raw, (&sin6 as *const libc::sockaddr_in6).cast(), len) })?;
+        }
+    }
+    // SAFETY: `raw` is the bound socket `fd` owns, alive for the call.
+    cvt(unsafe { libc::listen(raw, super::LISTEN_BACKLOG) })?;
+    Ok(std::net::TcpListener::from(fd))
+}
+
+/// Sets the `SOL_SOCKET` boolean option `option` on `fd`.
+fn set_flag(fd: &OwnedFd, option: libc::c_int) -> io::Result<()> {
+    let on: libc::c_int = 1;
+    let len = std::mem::size_of_val(&on) as libc::socklen_t;
+    // SAFETY: `on` is a live `c_int` of `len` bytes, as a boolean socket option expects; `fd`
+    // is an open socket for the duration of the call.
+    cvt(unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            option,
+            (&on as *const libc::c_int).cast(),
+            len,
+        )
+    })?;
+    Ok(())
 }
 
 impl AsRawFd for TcpListener {

@@ -16,8 +16,28 @@ use crate::task::{Task, Yielder};
 use crate::wake::{Wake, Waker};
 
 impl Core {
-    /// Runs `main` as the main coroutine and everything it spawns; returns main's value.
+    /// Runs `main` as the main coroutine and everything it spawns; returns main's value, or
+    /// carries its panic on.
+    ///
+    /// # Panics
+    /// Also when main was cancelled (`Handle::cancel_all`), saying so.
     pub(crate) fn run_main<T>(&self, main: impl FnOnce() -> T) -> T {
+        match self.run_main_outcome(main) {
+            Ok(value) => value,
+            Err(payload) if payload.is::<super::CancelUnwind>() => {
+                drop(payload);
+                panic!(
+                    "spindle: main was cancelled before it returned (Handle::cancel_all), \
+                     so run has no value to return"
+                )
+            }
+            Err(payload) => std::panic::resume_unwind(payload),
+        }
+    }
+
+    /// `run_main`, returning main's outcome as `catch_unwind` would: a panic's payload, or
+    /// the cancellation's (`CancelUnwind`) when main was cancelled. A deadlock still panics.
+    pub(crate) fn run_main_outcome<T>(&self, main: impl FnOnce() -> T) -> std::thread::Result<T> {
         let _entered = context::enter(self);
         if let Some(tracer) = &self.tracer {
             if let Err(e) = tracer.begin(self.now()) {
@@ -43,6 +63,8 @@ impl Core {
         let key = unsafe { self.spawn_main(body) }
             .unwrap_or_else(|e| panic!("spindle: cannot start the main coroutine: {e}"));
         self.main_key.set(key);
+        // Requests a `Handle` queued while the runtime was not running start now, behind main.
+        self.apply_remote();
 
         if let Err(report) = self.drive() {
             self.tearing_down.set(true);
@@ -61,10 +83,7 @@ impl Core {
                 eprintln!("spindle: writing the trace file failed: {e}");
             }
         }
-        match outcome.take().expect("main finished, so it left an outcome") {
-            Ok(value) => value,
-            Err(payload) => std::panic::resume_unwind(payload),
-        }
+        outcome.take().expect("main finished, so it left an outcome")
     }
 
     /// Runs until every coroutine has finished; `Err` carries a deadlock report.
@@ -92,20 +111,27 @@ impl Core {
                 }
             }
             if self.tasks.len() == 0 {
-                return Ok(());
+                // A job queued before the end still runs now: a spawn request starts (cancelled,
+                // as everything spawned during teardown) and its joiner learns so.
+                if self.apply_remote() == 0 {
+                    return Ok(());
+                }
+                continue;
             }
-            if self.fire_due_timers() > 0 || self.apply_remote_wakes() > 0 {
+            if self.fire_due_timers() > 0 || self.apply_remote() > 0 {
                 continue;
             }
             // Only what can still end a park counts: a live timer, a coroutine parked on a
-            // socket (an idle listener wakes nobody), a wake queued or a remote waker of a park
-            // in progress (a stale or leaked one wakes nobody). The remote waker is asked about
-            // before the queue: `RemoteWaker::wake` queues its wake and only then leaves the
-            // outstanding ones, so a wake from another thread between the two checks is seen by
-            // the second (the other order could miss it in both and report a false deadlock).
+            // socket (an idle listener wakes nobody), a wake or job queued, a remote waker of a
+            // park in progress (a stale or leaked one wakes nobody), or a live `Handle` (another
+            // thread may still spawn a coroutine that wakes somebody; see `crate::handle`).
+            // The remote waker is asked about before the queue: `RemoteWaker::wake` queues its
+            // wake and only then leaves the outstanding ones, so a wake from another thread
+            // between the two checks is seen by the second.
             let can_wake = self.timers.borrow().live() > 0
                 || self.reactor.has_waiters()
-                || self.remote_work_in_flight();
+                || self.remote_work_in_flight()
+                || self.remote.handles() > 0;
             if !can_wake {
                 return Err(self.deadlock_report());
             }
@@ -113,8 +139,8 @@ impl Core {
         }
     }
 
-    /// Polls the reactor once and wakes what it reported ready; applies remote wakes if the
-    /// cross-thread waker fired.
+    /// Polls the reactor once and wakes what it reported ready; applies remote wakes and jobs
+    /// if the cross-thread waker fired.
     fn poll_reactor(&self, timeout: Option<Duration>) -> Result<(), String> {
         self.trace_waking_from("socket");
         let mut woken = self.wake_buffer.take();
@@ -133,7 +159,7 @@ impl Core {
         woken.clear();
         self.wake_buffer.set(woken);
         if remote? {
-            self.apply_remote_wakes();
+            self.apply_remote();
         }
         Ok(())
     }
@@ -144,6 +170,9 @@ impl Core {
         if self.reactor.sources() > 0 || self.remote.outstanding() > 0 || self.remote.has_pending()
         {
             self.poll_reactor(Some(Duration::ZERO))?;
+        } else if self.remote.has_pending() {
+            // A `Handle`'s job needs no poll to be seen: the queue's flag says so.
+            self.apply_remote();
         }
         self.fire_due_timers();
         Ok(())
@@ -165,6 +194,8 @@ impl Core {
                 self.poll_reactor(None)?;
                 return Ok(());
             }
+            // Set when this call already waited for the outside as long as it takes.
+            let mut waited = false;
             if external {
                 // A coroutine parked on a socket gets its peer the grace before the clock jumps
                 // (or all the time it needs, when no timer could fire instead). Events that
@@ -176,6 +207,7 @@ impl Core {
                 } else {
                     None
                 };
+                waited = grace.is_none();
                 let until = grace.and_then(|g| Instant::now().checked_add(g));
                 loop {
                     let timeout = until.map(|u| u.saturating_duration_since(Instant::now()));
@@ -188,16 +220,25 @@ impl Core {
                     }
                 }
             }
-            if let Some(d) = next {
-                self.clock.advance_to(d);
+            match next {
+                Some(d) => self.clock.advance_to(d),
+                // No timer to jump to, and nothing in flight: only a live `Handle` can still
+                // wake anyone (the drive loop checked that something can). Wait for its
+                // thread, as long as it takes; the last handle's drop interrupts this too.
+                None if !waited => {
+                    self.poll_reactor(None)?;
+                    return Ok(());
+                }
+                None => {}
             }
         }
         self.fire_due_timers();
         Ok(())
     }
 
-    /// Something outside the runtime may still wake a coroutine: a remote wake is queued, or
-    /// a remote waker (an `unblock` job, another thread) is out for a park still in progress.
+    /// Something outside the runtime may still wake a coroutine: a remote wake or job is
+    /// queued, or a remote waker (an `unblock` job, another thread) is out for a park still in
+    /// progress. A live `Handle` alone is not work in flight (it holds no virtual clock).
     fn remote_work_in_flight(&self) -> bool {
         // The wakers first: a wake that lands between the two checks moves from the wakers
         // to the queue, and is then seen by the second.
@@ -248,17 +289,27 @@ impl Core {
         fired
     }
 
-    /// Applies the wakes other threads queued; returns how many woke a coroutine.
-    fn apply_remote_wakes(&self) -> usize {
-        let mut buffer = self.remote_buffer.take();
-        self.remote.drain(&mut buffer);
-        self.trace_waking_from("another thread");
-        let mut woken = 0;
-        for (key, seq) in buffer.drain(..) {
-            woken += self.wake(Waker::new(key, seq), Wake::Notified) as usize;
+    /// Applies the wakes other threads queued and runs their jobs (a `Handle`'s spawns and
+    /// cancellations), in the order each kind was queued; returns how many wakes woke a
+    /// coroutine plus how many jobs ran.
+    fn apply_remote(&self) -> usize {
+        if !self.remote.has_pending() {
+            return 0;
         }
-        self.remote_buffer.replace(buffer);
-        woken
+        let mut wakes = self.remote_buffer.take();
+        let mut jobs = self.remote_jobs.take();
+        self.remote.drain(&mut wakes, &mut jobs);
+        self.trace_waking_from("another thread");
+        let mut done = jobs.len();
+        for (key, seq) in wakes.drain(..) {
+            done += self.wake(Waker::new(key, seq), Wake::Notified) as usize;
+        }
+        for job in jobs.drain(..) {
+            job();
+        }
+        self.remote_buffer.replace(wakes);
+        self.remote_jobs.replace(jobs);
+        done
     }
 
     /// Resumes the coroutine of `task` until it parks, yields or finishes. `CHECKED`: switch
@@ -311,7 +362,8 @@ impl Core {
     fn deadlock_report(&self) -> String {
         let mut report = String::from(
             "spindle: deadlock: every coroutine is parked and nothing can wake one \
-             (no timer pending, no coroutine parked on a socket, no blocking call or remote waker in flight)",
+             (no timer pending, no coroutine parked on a socket, no blocking call or remote waker \
+             in flight, no Handle alive)",
         );
         self.tasks.for_each_task(|t| {
             let name = t.name.as_deref().map(|n| format!(" '{n}'")).unwrap_or_default();

@@ -67,7 +67,7 @@ use std::sync::Arc;
 
 use crate::overflow::Header;
 use crate::reactor::driver::Reactor;
-use crate::remote::{RemoteShared, RemoteWaker};
+use crate::remote::{Job, RemoteShared, RemoteWaker};
 use crate::rng::Rng;
 use crate::stack::{Guards, Stack, StackPool};
 use crate::task::{Coro, Task, TaskView, Yielder};
@@ -115,8 +115,11 @@ pub(crate) struct Core {
     /// Wakers the last poll collected, kept to reuse the allocation.
     wake_buffer: Cell<Vec<Waker>>,
     stacks: RefCell<StackPool>,
+    /// The door from other threads: remote wakes, and the jobs of `Handle`s.
     remote: Arc<RemoteShared>,
+    /// Buffers `drive::apply_remote` drains the door into, kept to reuse their allocations.
     remote_buffer: RefCell<Vec<(usize, u64)>>,
+    remote_jobs: RefCell<Vec<Job>>,
     next_id: Cell<u64>,
     /// The next park's sequence number (and timeout scope id); never 0. Unique per thread:
     /// raised to the thread's floor whenever `run` starts (see `context::enter`).
@@ -144,6 +147,9 @@ static RUNTIME_IDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64:
 
 impl Drop for Core {
     fn drop(&mut self) {
+        // The runtime has finished: `Handle::spawn` fails from now on, and the jobs still
+        // queued are dropped unrun (a spawn request's joiner sees `JoinError::Cancelled`).
+        drop(self.remote.close());
         // Records still in the table (only if the loop itself panicked) are leaked with their
         // stacks: their coroutines never run again, and the pool unmaps the memory.
         if let Some(pool) = self.blocking.get() {
@@ -155,7 +161,8 @@ impl Drop for Core {
 impl Core {
     pub(crate) fn new(config: Config) -> io::Result<Rc<Core>> {
         let reactor = Rc::new(Reactor::new()?);
-        let remote = Arc::new(RemoteShared::new(reactor.make_waker()?));
+        let runtime_id = RUNTIME_IDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let remote = Arc::new(RemoteShared::new(reactor.make_waker()?, runtime_id));
         let watchdog = config.watchdog.as_ref().map(Watchdog::start).transpose()?;
         let guarded = config.guarded;
         let counting = config.stats.then(stats::Counting::default);
@@ -166,7 +173,7 @@ impl Core {
             tasks.set_pct(Pct::new(depth, steps, &mut Rng::new(seed ^ PCT_STREAM)));
         }
         Ok(Rc::new(Core {
-            runtime_id: RUNTIME_IDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            runtime_id,
             stacks: RefCell::new(StackPool::new(
                 Guards::choose(config.guarded, config.guard_regions),
                 config.pool_limit,
@@ -184,6 +191,7 @@ impl Core {
             wake_buffer: Cell::new(Vec::new()),
             remote,
             remote_buffer: RefCell::new(Vec::new()),
+            remote_jobs: RefCell::new(Vec::new()),
             next_id: Cell::new(0),
             next_seq: Cell::new(1),
             blocking: std::cell::OnceCell::new(),
@@ -444,6 +452,14 @@ impl Core {
         self.tasks.for_each_task(|task| self.cancel_task(task));
     }
 
+    /// `Handle::cancel_all`: tears the runtime down now, as when `main` panics. Every coroutine
+    /// alive, main included, is cancelled, and every one spawned from now until `run` ends
+    /// starts cancelled.
+    pub(crate) fn shut_down(&self) {
+        self.tearing_down.set(true);
+        self.cancel_all();
+    }
+
     // ----- what the running coroutine keeps -------------------------------------------------
 
     /// Runs `f` on the running coroutine's record.
@@ -554,6 +570,11 @@ impl Core {
 
     pub(crate) fn remote_waker(&self, waker: Waker) -> RemoteWaker {
         RemoteWaker::new(self.remote.clone(), waker.key, waker.seq)
+    }
+
+    /// The door other threads reach this runtime through (what a `Handle` holds).
+    pub(crate) fn remote(&self) -> &Arc<RemoteShared> {
+        &self.remote
     }
 }
 

@@ -246,9 +246,10 @@ impl Core {
         })
     }
 
-    /// No timer, socket or other thread could wake a coroutine: what `yield_now` checks, when
-    /// the run queue is empty, before skipping the switch. A wake another thread queued counts
-    /// too: its waker is gone (not outstanding), but the coroutine it woke must get its turn.
+    /// No timer, socket or other thread could wake a coroutine, and no job from another thread
+    /// waits: what `yield_now` checks, when the run queue is empty, before skipping the switch.
+    /// A wake another thread queued counts too: its waker is gone (not outstanding), but the
+    /// coroutine it woke must get its turn.
     #[inline(never)]
     fn nothing_pending(&self) -> bool {
         self.timers.borrow().is_empty()
