@@ -73,6 +73,51 @@ fn yield_round_trip(c: &mut Criterion) {
         })
     });
 
+    // The same with a timeline trace streamed to a file: what tracing costs per round trip.
+    let trace_file =
+        std::env::temp_dir().join(format!("spindle-core-bench-{}.json", std::process::id()));
+    let traced = spindle::Runtime::builder().trace(&trace_file).build().unwrap();
+    group.bench_function("spindle_with_trace", |b| {
+        traced.run(|| {
+            let stop = Rc::new(Cell::new(false));
+            let partner = {
+                let stop = stop.clone();
+                spindle::spawn(move || {
+                    while !stop.get() {
+                        spindle::yield_now();
+                    }
+                })
+            };
+            spindle::yield_now();
+            b.iter(spindle::yield_now);
+            stop.set(true);
+            spindle::yield_now();
+            partner.join().unwrap();
+        })
+    });
+    let _ = std::fs::remove_file(&trace_file);
+
+    // The same with `RuntimeBuilder::stats(true)`: what counting costs per round trip.
+    let counted = spindle::Runtime::builder().stats(true).build().unwrap();
+    group.bench_function("spindle_with_stats", |b| {
+        counted.run(|| {
+            let stop = Rc::new(Cell::new(false));
+            let partner = {
+                let stop = stop.clone();
+                spindle::spawn(move || {
+                    while !stop.get() {
+                        spindle::yield_now();
+                    }
+                })
+            };
+            spindle::yield_now();
+            b.iter(spindle::yield_now);
+            stop.set(true);
+            spindle::yield_now();
+            partner.join().unwrap();
+        })
+    });
+
     // The same, with each yield inside a function that is not inlined: the coroutine then
     // returns from that function between two switches, which the CPU's return predictor gets
     // wrong (it was filled on the scheduler's stack). Real code that yields or parks deep in a
@@ -379,6 +424,8 @@ fn median_ns(group: &str, bench: &str) -> Option<f64> {
 
 fn report_ratios() {
     let spindle_yield = median_ns("yield_round_trip", "spindle");
+    let counted_yield = median_ns("yield_round_trip", "spindle_with_stats");
+    let traced_yield = median_ns("yield_round_trip", "spindle_with_trace");
     let raw = median_ns("yield_round_trip", "raw_corosensei");
     let condvar = median_ns("yield_round_trip", "threads_mutex_condvar");
     let mpsc = median_ns("yield_round_trip", "threads_mpsc");
@@ -398,6 +445,8 @@ fn report_ratios() {
         None => println!("  {what:<46} {:>12}", "(not run)"),
     };
     show("yield round trip, spindle", spindle_yield);
+    show("yield round trip, spindle with stats(true)", counted_yield);
+    show("yield round trip, spindle with trace(path)", traced_yield);
     show("yield round trip, raw corosensei (floor)", raw);
     show("yield round trip, spindle, nested call", nested);
     show("yield round trip, raw corosensei, nested call", raw_nested);
@@ -417,6 +466,15 @@ fn report_ratios() {
     }
     if let (Some(s), Some(r)) = (nested, raw_nested) {
         println!("  yield in a nested call: spindle / raw corosensei nested = {:.2}x", s / r);
+    }
+    if let (Some(c), Some(s)) = (counted_yield, spindle_yield) {
+        // A round trip is two switches.
+        println!("  stats(true) costs {:.1} ns per switch", (c - s) / 2.0);
+    }
+    if let (Some(t), Some(s)) = (traced_yield, spindle_yield) {
+        let per_switch = (t - s) / 2.0;
+        let verdict = if per_switch <= 50.0 { "meets" } else { "MISSES" };
+        println!("  trace(path) costs {per_switch:.1} ns per switch ({verdict} target <= 50 ns)");
     }
     if let (Some(s), Some(r)) = (park_wake, raw) {
         println!("  park/wake: spindle / raw corosensei = {:.2}x", s / r);

@@ -96,6 +96,7 @@ fn main() {
         drop(log);
         workers.into_iter().for_each(|w| w.join().unwrap());
         let (written, files) = logger.join().unwrap();
-        println!("logged {written} lines into {files} files in {}", args.dir.display());
+        let noun = if files == 1 { "file" } else { "files" };
+        println!("logged {written} lines into {files} {noun} in {}", args.dir.display());
     });
 }

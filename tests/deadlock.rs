@@ -51,6 +51,37 @@ fn the_report_names_every_parked_coroutine_and_its_reason() {
     assert!(msg.contains("'right' parked on Fork::take (2)"), "{msg}");
 }
 
+/// The `N` of "(stack: N of SIZE bytes used)" on the report's line for `who`.
+fn stack_used_in_report(msg: &str, who: &str, size: usize) -> usize {
+    let line = msg.lines().find(|l| l.contains(who)).unwrap_or_else(|| panic!("{who}: {msg}"));
+    line.split("(stack: ")
+        .nth(1)
+        .and_then(|rest| rest.strip_suffix(&format!(" of {size} bytes used)")))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no stack use on {line:?}"))
+}
+
+#[test]
+fn the_report_shows_how_much_stack_each_coroutine_used() {
+    let msg = deadlock_message(|| {
+        spindle::run(|| {
+            let _deep = Builder::new()
+                .name("deep")
+                .spawn(|| {
+                    let mut frame = [7u8; 40 * 1024];
+                    std::hint::black_box(&mut frame);
+                    park::park(Reason::new("Deep::wait"), None, |_| {});
+                })
+                .unwrap();
+            park::park(Reason::new("Gate::wait"), None, |_| {});
+        })
+    });
+    let main = stack_used_in_report(&msg, "'main' parked on Gate::wait", 1 << 20);
+    let deep = stack_used_in_report(&msg, "'deep' parked on Deep::wait", 64 * 1024);
+    assert!((4096..64 * 1024).contains(&main), "{msg}");
+    assert!((40 * 1024..=64 * 1024).contains(&deep), "{msg}");
+}
+
 #[test]
 fn parked_coroutines_are_unwound_before_the_report() {
     let drops = util::Drops::default();

@@ -94,6 +94,18 @@ fn logger_rolls_files_by_time_and_keeps_every_line() {
 }
 
 #[test]
+fn logger_names_a_single_file_in_the_singular() {
+    let dir = std::env::temp_dir().join(format!("spindle-logger-one-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    // Ten lines, 5 ms apart, never reach a roll after 60 s: one file.
+    let (stdout, _) =
+        run_ok("logger", &["--dir", dir.to_str().unwrap(), "--roll-ms", "60000", "--lines", "10"]);
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
+    assert!(stdout.contains("logged 10 lines into 1 file in "), "{stdout}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn task_queue_joins_all_tasks() {
     let (stdout, _) = run_ok("task_queue", &[]);
     assert_eq!(stdout.trim(), "20 tasks done by 4 workers; sum of squares 2870");
@@ -151,11 +163,16 @@ fn race_hunt_finds_each_planted_bug_and_replays_one() {
     assert!(stdout.contains("the replay fails the same way: true"), "{stdout}");
 }
 
-/// Starts echo_server with `args` on a free port, reads where it listens from its first line
-/// (which must be `echo_server listening on <addr><suffix>`), and checks that `clients`
-/// connections echo.
-fn echo_server_echoes(args: &[&str], suffix: &str, clients: usize) {
-    use std::io::{BufRead, BufReader, Read, Write};
+/// Starts the echo server on a free port with `args`; returns it and its address.
+fn start_echo_server(args: &[&str]) -> (std::process::Child, String, impl std::io::BufRead) {
+    let (child, line, stdout) = start_echo_server_line(args);
+    let addr = line.trim().strip_prefix("echo_server listening on ").expect(&line).to_string();
+    (child, addr, stdout)
+}
+
+/// Starts the echo server on a free port with `args`; returns it and the first line it printed.
+fn start_echo_server_line(args: &[&str]) -> (std::process::Child, String, impl std::io::BufRead) {
+    use std::io::BufRead;
     let mut child = example("echo_server")
         .args(["--addr", "127.0.0.1:0"])
         .args(args)
@@ -163,21 +180,84 @@ fn echo_server_echoes(args: &[&str], suffix: &str, clients: usize) {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    stdout.read_line(&mut line).unwrap();
+    (child, line, stdout)
+}
+
+/// Connects to the echo server, checks one echo, and returns the connection.
+fn echo_once(addr: &str, message: &[u8]) -> std::net::TcpStream {
+    use std::io::{Read, Write};
+    let mut conn = std::net::TcpStream::connect(addr).unwrap();
+    conn.write_all(message).unwrap();
+    let mut back = vec![0u8; message.len()];
+    conn.read_exact(&mut back).unwrap();
+    assert_eq!(back, message);
+    conn
+}
+
+/// The deepest high-water mark the stack report gives.
+fn deepest(report: &str) -> usize {
+    report
+        .split("deepest ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no stack report: {report}"))
+}
+
+#[test]
+fn echo_server_reports_its_connections_stack_use_after_n_connections() {
+    use std::io::Read;
+    let (mut child, addr, mut stdout) =
+        start_echo_server(&["--stack-report", "--connections", "3"]);
+    for i in 0..3 {
+        drop(echo_once(&addr, format!("hello {i}").as_bytes()));
+    }
+    let mut report = String::new();
+    stdout.read_to_string(&mut report).unwrap();
+    assert!(child.wait().unwrap().success(), "{report}");
+    assert!(
+        report.contains("stack report: 3 connection coroutines on 32768-byte stacks"),
+        "{report}"
+    );
+    // The 4 KiB buffer lives on the stack: at least two pages, far from all of it.
+    let deepest = deepest(&report);
+    assert!((8192..32768).contains(&deepest), "{report}");
+}
+
+#[test]
+fn echo_server_prints_the_stack_report_on_ctrl_c_with_open_connections() {
+    use std::io::Read;
+    let (mut child, addr, mut stdout) = start_echo_server(&["--stack-report"]);
+    let open = echo_once(&addr, b"still here");
+    drop(echo_once(&addr, b"gone"));
+    // SAFETY: kill(2) on the child we started, which is still running.
+    assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) }, 0);
+    let mut report = String::new();
+    stdout.read_to_string(&mut report).unwrap();
+    assert!(child.wait().unwrap().success(), "{report}");
+    assert!(
+        report.contains("stack report: 2 connection coroutines"),
+        "one open, one closed: {report}"
+    );
+    assert!(deepest(&report) >= 8192, "{report}");
+    drop(open);
+}
+
+#[test]
+fn echo_server_echoes_on_two_shards() {
+    let (mut child, line, _stdout) = start_echo_server_line(&["--shards", "2"]);
+    let addr = line
+        .strip_prefix("echo_server listening on ")
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_string();
     let result = std::panic::catch_unwind(|| {
-        let addr = line
-            .strip_prefix("echo_server listening on ")
-            .and_then(|rest| rest.split_whitespace().next())
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
-        assert_eq!(line.trim_end(), format!("echo_server listening on {addr}{suffix}"));
-        for i in 0..clients {
-            let mut conn = std::net::TcpStream::connect(addr).unwrap();
-            let message = format!("hello {i}");
-            conn.write_all(message.as_bytes()).unwrap();
-            let mut echoed = vec![0; message.len()];
-            conn.read_exact(&mut echoed).unwrap();
-            assert_eq!(echoed, message.as_bytes());
+        assert_eq!(line.trim_end(), format!("echo_server listening on {addr} with 2 shards"));
+        for i in 0..16 {
+            drop(echo_once(&addr, format!("hello {i}").as_bytes()));
         }
     });
     child.kill().unwrap();
@@ -186,14 +266,4 @@ fn echo_server_echoes(args: &[&str], suffix: &str, clients: usize) {
         eprintln!("echo_server stderr:\n{}", String::from_utf8_lossy(&out.stderr));
         std::panic::resume_unwind(panic);
     }
-}
-
-#[test]
-fn echo_server_echoes_on_one_thread() {
-    echo_server_echoes(&[], "", 4);
-}
-
-#[test]
-fn echo_server_echoes_on_two_shards() {
-    echo_server_echoes(&["--shards", "2"], " with 2 shards", 16);
 }

@@ -156,9 +156,14 @@ fn misuse_panics_point_at_the_callers_line() {
         spindle::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1))
     });
     check!("UnixStream::pair", spindle::net::UnixStream::pair());
+    check!("IoSource::from_fd", spindle::IoSource::from_fd(std::io::pipe().unwrap().0));
     let path = std::env::temp_dir().join(format!("spindle-misuse-{}.sock", std::process::id()));
     check!("UnixListener::bind", spindle::net::UnixListener::bind(&path));
     let _ = std::fs::remove_file(&path);
+    check!("UnixDatagram::bind", spindle::net::UnixDatagram::bind(&path));
+    let _ = std::fs::remove_file(&path);
+    check!("UnixDatagram::pair", spindle::net::UnixDatagram::pair());
+    check!("UnixDatagram::unbound", spindle::net::UnixDatagram::unbound());
     // Waits that must park: their primitive is made to block first, outside any runtime.
     check!("Mutex::lock", {
         let m = spindle::sync::Mutex::new(0);

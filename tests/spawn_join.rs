@@ -197,6 +197,15 @@ fn builder_stack_size_gives_room_for_deep_frames() {
 }
 
 #[test]
+fn main_has_room_for_most_of_its_default_stack() {
+    let sum = spindle::run(|| {
+        let big = [1u8; spindle::DEFAULT_MAIN_STACK_SIZE * 3 / 4];
+        std::hint::black_box(&big).iter().map(|&b| b as usize).sum::<usize>()
+    });
+    assert_eq!(sum, spindle::DEFAULT_MAIN_STACK_SIZE * 3 / 4);
+}
+
+#[test]
 fn runtime_runs_several_mains_in_turn() {
     let rt = spindle::Runtime::new().unwrap();
     for i in 0..3 {

@@ -1,11 +1,11 @@
 //! Barrier: rounds, one leader per round, breaking on timeout (as in Python), reset, and
-//! cancellation that withdraws without breaking.
+//! cancellation that withdraws without breaking (and without reusing an index).
 
 use std::rc::Rc;
 use std::time::Duration;
 
 use spindle::sync::{Barrier, BrokenBarrier};
-use spindle::{spawn, yield_now, JoinError, Runtime};
+use spindle::{spawn, time, yield_now, JoinError, Runtime};
 
 #[test]
 fn releases_everyone_together_with_exactly_one_leader_per_round() {
@@ -98,5 +98,48 @@ fn a_cancelled_waiter_withdraws_without_breaking_the_barrier() {
         let other = spawn(move || b.wait().is_ok());
         assert!(barrier.wait().is_ok());
         assert!(other.join().unwrap());
+    });
+}
+
+#[test]
+fn indices_are_0_to_parties_once_each_after_waiters_withdraw() {
+    let rt = Runtime::builder().virtual_time(true).build().unwrap();
+    rt.run(|| {
+        let barrier = Rc::new(Barrier::new(4));
+        let wait = |b: &Rc<Barrier>| {
+            let b = b.clone();
+            spawn(move || b.wait().unwrap().index())
+        };
+        let cancelled = wait(&barrier);
+        let first = wait(&barrier);
+        let b = barrier.clone();
+        // Withdraws when its `time::timeout` scope expires (a cancellation, not a timeout of
+        // `wait_timeout`: the barrier stays whole).
+        let timed_out = spawn(move || time::timeout(Duration::from_millis(5), || b.wait()));
+        yield_now();
+        assert_eq!(barrier.n_waiting(), 3);
+        cancelled.cancel();
+        assert!(matches!(cancelled.join(), Err(JoinError::Cancelled)));
+        spindle::sleep(Duration::from_millis(10));
+        assert!(timed_out.join().unwrap().is_err());
+        assert_eq!(barrier.n_waiting(), 1);
+        assert!(!barrier.is_broken());
+        let second = wait(&barrier);
+        let third = wait(&barrier);
+        yield_now();
+        let leader = barrier.wait().unwrap();
+        assert!(leader.is_leader());
+        let indices = [first.join().unwrap(), second.join().unwrap(), third.join().unwrap()];
+        assert_eq!(
+            (indices, leader.index()),
+            ([0, 1, 2], 3),
+            "arrival order among those who stayed"
+        );
+        // The next round numbers from 0 again.
+        let next = wait(&barrier);
+        let (n2, n3) = (wait(&barrier), wait(&barrier));
+        yield_now();
+        assert_eq!(barrier.wait().unwrap().index(), 3);
+        assert_eq!([next.join().unwrap(), n2.join().unwrap(), n3.join().unwrap()], [0, 1, 2]);
     });
 }

@@ -9,6 +9,8 @@ use spindle::sync::channel::{
 };
 use spindle::{spawn, yield_now, JoinError, Runtime};
 
+mod util;
+
 fn virtual_runtime() -> Runtime {
     Runtime::builder().virtual_time(true).build().unwrap()
 }
@@ -288,4 +290,165 @@ fn len_capacity_and_iterators() {
         drop(tx);
         assert_eq!(rx.into_iter().collect::<Vec<_>>(), [3]);
     });
+}
+
+#[test]
+fn a_rendezvous_channel_never_reports_a_message_in_it() {
+    spindle::run(|| {
+        let (tx, rx) = channel::bounded(0);
+        let r = rx.clone();
+        let receiver = spawn(move || r.recv());
+        yield_now();
+        tx.try_send(1).unwrap(); // handed to the parked receiver, which has not run yet
+        assert_eq!((tx.len(), rx.len(), tx.capacity()), (0, 0, Some(0)));
+        assert!(tx.is_empty() && rx.is_empty());
+        assert_eq!(receiver.join().unwrap(), Ok(1));
+        let t = tx.clone();
+        let sender = spawn(move || t.send(2)); // parks with its value on offer
+        yield_now();
+        assert_eq!((tx.len(), rx.len()), (0, 0));
+        assert_eq!(rx.try_recv(), Ok(2));
+        sender.join().unwrap().unwrap();
+    });
+}
+
+#[test]
+fn try_recv_takes_the_value_of_a_sender_parked_in_a_select_send_arm() {
+    spindle::run(|| {
+        let (tx, rx) = channel::bounded(0);
+        let t = tx.clone();
+        let evaluated = Rc::new(RefCell::new(0));
+        let e = evaluated.clone();
+        let selector = spawn(move || {
+            spindle::select! {
+                send(t, { *e.borrow_mut() += 1; 7 }) -> res => res.is_ok(),
+            }
+        });
+        yield_now(); // parks: nobody receives yet, and its value is not made
+        assert_eq!(*evaluated.borrow(), 0);
+        assert_eq!(rx.try_recv(), Ok(7), "as from a sender parked in plain send");
+        assert!(selector.join().unwrap());
+        assert_eq!(*evaluated.borrow(), 1);
+        assert_eq!(rx.try_recv(), Err(TryRecvError::Empty), "nobody sends now");
+    });
+}
+
+#[test]
+fn is_full_says_whether_the_buffer_is_at_capacity() {
+    spindle::run(|| {
+        let (tx, rx) = channel::bounded(2);
+        assert!(!tx.is_full() && !rx.is_full());
+        tx.send(1).unwrap();
+        assert!(!tx.is_full());
+        tx.send(2).unwrap();
+        assert!(tx.is_full() && rx.is_full());
+        assert!(matches!(tx.try_send(3), Err(TrySendError::Full(3))));
+        rx.recv().unwrap();
+        assert!(!rx.is_full());
+        let (utx, urx) = channel::unbounded();
+        (0..1000).for_each(|i| utx.send(i).unwrap());
+        assert!(!utx.is_full() && !urx.is_full());
+        // A rendezvous channel has no room of its own, as in crossbeam-channel.
+        let (ztx, zrx) = channel::bounded::<i32>(0);
+        assert!(ztx.is_full() && zrx.is_full());
+    });
+}
+
+#[test]
+fn both_halves_are_unwind_safe_and_survive_a_caught_panic() {
+    fn assert_unwind_safe<T: std::panic::UnwindSafe + std::panic::RefUnwindSafe>() {}
+    assert_unwind_safe::<channel::Sender<String>>();
+    assert_unwind_safe::<channel::Receiver<String>>();
+    spindle::run(|| {
+        let (tx, rx) = channel::bounded(1);
+        // Borrowed into catch_unwind without AssertUnwindSafe.
+        let caught = std::panic::catch_unwind(|| {
+            tx.send(1).unwrap();
+            assert_eq!(rx.recv(), Ok(1));
+            tx.send(2).unwrap();
+            panic!("after a send");
+        });
+        assert!(caught.is_err());
+        assert_eq!(rx.try_recv(), Ok(2));
+        tx.send(3).unwrap();
+        assert_eq!(rx.recv(), Ok(3));
+    });
+}
+
+/// A message whose destructor counts itself and, if `panics`, then panics.
+struct Noisy {
+    drops: Rc<std::cell::Cell<usize>>,
+    panics: bool,
+}
+
+impl Drop for Noisy {
+    fn drop(&mut self) {
+        self.drops.set(self.drops.get() + 1);
+        if self.panics {
+            panic!("a message's destructor panics");
+        }
+    }
+}
+
+/// A full bounded channel of five messages, two of whose destructors panic, and a sender
+/// parked for room with a sixth.
+fn noisy_channel(
+    drops: &Rc<std::cell::Cell<usize>>,
+) -> (channel::Receiver<Noisy>, spindle::JoinHandle<bool>) {
+    let (tx, rx) = channel::bounded(5);
+    for i in 0..5 {
+        tx.send(Noisy { drops: drops.clone(), panics: i % 2 == 1 }).unwrap();
+    }
+    let d = drops.clone();
+    let parked = spawn(move || {
+        let back = tx.send(Noisy { drops: d, panics: false }).unwrap_err().into_inner();
+        drop(back);
+        true
+    });
+    yield_now();
+    (rx, parked)
+}
+
+#[test]
+fn messages_whose_destructors_panic_are_all_dropped_without_aborting() {
+    if util::is_child("noisy") {
+        spindle::run(|| {
+            // The last receiver goes while its coroutine unwinds from a panic: a second panic
+            // escaping a destructor then would abort the process.
+            let drops = Rc::new(std::cell::Cell::new(0));
+            let (rx, parked) = noisy_channel(&drops);
+            let unwinding = spawn(move || {
+                let _rx = rx;
+                panic!("the coroutine panics");
+            });
+            match unwinding.join() {
+                // The payload is the coroutine's own panic. (`Panic::message` shows the last
+                // panic the hook saw in the coroutine: the destructor's.)
+                Err(JoinError::Panicked(p)) => {
+                    assert_eq!(util::panic_message(p.payload()), "the coroutine panics")
+                }
+                other => panic!("{:?}", other.map(|_| ())),
+            }
+            assert!(parked.join().unwrap(), "the parked sender got its value back");
+            assert_eq!(drops.get(), 6, "every message dropped, none leaked");
+            // Not unwinding: the first destructor's panic goes on, after all are dropped.
+            let drops = Rc::new(std::cell::Cell::new(0));
+            let (rx, parked) = noisy_channel(&drops);
+            let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(rx)));
+            let payload = caught.expect_err("the destructor's panic propagates");
+            assert_eq!(util::panic_message(&*payload), "a message's destructor panics");
+            assert!(parked.join().unwrap());
+            assert_eq!(drops.get(), 6);
+        });
+        println!("all dropped");
+        return;
+    }
+    let out = util::run_child(
+        "messages_whose_destructors_panic_are_all_dropped_without_aborting",
+        "noisy",
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "child failed ({}): {stderr}", out.status);
+    assert!(stdout.contains("all dropped"), "stdout: {stdout}");
 }

@@ -60,7 +60,7 @@ fn acquire_timeout_gives_up_and_a_cancelled_waiter_takes_nothing() {
         let patient = spawn(move || s.acquire().forget());
         yield_now();
         cancelled.cancel();
-        sem.release();
+        sem.add_permits(1);
         assert!(matches!(cancelled.join(), Err(JoinError::Cancelled)));
         patient.join().unwrap();
         assert_eq!(sem.available_permits(), 0);
@@ -68,14 +68,31 @@ fn acquire_timeout_gives_up_and_a_cancelled_waiter_takes_nothing() {
 }
 
 #[test]
-fn release_adds_permits_python_style() {
+fn add_permits_grows_the_semaphore_and_gives_back_forgotten_permits() {
     spindle::run(|| {
-        let sem = Semaphore::new(0);
-        sem.release();
-        sem.release();
+        let sem = Rc::new(Semaphore::new(0));
+        sem.add_permits(2);
         assert_eq!(sem.available_permits(), 2);
         sem.acquire().forget();
         assert_eq!(sem.available_permits(), 1);
+        sem.add_permits(1);
+        assert_eq!(sem.available_permits(), 2);
+        sem.add_permits(0);
+        assert_eq!(sem.available_permits(), 2);
+        // Handed to waiters first, longest first; the rest become free permits.
+        let (a, b) = (sem.acquire(), sem.acquire());
+        let waiters: Vec<_> = (0..2)
+            .map(|_| {
+                let s = sem.clone();
+                spawn(move || s.acquire().forget())
+            })
+            .collect();
+        yield_now();
+        sem.add_permits(3);
+        assert_eq!(sem.available_permits(), 1, "two handed over, one free");
+        waiters.into_iter().for_each(|w| w.join().unwrap());
+        drop((a, b));
+        assert_eq!(sem.available_permits(), 3);
     });
 }
 

@@ -191,3 +191,112 @@ fn seeded_stress_over_mutexes_and_channels_loses_and_duplicates_nothing_seed_1()
 fn seeded_stress_over_mutexes_and_channels_loses_and_duplicates_nothing_seed_2() {
     stress(0xdead_beef);
 }
+
+/// Rendezvous channels only, with senders parked in `select!` send arms whose values take a
+/// while to make (the expression yields), met by every way of receiving: `recv`,
+/// `recv_timeout`, `try_recv` (which takes such a sender's value), and `select!` with and
+/// without a `default` arm. Nothing lost or duplicated, and nobody left parked.
+fn rendezvous_stress(seed: u64) {
+    const SENDERS: u64 = 60;
+    const RECEIVERS: u64 = 60;
+    const PER_SENDER: u64 = 150;
+    const LINES: usize = 4;
+    let rt = Runtime::builder().seed(seed).virtual_time(true).build().unwrap();
+    rt.run(|| {
+        let seen = Rc::new(RefCell::new(vec![0u8; (SENDERS * PER_SENDER) as usize]));
+        let (senders, receivers): (Vec<Sender<u64>>, Vec<Receiver<u64>>) =
+            (0..LINES).map(|_| channel::bounded(0)).unzip();
+        let senders = Rc::new(senders);
+        let producers: Vec<_> = (0..SENDERS)
+            .map(|p| {
+                let senders = senders.clone();
+                spawn(move || {
+                    let mut rng = Rng::new(seed ^ (p + 1).wrapping_mul(0x9e37_79b9));
+                    for k in 0..PER_SENDER {
+                        let id = p * PER_SENDER + k;
+                        let (a, b) =
+                            (rng.below(LINES as u64) as usize, rng.below(LINES as u64) as usize);
+                        let slow = rng.below(2) == 0;
+                        match rng.below(3) {
+                            0 => senders[a].send(id).unwrap(),
+                            1 => {
+                                let mut v = id;
+                                while let Err(e) =
+                                    senders[a].send_timeout(v, Duration::from_micros(40))
+                                {
+                                    v = e.into_inner();
+                                }
+                            }
+                            _ => select! {
+                                send(senders[a], { if slow { yield_now() } id }) -> r => r.unwrap(),
+                                send(senders[b], { if slow { yield_now() } id }) -> r => r.unwrap(),
+                            },
+                        }
+                    }
+                })
+            })
+            .collect();
+        let consumers: Vec<_> = (0..RECEIVERS)
+            .map(|i| {
+                let c = i as usize % LINES;
+                let (rx, other) = (receivers[c].clone(), receivers[(c + 1) % LINES].clone());
+                let seen = seen.clone();
+                spawn(move || {
+                    let record = |v: u64| seen.borrow_mut()[v as usize] += 1;
+                    let mut rng = Rng::new(seed.wrapping_mul(17) ^ i);
+                    loop {
+                        let got = match rng.below(5) {
+                            0 => rx.recv().ok(),
+                            1 => match rx.recv_timeout(Duration::from_micros(30)) {
+                                Err(RecvTimeoutError::Disconnected) => None,
+                                r => Some(r.ok()).map(|v| v.unwrap_or(u64::MAX)),
+                            },
+                            2 => match rx.try_recv() {
+                                Err(channel::TryRecvError::Disconnected) => None,
+                                Err(channel::TryRecvError::Empty) => {
+                                    yield_now();
+                                    Some(u64::MAX)
+                                }
+                                Ok(v) => Some(v),
+                            },
+                            3 => select! {
+                                recv(rx) -> m => m.ok(),
+                                recv(other) -> m => Some(m.unwrap_or(u64::MAX)),
+                                default => { yield_now(); Some(u64::MAX) }
+                            },
+                            _ => select! {
+                                recv(rx) -> m => m.ok(),
+                                recv(other) -> m => Some(m.unwrap_or(u64::MAX)),
+                            },
+                        };
+                        match got {
+                            None => return, // its own line is disconnected and drained
+                            Some(u64::MAX) => {}
+                            Some(v) => record(v),
+                        }
+                    }
+                })
+            })
+            .collect();
+        drop(receivers);
+        for p in producers {
+            p.join().unwrap();
+        }
+        drop(senders);
+        for c in consumers {
+            c.join().unwrap();
+        }
+        let seen = seen.borrow();
+        assert!(seen.iter().all(|&n| n == 1), "a message was lost or received twice");
+    });
+}
+
+#[test]
+fn seeded_stress_over_rendezvous_channels_and_select_senders_loses_nothing_seed_1() {
+    rendezvous_stress(1);
+}
+
+#[test]
+fn seeded_stress_over_rendezvous_channels_and_select_senders_loses_nothing_seed_2() {
+    rendezvous_stress(0x5eed);
+}

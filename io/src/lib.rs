@@ -7,8 +7,10 @@
 //! ready, and then it retries. A socket that is ready therefore costs exactly the system call.
 //!
 //! * [`net`]: [`net::TcpListener`], [`net::TcpStream`], [`net::UdpSocket`],
-//!   [`net::UnixListener`], [`net::UnixStream`], with `std::net`'s method names.
-//! * [`IoSource`]: the wrapper they are built on, for bringing your own descriptor types.
+//!   [`net::UnixListener`], [`net::UnixStream`], [`net::UnixDatagram`], with `std::net`'s
+//!   method names.
+//! * [`IoSource`]: the wrapper they are built on, for bringing your own descriptors (a pipe
+//!   from `std::io::pipe`, any `OwnedFd`) without depending on mio.
 //!
 //! All of them must be created and used inside a spindle runtime (`spindle::run`); they are not
 //! `Send`. See [`net`] for how they differ from `std::net`.

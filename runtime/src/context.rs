@@ -117,7 +117,6 @@ pub(crate) fn saturating_add(
 
 /// A number in `0..n` from the running runtime's stream of choices (repeatable under a seed);
 /// outside a runtime, 0.
-#[allow(dead_code)] // for select!'s fair choice among ready arms
 pub(crate) fn choose(n: usize) -> usize {
     with_core(|core| core.choose(n)).unwrap_or(0)
 }

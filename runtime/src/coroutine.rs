@@ -55,6 +55,53 @@ impl Coroutine {
         });
     }
 
+    /// Its counters while it lives, `None` after it finished or unless the runtime was built
+    /// with [`crate::RuntimeBuilder::stats`].
+    pub fn stats(&self) -> Option<crate::CoroutineStats> {
+        with_core(|core| {
+            if core.runtime_id == self.runtime_id {
+                core.coroutine_stats(self.id)
+            } else {
+                None
+            }
+        })
+        .flatten()
+    }
+
+    /// How deep its stack has been used, in bytes: the high-water mark, from the top of the
+    /// stack down to the lowest page the kernel reports resident (`mincore`), so whole pages,
+    /// at least one (its record lives in the top one). 0 once it has finished or outside its
+    /// runtime.
+    ///
+    /// A stack reused from the pool whose pages were still resident reports the deepest of the
+    /// coroutines that ran on it, if that is deeper: for one coroutine an upper bound, and over
+    /// all of a program's coroutines exactly the deepest any of them went, which is what
+    /// [`Builder::stack_size`] should cover. Pages swapped out are not counted. One system call;
+    /// not for hot paths.
+    ///
+    /// ```
+    /// let used = spindle_runtime::run(|| {
+    ///     let h = spindle_runtime::spawn(|| {
+    ///         let buf = std::hint::black_box([1u8; 20_000]);
+    ///         let _ = std::hint::black_box(&buf);
+    ///         spindle_runtime::current().stack_used()
+    ///     });
+    ///     h.join().unwrap()
+    /// });
+    /// assert!(used > 20_000 && used <= spindle_runtime::DEFAULT_STACK_SIZE, "{used}");
+    /// ```
+    pub fn stack_used(&self) -> usize {
+        with_core(|core| {
+            if core.runtime_id == self.runtime_id {
+                core.stack_used(self.key, self.id)
+            } else {
+                None
+            }
+        })
+        .flatten()
+        .unwrap_or(0)
+    }
+
     /// What it is parked on right now, or `None` if it is running, runnable or finished.
     pub fn parked_on(&self) -> Option<Reason> {
         with_core(|core| {
@@ -303,7 +350,10 @@ impl Builder {
         self.name.as_deref()
     }
 
-    /// Usable stack size in bytes, rounded up to whole pages, at least 16 KiB.
+    /// Usable stack size in bytes, rounded up to whole pages, at least 16 KiB
+    /// ([`crate::MIN_STACK_SIZE`]), at most [`crate::MAX_STACK_SIZE`] (1 GiB): a larger one
+    /// makes [`Builder::spawn`] fail with [`io::ErrorKind::InvalidInput`].
+    /// [`Coroutine::stack_used`] tells how much a coroutine used.
     pub fn stack_size(mut self, bytes: usize) -> Builder {
         self.stack_size = Some(bytes);
         self
@@ -321,8 +371,14 @@ impl Builder {
     /// Spawns `f` as a new coroutine; it first runs when the spawner next parks or yields.
     ///
     /// # Errors
-    /// When no stack can be mapped; past ~32k live coroutines with guarded stacks the message
-    /// names `vm.max_map_count` and what to do (see the crate docs, "Many coroutines").
+    /// * [`io::ErrorKind::InvalidInput`] if the stack size is larger than
+    ///   [`crate::MAX_STACK_SIZE`].
+    /// * When no stack can be mapped. On kernels without guard regions (before Linux 6.13), or
+    ///   with `RuntimeBuilder::guard_regions(false)`, a guarded stack costs two memory mappings
+    ///   and past ~32k live coroutines the error ([`io::ErrorKind::OutOfMemory`]) names
+    ///   `vm.max_map_count` and the ways past it (see the crate docs, "Many coroutines"). The
+    ///   runtime leaves mappings to spare for the rest of the program, so it goes on working
+    ///   after this error.
     ///
     /// # Panics
     /// Outside a running spindle runtime.

@@ -59,13 +59,14 @@
 //! |---|---|---|
 //! | [`unblock`] | a blocking closure, to a pool thread; its value, back | the calling coroutine parks |
 //! | [`park::remote_waker`] | the end of one park, from any thread | the parked coroutine |
-//! | `spindle::sync::mpmc` channels | values; `Sender`/`Receiver` are `Send + Sync + Clone` and live in any runtime or none | a receiving (or, bounded, sending) coroutine parks, a thread blocks |
+//! | [`sync::mpmc`] channels | values; `Sender`/`Receiver` are `Send + Sync + Clone` and live in any runtime or none | a receiving (or, bounded, sending) coroutine parks, a thread blocks |
 //! | [`Handle`] | a `Send` closure, started as a coroutine of that runtime, from any thread | [`RemoteJoinHandle::join`] parks a coroutine, blocks a thread |
 //! | [`run_sharded`], [`Shards`] | nothing: one runtime per thread (per core), the same `main` on each; a listening port shared with `TcpListener::bind_reuseport` | the caller of `run_sharded`, until every shard returns |
 //!
-//! A [`park::RemoteWaker`] and a [`Handle`] reach a runtime through one door per runtime, a
-//! queue behind a mutex and a `mio::Waker` that interrupts its poll; the scheduler applies
-//! what was queued between two resumptions. How a live `Handle` counts for deadlock
+//! A [`park::RemoteWaker`] (and with it an `mpmc` channel, which wakes a parked coroutine
+//! through one) and a [`Handle`] reach a runtime through one door per runtime, a queue behind
+//! a mutex and a `mio::Waker` that interrupts its poll; the scheduler applies what was queued
+//! between two resumptions. How a live `Handle` counts for deadlock
 //! detection, for when `run` returns and for virtual time is in [`Handle`]'s docs:
 //! in short, it holds off a deadlock report, but neither keeps `run` going nor holds a
 //! virtual clock, and a request it made is either run or answered `JoinError::Cancelled`.
@@ -117,22 +118,69 @@
 //! earlier than its deadline and, on the real clock, as soon after as the loop gets to it: a
 //! coroutine that computes without parking delays every timer (nothing preempts it).
 //!
+//! # Experiments: the determinism contract
+//!
+//! With [`RuntimeBuilder::seed`] and [`RuntimeBuilder::virtual_time`], a program whose only
+//! inputs are spindle's own primitives (coroutines, sleeps and timeouts, locks, channels,
+//! `select!`, coroutine-locals) runs the same way every time: the same order of coroutines, the
+//! same [`time::now`] readings, the same values out of every channel. Every `u64` seed is its
+//! own schedule. [`check`] builds on it: it runs a test under many seeds (uniform picks, or
+//! PCT's priorities) and replays a failing one from its seed alone.
+//!
+//! What breaks the contract, and how to keep it:
+//!
+//! * **Real sockets**: the kernel splits and times reads as it likes. Keep both ends in the
+//!   runtime and the bytes stay the same, but how many arrive per read may not; for a
+//!   repeatable experiment, model the network with channels.
+//! * **`unblock` and other threads**: their work takes no virtual time (the clock waits for
+//!   it), but when it finishes relative to the coroutines is up to the OS. Keep them out of a
+//!   run that must repeat, or join them at once.
+//! * **`std::time::Instant::now()` and `SystemTime`**: real clocks. Read [`time::now`], and take
+//!   deadlines from it (`sleep_until(time::now() + d)`).
+//! * **`HashMap`'s random state** and any other randomness: iterate a `BTreeMap`, or build the
+//!   hasher with a fixed seed; draw random numbers from a generator seeded by your run's seed.
+//! * **Addresses**: park reasons of locks and channels name them by address, which differs
+//!   between runs; compare reasons by their `what` only.
+//!
 //! # Many coroutines
 //!
-//! Stacks are 64 KiB by default ([`RuntimeBuilder::stack_size`], [`Builder::stack_size`]),
-//! mapped once and pooled; only touched pages use memory. Each has a guard page below it, so
-//! an overflow is reported with the coroutine's name, not left to corrupt memory. A guarded
-//! stack costs two kernel memory mappings and Linux allows `vm.max_map_count` (65530 by
-//! default) per process, so about 32,700 coroutines can be alive at once; the next spawn fails
-//! with an error that says so. To go further, either raise the limit (as root:
-//! `sysctl vm.max_map_count=262144`) or build the runtime with the `unsafe`
-//! [`RuntimeBuilder::unguarded_stacks`], which carves 64 stacks from each mapping and checks a
-//! canary instead of relying on a guard page.
+//! Stacks are 64 KiB by default ([`RuntimeBuilder::stack_size`], [`Builder::stack_size`]; at
+//! most [`MAX_STACK_SIZE`], a larger size is an `InvalidInput` error), mapped once and pooled,
+//! and only touched pages use memory: a coroutine parked after a shallow call chain costs about
+//! 4.4 KiB in all (the top page of its stack, which holds its record, the page tables for it, its
+//! timer entry and its handle). [`Coroutine::stack_used`] tells how deep a coroutine's stack
+//! went, so that sizes can come from data (the `echo_server` example prints its connections'
+//! with `--stack-report`).
+//!
+//! Every stack has a guard page below it, so an overflow is reported with the coroutine's name,
+//! its stack size and how much it used, rather than left to corrupt memory. How many coroutines
+//! can be alive at once depends on the kernel, because Linux allows a process
+//! `vm.max_map_count` memory mappings (65530 by default):
+//!
+//! * **Linux 6.13 and later**: the guard is a *guard region* (`madvise(MADV_GUARD_INSTALL)`), a
+//!   mark in the page tables that costs no mapping, and stacks are carved from large chunks, so
+//!   a million guarded coroutines take a few dozen mappings. Memory is the limit (about 4.4 GiB
+//!   for a million parked ones).
+//! * **Older kernels**, or [`RuntimeBuilder::guard_regions`]`(false)`: the guard is a `PROT_NONE`
+//!   page, and a stack then costs two mappings, so about 32,000 coroutines can be alive at once.
+//!   The spawn past that fails with an [`std::io::ErrorKind::OutOfMemory`] error from
+//!   [`Builder::spawn`] ([`spawn`] panics with it) that names `vm.max_map_count` and the ways past
+//!   it. spindle stops 1024 mappings short of the limit, so the program goes on working after
+//!   the error: its coroutines keep running, and spawning works again once some have finished.
+//!   To go further, raise the limit (as root: `sysctl vm.max_map_count=1048576`), or build the
+//!   runtime with the `unsafe` [`RuntimeBuilder::unguarded_stacks`], which carves 64 stacks from
+//!   each mapping without guard pages between them: a canary checked at every switch reports an
+//!   overflow after the fact, and a fault below the stack is reported as a probable overflow,
+//!   but the neighbouring stack may be overwritten first.
+//!
+//! The kernel is asked once per process whether it has guard regions;
+//! [`Runtime::uses_guard_regions`] tells what a runtime got.
 
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs, clippy::undocumented_unsafe_blocks)]
 
 // Leaves: they import nothing of the runtime above them.
+mod maps;
 mod overflow;
 mod remote;
 mod ring;
@@ -169,9 +217,10 @@ pub use coroutine::{
 pub use handle::{handle, Handle, RemoteJoinHandle, SpawnError};
 pub use local::LocalKey;
 pub use panic::Panic;
-pub use runtime::{run, Runtime, RuntimeBuilder};
+pub use runtime::{run, stats, Runtime, RuntimeBuilder};
+pub use scheduler::{CoroutineStats, Stats};
 pub use scope::{scope, Scope, ScopedJoinHandle};
 pub use shard::{run_sharded, Shards};
-pub use stack::{DEFAULT_MAIN_STACK_SIZE, DEFAULT_STACK_SIZE, MIN_STACK_SIZE};
+pub use stack::{DEFAULT_MAIN_STACK_SIZE, DEFAULT_STACK_SIZE, MAX_STACK_SIZE, MIN_STACK_SIZE};
 pub use time::{sleep, sleep_until};
 pub use watchdog::Stall;

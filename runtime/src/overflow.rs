@@ -1,21 +1,29 @@
 //! Stack overflow reports.
 //!
-//! A coroutine that runs off the end of its stack touches the guard page under it and the kernel
-//! raises SIGSEGV (or SIGBUS). spindle installs, once per process, a handler that runs on the
-//! thread's alternate signal stack, compares the faulting address with the guard range of the
-//! coroutine running on this thread, and if it matches writes
+//! A coroutine that runs off the end of its stack touches the guard under it (a guard region or
+//! a `PROT_NONE` page: both fault alike) and the kernel raises SIGSEGV (or SIGBUS). spindle
+//! installs, once per process, a handler that runs on the thread's alternate signal stack,
+//! compares the faulting address with the guard range of the coroutine running on this thread,
+//! and if it matches writes
 //!
 //! ```text
-//! spindle: coroutine #3 'parser' overflowed its stack (65536 bytes); give it more with Builder::stack_size
+//! spindle: coroutine #3 'parser' overflowed its stack (65536 bytes, 65536 used); give it more with Builder::stack_size
 //! ```
 //!
-//! to stderr and aborts. Any other fault goes to the handler that was installed before (Rust's
-//! own, which reports main-thread overflows), or to the default action.
+//! to stderr and aborts. A coroutine on an unguarded stack (`RuntimeBuilder::unguarded_stacks`)
+//! has no guard, so its overflow runs into the stacks below it and faults only where the memory
+//! ends, or never (the canary check at its next switch reports that). A fault while such a
+//! coroutine runs, with the faulting address or its stack pointer in or below its stack (see
+//! `stack::Stack::overflow_range`), is reported as a probable overflow the same way.
+//!
+//! Any other fault goes to the handler that was installed before (Rust's own, which reports
+//! main-thread overflows), or to the default action.
 //!
 //! The handler only reads plain memory (the runtime's thread-local pointer, the running
 //! coroutine's record through it: see `context::running_header`, which the runtime hands to
-//! [`install`], so this file imports nothing of the runtime) and calls `write(2)` and
-//! `abort(3)`, all of which are async-signal-safe.
+//! [`install`], so this file imports nothing of the runtime), asks `mincore(2)` how much of the
+//! stack was used (`stack::touched_depth`, also handed over) and calls `write(2)` and
+//! `abort(3)`, all of which are async-signal-safe; it allocates nothing.
 
 use std::cell::Cell;
 use std::mem;
@@ -30,28 +38,53 @@ use std::sync::Once;
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub(crate) struct Header {
-    /// Faults in `[lo, hi)` are this coroutine's overflow.
+    /// Faults in `[lo, hi)` are this coroutine's overflow: its guard page, or for an unguarded
+    /// stack the stack and one chunk's length below it.
     pub lo: usize,
     pub hi: usize,
+    /// Top of its stack (the usable part is `[base - stack_size, base)`): how much of it was
+    /// used is measured from here.
+    pub base: usize,
     pub stack_size: usize,
+    /// Its stack has a guard, so a fault in `[lo, hi)` is certainly an overflow; without one
+    /// it is a probable one, and so is any fault while its stack pointer lies in `[lo, hi)`
+    /// below the stack.
+    pub guarded: bool,
     pub id: u64,
     /// Name bytes, owned by the task record, which outlives every run of the coroutine.
     pub name: *const u8,
     pub name_len: usize,
 }
 
+impl Header {
+    /// True if a fault at `addr`, with the stack pointer at `sp` (if known), is this
+    /// coroutine's (probable, when unguarded) overflow.
+    fn is_overflow(&self, addr: usize, sp: Option<usize>) -> bool {
+        let below = self.base.saturating_sub(self.stack_size);
+        (self.lo..self.hi).contains(&addr)
+            || (!self.guarded && sp.is_some_and(|sp| (self.lo..below).contains(&sp)))
+    }
+}
+
+/// Measures how much of a stack was used, `(base, size) -> bytes`: `stack::touched_depth`.
+pub(crate) type StackUsed = fn(usize, usize) -> usize;
+
 static INSTALL: Once = Once::new();
 /// The `running_header` given to [`install`], as a plain function pointer: the handler finds
 /// the running coroutine's header through it. Null until `install`.
 static RUNNING_HEADER: AtomicPtr<()> = AtomicPtr::new(ptr::null_mut());
+/// The `stack_used` given to [`install`], as a plain function pointer. Null until `install`.
+static STACK_USED: AtomicPtr<()> = AtomicPtr::new(ptr::null_mut());
 static mut PREVIOUS_SEGV: mem::MaybeUninit<libc::sigaction> = mem::MaybeUninit::zeroed();
 static mut PREVIOUS_BUS: mem::MaybeUninit<libc::sigaction> = mem::MaybeUninit::zeroed();
 
 /// Installs the handler for the process (once) and makes sure this thread has an alternate
 /// signal stack, without which a handler could not run on an exhausted stack.
 /// `running_header` tells the handler the header of the coroutine running on the calling
-/// thread (null if none); it must be async-signal-safe.
-pub(crate) fn install(running_header: fn() -> *const Header) {
+/// thread (null if none) and `stack_used` how much of a stack was used; both must be
+/// async-signal-safe.
+pub(crate) fn install(running_header: fn() -> *const Header, stack_used: StackUsed) {
+    STACK_USED.store(stack_used as *mut (), Ordering::Release);
     RUNNING_HEADER.store(running_header as *mut (), Ordering::Release);
     INSTALL.call_once(|| {
         // SAFETY: sigaction is given a fully initialised struct; the previous actions are written
@@ -139,6 +172,43 @@ fn running_header() -> *const Header {
     f()
 }
 
+/// How much of the stack `running` describes was used, through the function `install` was
+/// given; 0 if none was.
+fn stack_used(running: &Header) -> usize {
+    let f = STACK_USED.load(Ordering::Acquire);
+    if f.is_null() {
+        return 0;
+    }
+    // SAFETY: a non-null value was stored by `install` from a `StackUsed`.
+    let f: StackUsed = unsafe { mem::transmute::<*mut (), StackUsed>(f) };
+    f(running.base, running.stack_size)
+}
+
+/// The stack pointer of the code the signal interrupted, where the platform says.
+#[allow(unused_variables)]
+fn interrupted_sp(context: *mut libc::c_void) -> Option<usize> {
+    if context.is_null() {
+        return None;
+    }
+    #[cfg(all(any(target_os = "linux", target_os = "android"), target_arch = "x86_64"))]
+    {
+        let context = context.cast::<libc::ucontext_t>();
+        // SAFETY: the kernel passes a valid ucontext_t as the third argument of SA_SIGINFO
+        // handlers; only a register is read.
+        let sp = unsafe { (*context).uc_mcontext.gregs[libc::REG_RSP as usize] };
+        return Some(sp as usize);
+    }
+    #[cfg(all(target_os = "linux", target_env = "gnu", target_arch = "aarch64"))]
+    {
+        let context = context.cast::<libc::ucontext_t>();
+        // SAFETY: as above.
+        let sp = unsafe { (*context).uc_mcontext.sp };
+        return Some(sp as usize);
+    }
+    #[allow(unreachable_code)]
+    None
+}
+
 extern "C" fn handler(signum: libc::c_int, info: *mut libc::siginfo_t, context: *mut libc::c_void) {
     // SAFETY: the kernel passes a valid siginfo for SA_SIGINFO handlers.
     let addr = unsafe { (*info).si_addr() } as usize;
@@ -147,7 +217,8 @@ extern "C" fn handler(signum: libc::c_int, info: *mut libc::siginfo_t, context: 
     // stack, written at spawn and mapped while the coroutine is alive; the fault is at the
     // other end of the stack.
     let running = if header.is_null() { None } else { Some(unsafe { header.read() }) };
-    if let Some(running) = running.filter(|r| (r.lo..r.hi).contains(&addr)) {
+    let sp = interrupted_sp(context);
+    if let Some(running) = running.filter(|r| r.is_overflow(addr, sp)) {
         let mut buf = [0u8; 512];
         let mut len = 0;
         push(&mut buf, &mut len, b"\nspindle: coroutine #");
@@ -159,12 +230,22 @@ extern "C" fn handler(signum: libc::c_int, info: *mut libc::siginfo_t, context: 
             push(&mut buf, &mut len, name);
             push(&mut buf, &mut len, b"'");
         }
-        push(&mut buf, &mut len, b" overflowed its stack (");
+        if running.guarded {
+            push(&mut buf, &mut len, b" overflowed its stack (");
+        } else {
+            push(&mut buf, &mut len, b" probably overflowed its unguarded stack (");
+        }
         push_number(&mut buf, &mut len, running.stack_size as u64);
+        push(&mut buf, &mut len, b" bytes, ");
+        push_number(&mut buf, &mut len, stack_used(&running) as u64);
+        push(&mut buf, &mut len, b" used)");
+        if !running.guarded {
+            push(&mut buf, &mut len, b" and may have corrupted other coroutines' stacks");
+        }
         push(
             &mut buf,
             &mut len,
-            b" bytes); give it more with Builder::stack_size or RuntimeBuilder::stack_size\n",
+            b"; give it more with Builder::stack_size or RuntimeBuilder::stack_size\n",
         );
         // SAFETY: write(2) and abort(3) are async-signal-safe; buf[..len] is initialised.
         unsafe {

@@ -154,6 +154,19 @@ pub(crate) fn park_until(reason: Reason, deadline: Instant) {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Token(u64);
 
+impl Token {
+    /// A token for a primitive that keeps its own registrations (the `select!` arms of
+    /// `sync::mpmc`): `raw` is whatever names the registration there.
+    pub(crate) const fn from_raw(raw: u64) -> Token {
+        Token(raw)
+    }
+
+    /// What [`Token::from_raw`] was given.
+    pub(crate) const fn raw(self) -> u64 {
+        self.0
+    }
+}
+
 /// A FIFO of parked coroutines: the building block of locks, channels and events.
 ///
 /// Waiters are woken in the order they were pushed. A waiter that timed out or was cancelled

@@ -8,8 +8,10 @@ use std::time::Duration;
 use crate::handle::Handle;
 use crate::watchdog::{Stall, WatchdogConfig};
 
-use crate::scheduler::{Config, Core};
-use crate::stack::{DEFAULT_MAIN_STACK_SIZE, DEFAULT_POOL_LIMIT, DEFAULT_STACK_SIZE};
+use crate::scheduler::{Config, Core, TraceConfig};
+use crate::stack::{
+    usable_size, Guards, DEFAULT_MAIN_STACK_SIZE, DEFAULT_POOL_LIMIT, DEFAULT_STACK_SIZE,
+};
 
 /// A spindle runtime: a scheduler, a reactor, timers and a stack pool, for one OS thread.
 ///
@@ -70,9 +72,24 @@ impl Runtime {
         self.core.run_main_outcome(main)
     }
 
+    /// The runtime's counters (after `run`, or from another coroutine's point of view), `None`
+    /// unless built with [`RuntimeBuilder::stats`].
+    pub fn stats(&self) -> Option<crate::Stats> {
+        self.core.stats()
+    }
+
     /// Scheduling steps a seeded runtime has taken (for `check::pct`'s estimate).
     pub(crate) fn seeded_steps(&self) -> usize {
         self.core.seeded_steps()
+    }
+
+    /// True if this runtime's stacks are guarded by guard regions (`MADV_GUARD_INSTALL`,
+    /// Linux 6.13+), which cost no memory mapping; false if by `PROT_NONE` pages (two
+    /// mappings per stack: an older kernel, or [`RuntimeBuilder::guard_regions`]`(false)`) or
+    /// not at all ([`RuntimeBuilder::unguarded_stacks`]). See the crate docs, "Many
+    /// coroutines".
+    pub fn uses_guard_regions(&self) -> bool {
+        self.core.stack_guards() == Guards::Regions
     }
 }
 
@@ -100,22 +117,30 @@ impl RuntimeBuilder {
                 virtual_time: false,
                 virtual_io_grace: Duration::from_millis(100),
                 guarded: true,
+                guard_regions: true,
                 pool_limit: DEFAULT_POOL_LIMIT,
                 blocking_threads: 16,
                 blocking_keep_alive: Duration::from_secs(10),
                 watchdog: None,
+                stats: false,
+                trace: None,
             },
         }
     }
 
     /// Default stack size of spawned coroutines, in bytes (rounded up to pages, at least
-    /// 16 KiB). Default 64 KiB.
+    /// 16 KiB). Default 64 KiB. More than [`crate::MAX_STACK_SIZE`] (1 GiB) makes
+    /// [`RuntimeBuilder::build`] fail with [`io::ErrorKind::InvalidInput`].
+    ///
+    /// Only the pages a coroutine touches cost memory; [`crate::Coroutine::stack_used`] tells
+    /// how deep a coroutine went, to size this from data.
     pub fn stack_size(mut self, bytes: usize) -> Self {
         self.config.stack_size = bytes;
         self
     }
 
-    /// Stack size of the main coroutine. Default 1 MiB.
+    /// Stack size of the main coroutine. Default 1 MiB; at most [`crate::MAX_STACK_SIZE`], as
+    /// for [`RuntimeBuilder::stack_size`].
     pub fn main_stack_size(mut self, bytes: usize) -> Self {
         self.config.main_stack_size = bytes;
         self
@@ -152,6 +177,41 @@ impl RuntimeBuilder {
         self
     }
 
+    /// Counts what the runtime does: [`crate::stats`] and [`crate::Coroutine::stats`] (see
+    /// [`Stats`](crate::Stats)). Off by default, at no cost; on, each switch reads the real clock
+    /// twice and updates a table (`cargo bench --bench core` measures it: the
+    /// `spindle_with_stats` row).
+    pub fn stats(mut self, on: bool) -> Self {
+        self.config.stats = on;
+        self
+    }
+
+    /// Writes a timeline of every `run` to `path`: a Chrome trace-event JSON file that
+    /// ui.perfetto.dev and chrome://tracing open, with a track per coroutine, a slice per run and
+    /// per wait (named by what it waited on), an arrow from whatever woke it, and counters of
+    /// runnable and live coroutines. Timestamps are on the runtime's clock, so a seeded,
+    /// virtual-time program writes the same file every time. Off by default, at no cost.
+    ///
+    /// ```
+    /// let path = std::env::temp_dir().join(format!("spindle-doc-{}.json", std::process::id()));
+    /// let rt = spindle_runtime::Runtime::builder().trace(&path).build().unwrap();
+    /// rt.run(|| spindle_runtime::spawn(|| spindle_runtime::yield_now()).join().unwrap());
+    /// let trace = std::fs::read_to_string(&path).unwrap();
+    /// assert!(trace.contains(r#""name":"run""#));
+    /// std::fs::remove_file(&path).unwrap();
+    /// ```
+    pub fn trace(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.config.trace = Some(TraceConfig { path: path.into(), last: None });
+        self
+    }
+
+    /// Like [`RuntimeBuilder::trace`], keeping only the last `events` events in memory and
+    /// writing them when `run` ends: a bounded trace for a long-running server.
+    pub fn trace_last(mut self, events: usize, path: impl Into<std::path::PathBuf>) -> Self {
+        self.config.trace = Some(TraceConfig { path: path.into(), last: Some(events) });
+        self
+    }
+
     /// Under virtual time: how long, in real time, the clock waits for a socket event before it
     /// jumps while a coroutine is parked on a socket (see [`RuntimeBuilder::virtual_time`]).
     /// Default 100 ms. A longer grace lets slower peers answer before a virtual timeout; zero
@@ -167,14 +227,28 @@ impl RuntimeBuilder {
         self
     }
 
-    /// Gives coroutines stacks without guard pages, carved 64 to a mapping, so the number of
-    /// live coroutines is no longer capped by `vm.max_map_count` (~32k with guard pages).
+    /// Whether guard pages may be guard regions (`madvise(MADV_GUARD_INSTALL)`, Linux 6.13+),
+    /// which cost no memory mapping. Default `true`: used where the kernel has them (asked
+    /// once per process). With `false`, every guarded stack gets a `PROT_NONE` page, as on
+    /// older kernels: two mappings per stack, so `vm.max_map_count` caps the live coroutines
+    /// near 32k (see the crate docs, "Many coroutines"). For tests and comparisons;
+    /// [`Runtime::uses_guard_regions`] tells which a runtime got.
+    pub fn guard_regions(mut self, on: bool) -> Self {
+        self.config.guard_regions = on;
+        self
+    }
+
+    /// Gives coroutines stacks without guard pages, carved 64 to a mapping, so that on kernels
+    /// without guard regions (before Linux 6.13) the number of live coroutines is no longer
+    /// capped by `vm.max_map_count` (~32k with `PROT_NONE` guard pages). Where the kernel has
+    /// guard regions, guarded stacks have no such cap and this buys nothing.
     ///
     /// # Safety
     /// Without a guard page nothing stops a coroutine that overflows its stack from writing
     /// over another's: a canary checked at every switch reports most overflows and aborts, but
-    /// only after the fact. The caller promises that no coroutine of this runtime needs more
-    /// stack than it was given.
+    /// only after the fact, and a fault while a coroutine's stack pointer is below its stack is
+    /// reported as its probable overflow. The caller promises that no coroutine of this
+    /// runtime needs more stack than it was given.
     pub unsafe fn unguarded_stacks(mut self) -> Self {
         self.config.guarded = false;
         self
@@ -222,7 +296,13 @@ impl RuntimeBuilder {
     }
 
     /// Builds the runtime: creates its `mio::Poll` and cross-thread waker.
+    ///
+    /// # Errors
+    /// [`io::ErrorKind::InvalidInput`] if a stack size is larger than
+    /// [`crate::MAX_STACK_SIZE`]; what the system says if the poller cannot be made.
     pub fn build(self) -> io::Result<Runtime> {
+        usable_size(self.config.stack_size)?;
+        usable_size(self.config.main_stack_size)?;
         crate::panic::install_hook();
         Ok(Runtime { core: Core::new(self.config)? })
     }
@@ -240,4 +320,23 @@ impl RuntimeBuilder {
 pub fn run<T>(main: impl FnOnce() -> T) -> T {
     let runtime = Runtime::new().unwrap_or_else(|e| panic!("spindle: cannot build a runtime: {e}"));
     runtime.run(main)
+}
+
+/// The counters of the runtime running on this thread, `None` unless it was built with
+/// [`RuntimeBuilder::stats`].
+///
+/// ```
+/// let rt = spindle_runtime::Runtime::builder().stats(true).build().unwrap();
+/// let stats = rt.run(|| {
+///     spindle_runtime::spawn(|| spindle_runtime::yield_now()).join().unwrap();
+///     spindle_runtime::stats().unwrap()
+/// });
+/// assert_eq!(stats.spawned, 2); // main and one more
+/// ```
+///
+/// # Panics
+/// Outside a running spindle runtime.
+#[track_caller]
+pub fn stats() -> Option<crate::Stats> {
+    crate::context::expect_core("stats", |core| core.stats())
 }

@@ -375,6 +375,11 @@ impl Task {
         self.parked.get() && self.park_seq.get() != 0 && !self.is_shielded()
     }
 
+    /// How deep its stack has been used, in bytes (see `stack::touched_depth`).
+    pub(crate) fn stack_used(&self) -> usize {
+        crate::stack::touched_depth(self.header.base, self.header.stack_size)
+    }
+
     /// Sets or clears [`SCOPED`] from the scope list.
     pub(crate) fn update_scoped(&self) {
         let scoped = if self.scopes.borrow().is_empty() { 0 } else { SCOPED };

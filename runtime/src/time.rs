@@ -14,6 +14,23 @@ use crate::scheduler::ElapsedUnwind;
 
 /// The runtime's current time: the real clock, or the virtual one when the runtime was built
 /// with `virtual_time(true)`. Outside a runtime, the real clock.
+///
+/// Take every deadline you pass to spindle ([`sleep_until`], [`crate::park::park`]) from this
+/// clock (`now() + d`, or [`deadline_after`]), never from `std::time::Instant::now()`: under
+/// virtual time the two clocks drift apart. The virtual one stands still while coroutines run
+/// and jumps ahead when they all wait, so a deadline read from the real clock can lie in the
+/// virtual past (the wait returns at once) or far in its future (it waits too long).
+///
+/// ```
+/// use std::time::Duration;
+///
+/// let rt = spindle_runtime::Runtime::builder().virtual_time(true).build().unwrap();
+/// rt.run(|| {
+///     let start = spindle_runtime::time::now();
+///     spindle_runtime::sleep_until(start + Duration::from_secs(3600)); // no real hour passes
+///     assert_eq!(spindle_runtime::time::now() - start, Duration::from_secs(3600));
+/// });
+/// ```
 pub fn now() -> Instant {
     context::now()
 }
@@ -39,6 +56,11 @@ pub fn sleep(duration: Duration) {
 }
 
 /// Parks the current coroutine until `deadline` (by [`now`]); returns at once if it passed.
+///
+/// `deadline` is a `std::time::Instant`, but it is compared with the runtime's clock, which
+/// under `virtual_time(true)` is not the real one: compute it from [`now`]
+/// (`now() + duration`), not from `Instant::now()`, or a virtual-time run sleeps too short or
+/// too long. [`sleep`] takes a duration and has no such trap.
 ///
 /// # Panics
 /// Outside a coroutine of a running spindle runtime.

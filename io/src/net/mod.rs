@@ -73,6 +73,11 @@
 //! assert_send::<spindle_io::net::UnixListener>();
 //! ```
 //!
+//! ```compile_fail,E0277
+//! fn assert_send<T: Send>() {}
+//! assert_send::<spindle_io::net::UnixDatagram>();
+//! ```
+//!
 //! # What is not guaranteed
 //!
 //! When several coroutines wait on the same socket in the same direction, all of them are woken
@@ -82,10 +87,12 @@ mod socket;
 mod tcp;
 mod udp;
 mod unix;
+mod unix_datagram;
 
 pub use tcp::{Incoming, TcpListener, TcpStream};
 pub use udp::UdpSocket;
 pub use unix::{UnixIncoming, UnixListener, UnixStream};
+pub use unix_datagram::UnixDatagram;
 
 use std::cell::Cell;
 use std::io;

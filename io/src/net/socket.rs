@@ -1,12 +1,14 @@
 //! [`Socket`]: what the socket types of this module are built on, and the macros that write the
 //! methods they have in common (`forward!`, `timeout_methods!`, `owned_io!`).
 //!
-//! A socket type is a public face over one `Socket`: the [`IoSource`] that registers the mio
+//! A socket type is a public face over one `Socket`: the [`IoSource`] that registers the
 //! socket with the reactor, so that its operations park the coroutine, and the read and write
-//! [`Timeouts`] that bound those parks. [`super::UdpSocket`] owns its `Socket`;
-//! [`super::TcpStream`] and [`super::UnixStream`] hold it in an `Rc`, so that `try_clone` hands
-//! out another handle to the same socket with the same timeouts. The listeners have no
-//! timeouts and wrap an `IoSource` directly.
+//! [`Timeouts`] that bound those parks. The socket is mio's, except for
+//! [`super::UnixDatagram`]'s: std's, since mio's lacks `connect_addr` and `send_to_addr`.
+//! [`super::UdpSocket`] and [`super::UnixDatagram`] own their `Socket`; [`super::TcpStream`]
+//! and [`super::UnixStream`] hold it in an `Rc`, so that `try_clone` hands out another handle
+//! to the same socket with the same timeouts. The listeners have no timeouts and wrap an
+//! `IoSource` directly.
 //!
 //! `Socket` adds no wait of its own: every operation goes through [`IoSource::wait`] or
 //! [`IoSource::wait_stream`], and so through the reactor's one retry loop
@@ -20,15 +22,15 @@ use spindle_runtime::reactor::Direction;
 use super::Timeouts;
 use crate::IoSource;
 
-/// A mio socket registered with the reactor, with the timeouts that bound its waits.
-pub(crate) struct Socket<T: AsRawFd + mio::event::Source> {
-    /// The registration and the mio socket; every wait goes through it.
+/// A non-blocking socket registered with the reactor, with the timeouts that bound its waits.
+pub(crate) struct Socket<T: AsRawFd> {
+    /// The registration and the socket; every wait goes through it.
     source: IoSource<T>,
     /// Bounds on each read-side and write-side wait; `None` waits forever.
     timeouts: Timeouts,
 }
 
-impl<T: AsRawFd + mio::event::Source> Socket<T> {
+impl<T: AsRawFd> Socket<T> {
     /// Registers `io` (non-blocking) with the current runtime's reactor, without timeouts.
     #[track_caller]
     pub(crate) fn new(io: T) -> io::Result<Socket<T>> {
@@ -40,7 +42,7 @@ impl<T: AsRawFd + mio::event::Source> Socket<T> {
         &self.source
     }
 
-    /// The mio socket.
+    /// The socket.
     pub(crate) fn get_ref(&self) -> &T {
         self.source.get_ref()
     }
@@ -104,7 +106,7 @@ impl<T: AsRawFd + mio::event::Source> Socket<T> {
     }
 }
 
-impl<T: AsRawFd + mio::event::Source> AsRawFd for Socket<T> {
+impl<T: AsRawFd> AsRawFd for Socket<T> {
     fn as_raw_fd(&self) -> RawFd {
         self.source.as_raw_fd()
     }

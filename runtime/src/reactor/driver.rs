@@ -179,16 +179,17 @@ impl Reactor {
     }
 
     /// Polls once and appends to `to_wake` the wakers of the coroutines whose sources became
-    /// ready (the caller wakes them). Returns whether the cross-thread waker fired.
+    /// ready (the caller wakes them). Returns whether the cross-thread waker fired, and how many
+    /// events the poll reported.
     pub(crate) fn poll(
         &self,
         timeout: Option<Duration>,
         to_wake: &mut Vec<Waker>,
-    ) -> io::Result<bool> {
+    ) -> io::Result<(bool, usize)> {
         let mut events = self.events.borrow_mut();
         match self.poll.borrow_mut().poll(&mut events, timeout) {
             Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(false),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok((false, 0)),
             Err(e) => return Err(e),
         }
         let mut remote = false;
@@ -205,6 +206,6 @@ impl Reactor {
             let write_closed = event.is_write_closed() || failed;
             source.write.on_event(event.is_writable(), write_closed, to_wake);
         }
-        Ok(remote)
+        Ok((remote, events.iter().count()))
     }
 }

@@ -22,12 +22,19 @@ pub(crate) struct Config {
     pub virtual_io_grace: Duration,
     /// Stacks have guard pages (false only through `unsafe unguarded_stacks`).
     pub guarded: bool,
+    /// Guard pages are guard regions (`MADV_GUARD_INSTALL`) where the kernel has them;
+    /// false forces `PROT_NONE` pages (`RuntimeBuilder::guard_regions`).
+    pub guard_regions: bool,
     /// Free stacks of one size kept resident in the pool.
     pub pool_limit: usize,
     /// Most threads the blocking pool starts.
     pub blocking_threads: usize,
     /// How long an idle blocking-pool thread waits before it exits.
     pub blocking_keep_alive: Duration,
+    /// Count what the runtime does (`RuntimeBuilder::stats`).
+    pub stats: bool,
+    /// Write a timeline trace (`RuntimeBuilder::trace`).
+    pub trace: Option<super::trace::TraceConfig>,
     /// Reports coroutines that hold the thread too long, when set.
     pub watchdog: Option<WatchdogConfig>,
 }

@@ -39,7 +39,12 @@ impl Core {
     /// the cancellation's (`CancelUnwind`) when main was cancelled. A deadlock still panics.
     pub(crate) fn run_main_outcome<T>(&self, main: impl FnOnce() -> T) -> std::thread::Result<T> {
         let _entered = context::enter(self);
-        crate::overflow::install(context::running_header);
+        if let Some(tracer) = &self.tracer {
+            if let Err(e) = tracer.begin(self.now()) {
+                panic!("spindle: cannot write the trace file: {e}");
+            }
+        }
+        crate::overflow::install(context::running_header, crate::stack::touched_depth);
         self.main_done.set(false);
         self.main_panicked.set(false);
         self.tearing_down.set(false);
@@ -66,10 +71,18 @@ impl Core {
             self.cancel_all();
             // Cancelled coroutines cannot park, so this finishes.
             let _ = self.drive();
+            if let Some(tracer) = &self.tracer {
+                let _ = tracer.end();
+            }
             panic!("{report}");
         }
         self.main_key.set(NO_TASK);
         self.run_end_checks();
+        if let Some(tracer) = &self.tracer {
+            if let Err(e) = tracer.end() {
+                eprintln!("spindle: writing the trace file failed: {e}");
+            }
+        }
         outcome.take().expect("main finished, so it left an outcome")
     }
 
@@ -111,7 +124,11 @@ impl Core {
             // Only what can still end a park counts: a live timer, a coroutine parked on a
             // socket (an idle listener wakes nobody), a wake or job queued, a remote waker of a
             // park in progress (a stale or leaked one wakes nobody), or a live `Handle` (another
-            // thread may still spawn a coroutine that wakes somebody; see `crate::handle`).
+            // thread may still spawn a coroutine that wakes somebody; see `Handle`'s docs). The
+            // remote waker is asked about before the queue: `RemoteWaker::wake` queues its wake
+            // and only then leaves the outstanding ones, so a wake from another thread between
+            // the two checks is seen by the second (the other order could miss it in both and
+            // report a false deadlock).
             let can_wake = self.timers.borrow().live() > 0
                 || self.reactor.has_waiters()
                 || self.remote_work_in_flight()
@@ -126,8 +143,19 @@ impl Core {
     /// Polls the reactor once and wakes what it reported ready; applies remote wakes and jobs
     /// if the cross-thread waker fired.
     fn poll_reactor(&self, timeout: Option<Duration>) -> Result<(), String> {
+        self.trace_waking_from("socket");
         let mut woken = self.wake_buffer.take();
-        let remote = self.reactor.poll(timeout, &mut woken).map_err(poll_failed);
+        let started =
+            (self.counting.is_some() && timeout != Some(Duration::ZERO)).then(Instant::now);
+        let polled = self.reactor.poll(timeout, &mut woken).map_err(poll_failed);
+        let remote = polled.as_ref().map(|&(remote, _)| remote).map_err(Clone::clone);
+        if let Ok((_, events)) = polled {
+            self.count(|s| {
+                s.polls += 1;
+                s.events += events as u64;
+                s.idle += started.map(|t| t.elapsed()).unwrap_or_default();
+            });
+        }
         self.wake_all(&woken);
         woken.clear();
         self.wake_buffer.set(woken);
@@ -137,13 +165,12 @@ impl Core {
         Ok(())
     }
 
-    /// Zero-timeout poll between resumptions, so readiness and timers are never starved.
+    /// Zero-timeout poll between resumptions, so readiness, timers and wakes from other
+    /// threads (queued, their wakers already gone) are never starved.
     fn poll_busy(&self) -> Result<(), String> {
-        if self.reactor.sources() > 0 || self.remote.outstanding() > 0 {
+        if self.reactor.sources() > 0 || self.remote.outstanding() > 0 || self.remote.has_pending()
+        {
             self.poll_reactor(Some(Duration::ZERO))?;
-        } else if self.remote.has_pending() {
-            // A `Handle`'s job needs no poll to be seen: the queue's flag says so.
-            self.apply_remote();
         }
         self.fire_due_timers();
         Ok(())
@@ -211,8 +238,10 @@ impl Core {
     /// queued, or a remote waker (an `unblock` job, another thread) is out for a park still in
     /// progress. A live `Handle` alone is not work in flight (it holds no virtual clock).
     fn remote_work_in_flight(&self) -> bool {
-        self.remote.has_pending()
-            || self.remote.may_wake(|key, seq| self.is_waiting(Waker::new(key, seq)))
+        // The wakers first: a wake that lands between the two checks moves from the wakers
+        // to the queue, and is then seen by the second.
+        self.remote.may_wake(|key, seq| self.is_waiting(Waker::new(key, seq)))
+            || self.remote.has_pending()
     }
 
     /// Earliest live deadline, dropping stale heap tops on the way.
@@ -233,6 +262,7 @@ impl Core {
         if self.timers.borrow().is_empty() {
             return 0;
         }
+        self.trace_waking_from("timer");
         let now = self.now();
         let mut fired = 0;
         loop {
@@ -248,8 +278,10 @@ impl Core {
             });
             if woke == Some(true) {
                 fired += 1;
+                self.count(|s| s.timers_fired += 1);
             } else {
                 self.timers.borrow_mut().popped_stale();
+                self.count(|s| s.timers_stale += 1);
             }
         }
         fired
@@ -265,6 +297,7 @@ impl Core {
         let mut wakes = self.remote_buffer.take();
         let mut jobs = self.remote_jobs.take();
         self.remote.drain(&mut wakes, &mut jobs);
+        self.trace_waking_from("another thread");
         let mut done = jobs.len();
         for (key, seq) in wakes.drain(..) {
             done += self.wake(Waker::new(key, seq), Wake::Notified) as usize;
@@ -307,11 +340,15 @@ impl Core {
         if let Some(w) = &self.watchdog {
             w.enter(t.id);
         }
+        self.count_resume(t);
+        self.trace_resume(t);
     }
 
     /// Tells the watchdog the coroutine gave the thread back; checks an unguarded stack.
     #[inline(never)]
     fn after_switch(&self, t: &Task) {
+        self.count_suspend(t, t.is_parked());
+        self.trace_suspend(t, t.is_parked());
         if let Some(w) = &self.watchdog {
             w.leave(t.id, || t.name.as_deref().map(str::to_owned));
         }
@@ -328,7 +365,15 @@ impl Core {
         );
         self.tasks.for_each_task(|t| {
             let name = t.name.as_deref().map(|n| format!(" '{n}'")).unwrap_or_default();
-            let _ = write!(report, "\n  coroutine #{}{} parked on {}", t.id, name, t.reason());
+            let _ = write!(
+                report,
+                "\n  coroutine #{}{} parked on {} (stack: {} of {} bytes used)",
+                t.id,
+                name,
+                t.reason(),
+                t.stack_used(),
+                t.header.stack_size
+            );
         });
         report
     }
@@ -346,9 +391,12 @@ fn check_canary(at: usize, task: &Task) {
     if !intact {
         let name = task.name.as_deref().map(|n| format!(" '{n}'")).unwrap_or_default();
         eprintln!(
-            "spindle: coroutine #{}{} overflowed its unguarded stack ({} bytes) and may have \
-             corrupted another; give it more with Builder::stack_size",
-            task.id, name, task.header.stack_size
+            "spindle: coroutine #{}{} overflowed its unguarded stack ({} bytes, {} used) and may \
+             have corrupted another; give it more with Builder::stack_size",
+            task.id,
+            name,
+            task.header.stack_size,
+            task.stack_used()
         );
         std::process::abort();
     }

@@ -49,9 +49,13 @@ mod config;
 mod drive;
 mod park;
 mod run_queue;
+mod stats;
+mod trace;
 
 pub(crate) use config::Config;
 pub(crate) use park::{CancelUnwind, ElapsedUnwind};
+pub use stats::{CoroutineStats, Stats};
+pub(crate) use trace::TraceConfig;
 
 use std::any::Any;
 use std::cell::{Cell, RefCell};
@@ -65,7 +69,7 @@ use crate::overflow::Header;
 use crate::reactor::driver::Reactor;
 use crate::remote::{Job, RemoteShared, RemoteWaker};
 use crate::rng::Rng;
-use crate::stack::{Stack, StackPool};
+use crate::stack::{Guards, Stack, StackPool};
 use crate::task::{Coro, Task, TaskView, Yielder};
 use crate::thread_pool::BlockingPool;
 use crate::timer::Timers;
@@ -130,7 +134,12 @@ pub(crate) struct Core {
     choices: Cell<Rng>,
     /// Reports coroutines that hold the thread too long, when configured.
     watchdog: Option<Watchdog>,
-    /// A watchdog is set or stacks are unguarded: `resume` has work around each switch.
+    /// Counting, when built with `stats(true)`.
+    counting: Option<stats::Counting>,
+    /// The timeline trace, when built with `trace(path)`.
+    tracer: Option<trace::Tracer>,
+    /// A watchdog is set, stacks are unguarded or stats are on: `resume` has work around each
+    /// switch.
     switch_hooks: bool,
 }
 
@@ -156,6 +165,8 @@ impl Core {
         let remote = Arc::new(RemoteShared::new(reactor.make_waker()?, runtime_id));
         let watchdog = config.watchdog.as_ref().map(Watchdog::start).transpose()?;
         let guarded = config.guarded;
+        let counting = config.stats.then(stats::Counting::default);
+        let tracer = config.trace.clone().map(trace::Tracer::new);
         let choices = Rng::new(config.seed.unwrap_or(0) ^ CHOICES_STREAM);
         let tasks = Tasks::new(config.seed);
         if let (Some(seed), Some((depth, steps))) = (config.seed, config.pct) {
@@ -163,7 +174,10 @@ impl Core {
         }
         Ok(Rc::new(Core {
             runtime_id,
-            stacks: RefCell::new(StackPool::new(config.guarded, config.pool_limit)),
+            stacks: RefCell::new(StackPool::new(
+                Guards::choose(config.guarded, config.guard_regions),
+                config.pool_limit,
+            )),
             clock: Clock::new(config.virtual_time),
             tasks,
             config,
@@ -184,7 +198,9 @@ impl Core {
             end_checks: RefCell::new(Vec::new()),
             // A stream of its own, so that choices do not shift the seeded schedule's picks.
             choices: Cell::new(choices),
-            switch_hooks: watchdog.is_some() || !guarded,
+            switch_hooks: watchdog.is_some() || !guarded || counting.is_some() || tracer.is_some(),
+            counting,
+            tracer,
             watchdog,
         }))
     }
@@ -275,6 +291,17 @@ impl Core {
         self.tasks.with_task(key, |t| (t.id == id && t.is_parked()).then(|| t.reason())).flatten()
     }
 
+    /// How deep the stack of the coroutine in `key` (with `id`) has been used, in bytes (see
+    /// `stack::touched_depth`); `None` if it has finished.
+    pub(crate) fn stack_used(&self, key: usize, id: u64) -> Option<usize> {
+        self.tasks.with_task(key, |t| (t.id == id).then(|| t.stack_used())).flatten()
+    }
+
+    /// How this runtime's stacks are guarded.
+    pub(crate) fn stack_guards(&self) -> Guards {
+        self.stacks.borrow().guards()
+    }
+
     pub(crate) fn is_alive(&self, key: usize, id: u64) -> bool {
         self.tasks.with_task(key, |t| t.id == id).unwrap_or(false)
     }
@@ -347,14 +374,17 @@ impl Core {
         let header = Header {
             lo,
             hi,
+            base: stack.base(),
             stack_size: stack.size(),
+            guarded: stack.is_guarded(),
             id,
             name: name.as_ref().map_or(ptr::null(), |n| n.as_ptr()),
             name_len: name.as_ref().map_or(0, |n| n.len()),
         };
-        let canary = (!stack.is_guarded()).then_some(lo);
+        let canary = (!stack.is_guarded()).then_some(stack.bottom());
         let cancelled = self.tearing_down.get();
         let name_for_watchdog = if self.watchdog.is_some() { name.clone() } else { None };
+        let name_for_trace = if self.tracer.is_some() { name.clone() } else { None };
         let key = self.tasks.insert(slot, |key| {
             Task::new(key, id, make(stack), header, name, daemon, canary, cancelled)
         });
@@ -363,6 +393,12 @@ impl Core {
         }
         if let (Some(watchdog), Some(name)) = (&self.watchdog, &name_for_watchdog) {
             watchdog.named(id, name);
+        }
+        if self.counting.is_some() {
+            self.count_spawn(self.tasks.len());
+        }
+        if self.tracer.is_some() {
+            self.trace_spawn(id, name_for_trace.as_deref());
         }
         (key, id)
     }
@@ -385,6 +421,12 @@ impl Core {
     #[inline(never)]
     fn finish(&self, finished: Runnable) {
         let (key, daemon) = (finished.task().key, finished.task().daemon);
+        if self.counting.is_some() {
+            self.count_finish(finished.task().id);
+        }
+        if self.tracer.is_some() {
+            self.trace_finish(finished.task().id);
+        }
         if let Some(watchdog) = &self.watchdog {
             if finished.task().name.is_some() {
                 watchdog.forget(finished.task().id);
@@ -406,6 +448,7 @@ impl Core {
 
     /// Teardown: cancels every coroutine alive.
     fn cancel_all(&self) {
+        self.trace_waking_from("teardown");
         self.tasks.for_each_task(|task| self.cancel_task(task));
     }
 

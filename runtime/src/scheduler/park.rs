@@ -200,6 +200,12 @@ impl Core {
     #[inline]
     pub(super) fn wake_task(&self, task: &Task, reason: Wake) {
         let woken = task.wake(reason);
+        if self.counting.is_some() {
+            self.count_wake(task.id);
+        }
+        if self.tracer.is_some() {
+            self.trace_wake(task.id);
+        }
         if woken.was_parked {
             self.tasks.push_runnable(task);
         }
@@ -240,8 +246,10 @@ impl Core {
         })
     }
 
-    /// No timer, socket or other thread could wake a coroutine, and no job from another thread
-    /// waits: what `yield_now` checks, when the run queue is empty, before skipping the switch.
+    /// No timer, socket or other thread could wake a coroutine, and nothing another thread
+    /// queued waits: what `yield_now` checks, when the run queue is empty, before skipping the
+    /// switch. A wake another thread queued counts too: its waker is gone (not outstanding),
+    /// but the coroutine it woke must get its turn; so does a `Handle`'s job.
     #[inline(never)]
     fn nothing_pending(&self) -> bool {
         self.timers.borrow().is_empty()

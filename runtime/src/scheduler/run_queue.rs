@@ -261,6 +261,12 @@ impl Tasks {
         unsafe { (*self.queue.get()).push_back(task) }
     }
 
+    /// Coroutines waiting to run.
+    pub(crate) fn queued(&self) -> usize {
+        // SAFETY: as in `push`.
+        unsafe { (*self.queue.get()).len() }
+    }
+
     /// True if a coroutine is waiting to run.
     #[inline(always)]
     pub(crate) fn has_runnable(&self) -> bool {

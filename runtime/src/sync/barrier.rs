@@ -12,13 +12,17 @@ use crate::park::{self, Reason, Wake};
 /// releases them together; it then resets itself for the next round (a *generation*).
 ///
 /// The last coroutine to arrive is the round's leader ([`BarrierWaitResult::is_leader`]).
+/// Each coroutine of a round that passes gets its own [index](BarrierWaitResult::index),
+/// `0..parties` in arrival order, the leader's being `parties - 1`.
 ///
 /// # Breaking, as in Python
 ///
 /// A [`Barrier::wait_timeout`] that times out *breaks* the barrier: every coroutine waiting
 /// in that round, and every later `wait`, gets `Err(BrokenBarrier)` until [`Barrier::reset`].
 /// [`Barrier::abort`] breaks it on purpose. A coroutine *cancelled* while waiting does not
-/// break it: it withdraws, and the round waits for another arrival in its place.
+/// break it: it withdraws, and the round waits for another arrival in its place; the
+/// coroutines that arrived after it move up one index, so the round's indices stay
+/// `0..parties`, each given once.
 ///
 /// ```
 /// use std::rc::Rc;
@@ -39,16 +43,39 @@ use crate::park::{self, Reason, Wake};
 pub struct Barrier {
     /// How many coroutines each round waits for.
     parties: usize,
-    /// Coroutines arrived (and parked) in the current round.
+    /// Coroutines arrived (and parked) in the current round, not counting those that
+    /// withdrew.
     arrived: Cell<usize>,
-    /// The current round's outcome, shared with its waiters: `None` while it fills,
-    /// `Some(true)` once it passed, `Some(false)` if it was broken. Each round gets a fresh
-    /// one, so a waiter reads its own round's outcome however late it runs.
-    round: RefCell<Rc<Cell<Option<bool>>>>,
+    /// Arrivals in the current round, counting those that withdrew: the next arrival's
+    /// ticket. `arrived + round.withdrawn.len()`.
+    tickets: Cell<usize>,
+    /// The current round, shared with its waiters. Each round gets a fresh one, so a waiter
+    /// reads its own round's outcome however late it runs.
+    round: RefCell<Rc<Round>>,
     /// Set by a timeout or `abort`: waits fail at once until `reset`.
     broken: Cell<bool>,
     /// Coroutines parked in `wait`.
     waiters: Waiters,
+}
+
+/// One round of a [`Barrier`], as its waiters see it.
+#[derive(Default)]
+struct Round {
+    /// `None` while the round fills, `Some(true)` once it passed, `Some(false)` if it was
+    /// broken.
+    outcome: Cell<Option<bool>>,
+    /// The tickets of the coroutines that withdrew (cancelled while waiting), in the order
+    /// they withdrew. Fixed once the round is decided: a waiter's index is its ticket less
+    /// the withdrawn tickets below it.
+    withdrawn: RefCell<Vec<usize>>,
+}
+
+impl Round {
+    /// The index, in a round that passed, of the waiter that arrived with `ticket`: its
+    /// place among those that stayed.
+    fn index(&self, ticket: usize) -> usize {
+        ticket - self.withdrawn.borrow().iter().filter(|&&t| t < ticket).count()
+    }
 }
 
 /// What [`Barrier::wait`] returns to each coroutine of a round that passed.
@@ -92,7 +119,8 @@ impl Barrier {
         Barrier {
             parties,
             arrived: Cell::new(0),
-            round: RefCell::new(Rc::new(Cell::new(None))),
+            tickets: Cell::new(0),
+            round: RefCell::new(Rc::new(Round::default())),
             broken: Cell::new(false),
             waiters: Waiters::new(),
         }
@@ -142,9 +170,10 @@ impl Barrier {
 
     /// Ends the current round with `passed`, wakes its waiters, starts a new one.
     fn end_round(&self, passed: bool) {
-        let round = self.round.replace(Rc::new(Cell::new(None)));
-        round.set(Some(passed));
+        let round = self.round.replace(Rc::new(Round::default()));
+        round.outcome.set(Some(passed));
         self.arrived.set(0);
+        self.tickets.set(0);
         self.waiters.wake_all();
     }
 
@@ -153,30 +182,39 @@ impl Barrier {
         if self.broken.get() {
             return Err(BrokenBarrier);
         }
-        let index = self.arrived.get();
-        if index + 1 == self.parties {
+        let ticket = self.tickets.get();
+        if self.arrived.get() + 1 == self.parties {
+            // The last arrival: everyone before it stayed or withdrew, so its index is
+            // `parties - 1`.
+            let index = self.round.borrow().index(ticket);
+            debug_assert_eq!(index, self.parties - 1);
             self.end_round(true);
             return Ok(BarrierWaitResult { leader: true, index });
         }
-        self.arrived.set(index + 1);
+        self.arrived.set(self.arrived.get() + 1);
+        self.tickets.set(ticket + 1);
         let round = self.round.borrow().clone();
-        let passed = BarrierWaitResult { leader: false, index };
         loop {
             // A decided round wins over however the park ended: a waiter whose park timed out
             // or was cancelled, but whose round was decided before it ran, gets the round's
             // outcome (a cancellation then takes effect at its next park). Hence `park`.
             let wake = self.waiters.park(Reason::at("Barrier::wait", self), deadline, || {});
-            match (wake, round.get()) {
-                (_, Some(true)) => return Ok(passed),
+            match (wake, round.outcome.get()) {
+                (_, Some(true)) => {
+                    let index = round.index(ticket);
+                    return Ok(BarrierWaitResult { leader: false, index });
+                }
                 (_, Some(false)) => return Err(BrokenBarrier),
                 (Wake::Notified, None) => continue,
                 (Wake::TimedOut, None) => {
                     self.abort();
                     return Err(BrokenBarrier);
                 }
-                // Withdraws: the round waits for another arrival in its place.
+                // Withdraws: the round waits for another arrival in its place, and those who
+                // came after it move up one index.
                 (Wake::Cancelled, None) => {
                     self.arrived.set(self.arrived.get() - 1);
+                    round.withdrawn.borrow_mut().push(ticket);
                     park::unwind()
                 }
             }

@@ -14,6 +14,7 @@
 //! | [`OnceCell`] | — | `std::sync::OnceLock` |
 //! | [`channel`], [`select!`](crate::select) | — | Go's channels and `select`, crossbeam-channel |
 //! | [`Queue`] | `queue.Queue`, `LifoQueue`, `PriorityQueue` | — |
+//! | [`mpmc`] (thread-safe, `Send`) | `queue.Queue` between threads | `std::sync::mpsc`, crossbeam-channel |
 //!
 //! Waiting parks the coroutine ([`crate::park::park`]); it never blocks the thread. Every wait
 //! has a timeout flavour, and every wait is cancellation-safe: a coroutine cancelled
@@ -63,7 +64,7 @@
 //! # Not `Send`
 //!
 //! These types are for coroutines of one runtime, on one thread: none is `Send` or `Sync`, so
-//! the compiler keeps them on their thread. Share them between coroutines with `Rc`. None of
+//! the compiler keeps them on their thread (the one exception is [`mpmc`], made to cross threads). Share them between coroutines with `Rc`. None of
 //! these compiles:
 //!
 //! ```compile_fail,E0277
@@ -93,12 +94,15 @@
 //! for its turn to run, so a coroutine that calls `try_lock` meanwhile cannot barge in. Channels
 //! and [`Queue`] wake their waiters in FIFO order but do not reserve the message for the woken
 //! one: a coroutine that is running when the message arrives may take it first, and the woken
-//! one waits again (at the back).
+//! one waits again (at the back). [`select!`](crate::select) chooses uniformly among its
+//! ready arms, from the runtime's stream of choices (repeatable under a seed); `biased;` makes
+//! it take the first ready arm written.
 
 mod barrier;
 pub mod channel;
 mod condvar;
 mod event;
+pub mod mpmc;
 mod mutex;
 mod once_cell;
 pub mod queue;
@@ -206,10 +210,12 @@ impl Waiters {
     }
 
     /// Parks in this queue once and says why the park ended; unless `Notified`, the coroutine
-    /// has left the queue. `queued` as in [`Waiters::wait_with`]. The caller must call
-    /// [`park::unwind`] on `Cancelled`: this is for a primitive whose outcome, decided while
-    /// the coroutine was parked, wins over a cancellation that came first (a barrier round
-    /// that passed). Everything else uses [`wait!`] or [`Waiters::wait_with`].
+    /// has left the queue. `queued` as in [`Waiters::wait_with`]. On `Cancelled` the caller
+    /// must call [`park::unwind`], or return without parking again (the coroutine then
+    /// unwinds at its next park): this is for a primitive whose outcome, decided while the
+    /// coroutine was parked, wins over a cancellation that came first (a barrier round that
+    /// passed), and for `Receiver::try_recv`, which never unwinds. Everything else uses
+    /// [`wait!`] or [`Waiters::wait_with`].
     #[inline(always)]
     #[track_caller]
     pub(crate) fn park(

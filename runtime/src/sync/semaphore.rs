@@ -10,8 +10,25 @@ use crate::park::Reason;
 /// A set of permits; `acquire` parks while none is free.
 ///
 /// `acquire` returns a [`SemaphoreGuard`] that gives the permit back when dropped, so a
-/// coroutine that panics or is cancelled does not leak it. Python-style manual use is
-/// [`SemaphoreGuard::forget`] after acquiring and [`Semaphore::release`] later.
+/// coroutine that panics or is cancelled does not leak it.
+///
+/// # No `release`: hold the guard
+///
+/// Python's `s.acquire(); ...; s.release()` does not compile here, on purpose: the guard of
+/// `s.acquire();` is dropped at the end of that statement, so the section would run without
+/// the permit, and a `release` after it would add a second one. Hold the guard for the
+/// section instead (`let _permit = s.acquire();`). For a permit that outlives its scope
+/// (taken by one coroutine, given back by another), [`SemaphoreGuard::forget`] it and give it
+/// back with [`Semaphore::add_permits`]`(1)`, which is also how a semaphore grows (Python's
+/// `release(n)`, a `Semaphore::new(0)` used as a signal).
+///
+/// ```compile_fail,E0599
+/// spindle_runtime::run(|| {
+///     let s = spindle_runtime::sync::Semaphore::new(1);
+///     s.acquire(); // the guard, and with it the permit, is gone at the `;`
+///     s.release(); // no such method
+/// });
+/// ```
 ///
 /// # Fairness
 ///
@@ -86,9 +103,38 @@ impl Semaphore {
         Some(SemaphoreGuard { sem: self, bounded: None })
     }
 
-    /// Adds a permit (hands it to the longest waiter if any). Use it to give back permits
-    /// whose guard was [forgotten](SemaphoreGuard::forget), or to grow the semaphore.
-    pub fn release(&self) {
+    /// Adds `n` permits, handing each to the longest waiter while any waits (Python's
+    /// `release(n)`, tokio's `add_permits`): to give back permits whose guards were
+    /// [forgotten](SemaphoreGuard::forget), or to grow the semaphore.
+    ///
+    /// ```
+    /// use std::rc::Rc;
+    /// use spindle_runtime::sync::Semaphore;
+    ///
+    /// spindle_runtime::run(|| {
+    ///     let ready = Rc::new(Semaphore::new(0)); // a signal
+    ///     let r = ready.clone();
+    ///     let waiter = spindle_runtime::spawn(move || r.acquire().forget());
+    ///     ready.add_permits(1);
+    ///     waiter.join().unwrap();
+    ///     assert_eq!(ready.available_permits(), 0);
+    /// });
+    /// ```
+    ///
+    /// # Panics
+    /// If the free permits would exceed `usize::MAX`.
+    #[track_caller]
+    pub fn add_permits(&self, n: usize) {
+        let mut left = n;
+        while left > 0 && self.waiters.wake_one().is_some() {
+            left -= 1;
+        }
+        let permits = self.permits.get().checked_add(left);
+        self.permits.set(permits.expect("Semaphore::add_permits: more than usize::MAX permits"));
+    }
+
+    /// Gives one permit back: to the longest waiter if any.
+    fn give_back(&self) {
         if self.waiters.wake_one().is_none() {
             self.permits.set(self.permits.get() + 1);
         }
@@ -119,7 +165,8 @@ impl Semaphore {
 }
 
 impl SemaphoreGuard<'_> {
-    /// Keeps the permit taken after the guard is gone; give it back with `release`.
+    /// Keeps the permit taken after the guard is gone; give it back with
+    /// [`Semaphore::add_permits`] (or [`BoundedSemaphore::release`]).
     pub fn forget(self) {
         if let Some(b) = self.bounded {
             b.forgotten.set(b.forgotten.get() + 1);
@@ -130,7 +177,7 @@ impl SemaphoreGuard<'_> {
 
 impl Drop for SemaphoreGuard<'_> {
     fn drop(&mut self) {
-        self.sem.release();
+        self.sem.give_back();
     }
 }
 
@@ -145,7 +192,10 @@ impl fmt::Debug for SemaphoreGuard<'_> {
 ///
 /// Permits taken with a guard come back when the guard drops; [`BoundedSemaphore::release`]
 /// gives back a permit whose guard was [forgotten](SemaphoreGuard::forget), and fails with
-/// [`OverRelease`] when there is none.
+/// [`OverRelease`] when there is none. So the Python sequence `b.acquire(); ...;
+/// b.release()` compiles here (with two `must_use` warnings) but cannot add a permit: the
+/// guard gave it back at the end of `b.acquire();`, and `release` returns `Err`. Hold the
+/// guard for the section instead.
 ///
 /// ```
 /// use spindle_runtime::sync::BoundedSemaphore;
@@ -213,7 +263,7 @@ impl BoundedSemaphore {
             return Err(OverRelease { limit: self.limit });
         }
         self.forgotten.set(f - 1);
-        self.sem.release();
+        self.sem.give_back();
         Ok(())
     }
 

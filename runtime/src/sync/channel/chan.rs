@@ -4,6 +4,8 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
+use std::mem::take;
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::time::Instant;
 
 use super::{RecvTimeoutError, SendTimeoutError, TryRecvError, TrySendError};
@@ -44,6 +46,24 @@ pub(super) struct Chan<T> {
     pub(super) send_waiters: Waiters,
     /// Receivers parked for a message; woken all at once when senders disconnect.
     pub(super) recv_waiters: Waiters,
+    /// Rendezvous only: receivers that may not wait for a sender (`try_recv`, a `select!`
+    /// with a `default` arm) but found one parked in a `select!` send arm, whose value is made
+    /// only once the arm is chosen. Each woke such a sender and parks here until a sender
+    /// hands it a value; a sender serves these before `recv_waiters`.
+    pub(super) claimants: Waiters,
+    /// Rendezvous only: the wakers of the `select!` senders that claimants woke and that have
+    /// not yet looked (see `take_claim`). A select woken through one of these must choose its
+    /// send arm on this channel, so that the claimant is not left waiting.
+    pub(super) claimed: RefCell<Vec<Waker>>,
+    /// Rendezvous only: `select!` send arms that were chosen (and woke a receiver for their
+    /// value, see `commit_handoff`) but have not yet handed the value over, because its
+    /// expression is still being evaluated.
+    pub(super) promised: Cell<usize>,
+    /// Rendezvous only, at most `promised`: receivers that looked at the channel and found it
+    /// empty while a promised value was still being made. Each may have been the receiver
+    /// woken for it, now parked again (or gone): that many late values are delivered like a
+    /// plain `send` (waking a parked receiver) instead of being left for a woken one.
+    pub(super) missed: Cell<usize>,
 }
 
 impl<T> Chan<T> {
@@ -51,14 +71,134 @@ impl<T> Chan<T> {
         self.cap == Some(0)
     }
 
-    pub(super) fn len(&self) -> usize {
+    /// Values in the buffer: messages, and on a rendezvous channel the values of parked
+    /// senders and values handed to woken receivers.
+    pub(super) fn buffered(&self) -> usize {
         self.buffer.borrow().values.len()
+    }
+
+    /// Messages the channel holds, as `len()` reports them: a rendezvous channel holds none
+    /// (a value in its buffer is still its sender's, or already its receiver's).
+    pub(super) fn len(&self) -> usize {
+        if self.is_rendezvous() {
+            0
+        } else {
+            self.buffered()
+        }
+    }
+
+    /// `is_full()` as the halves report it.
+    pub(super) fn is_full(&self) -> bool {
+        self.cap.is_some_and(|cap| self.buffered() >= cap)
     }
 
     /// Appends a message and wakes a parked receiver for it.
     pub(super) fn push(&self, value: T) {
         self.buffer.borrow_mut().values.push_back(value);
         self.recv_waiters.wake_one();
+    }
+
+    /// Rendezvous: wakes a receiver that will take a value pushed for it, a claimant first;
+    /// false if none is parked.
+    #[inline]
+    pub(super) fn wake_receiver(&self) -> bool {
+        self.claimants.wake_one().is_some() || self.recv_waiters.wake_one().is_some()
+    }
+
+    /// Rendezvous, nothing to receive: if a sender waits in a `select!` send arm (its value is
+    /// made only once the arm is chosen), wakes it and parks until a sender chooses to hand it
+    /// a value (`commit_handoff` wakes claimants first) or every sender is gone. True if there
+    /// is then something to receive: a value (unless the chosen arm's value expression parked
+    /// or unwound), or the disconnection.
+    ///
+    /// For `try_recv` and a `select!` with a `default` arm, which may not park waiting for a
+    /// sender that is not there, but here wait for one that is and must run to send. A
+    /// cancellation does not unwind here: the claim returns, and the coroutine unwinds at its
+    /// next park.
+    #[track_caller]
+    pub(super) fn claim(&self, reason: Reason) -> bool {
+        if !self.is_rendezvous() {
+            return false;
+        }
+        // Something came meanwhile (a `select!` that claimed on another arm first parked).
+        if self.buffered() > 0 || self.senders.get() == 0 {
+            return true;
+        }
+        if self.send_waiters.is_empty() {
+            return false;
+        }
+        // Outside a coroutine (a destructor run by the scheduler) there is no parking.
+        if crate::context::current_id().is_none() {
+            return false;
+        }
+        // With nothing in the buffer, a live waiter in `send_waiters` is a `select!` send arm:
+        // a plain `send` parks with its value in the buffer.
+        let Some(sender) = self.send_waiters.wake_one() else { return false };
+        let wake = self.claimants.park(reason, None, || self.claimed.borrow_mut().push(sender));
+        if wake != Wake::Notified {
+            // No value came for it; the sender, if it has not looked yet, need not serve it.
+            self.forget_claim(sender);
+        }
+        self.buffered() > 0 || self.senders.get() == 0
+    }
+
+    /// Removes the claim on the `select!` sender `waker`; true if there was one. A select that
+    /// was woken with `waker` calls it for each of its send arms on waking: true means it was
+    /// woken by a claimant of this channel.
+    pub(super) fn forget_claim(&self, waker: Waker) -> bool {
+        let mut claimed = self.claimed.borrow_mut();
+        match claimed.iter().position(|&w| w == waker) {
+            Some(i) => {
+                claimed.swap_remove(i);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// A `select!` send arm on a rendezvous channel is chosen: wakes a parked receiver that
+    /// will take the value the arm's expression makes. False if no receiver is parked.
+    pub(super) fn commit_handoff(&self) -> bool {
+        if !self.wake_receiver() {
+            return false;
+        }
+        self.promised.set(self.promised.get() + 1);
+        true
+    }
+
+    /// Hands over the value of a `select!` send arm that `commit_handoff` chose. If nothing
+    /// ran while the value was made, the receiver woken for it has not looked yet and takes it
+    /// from the buffer. If the expression parked, that receiver may have found the channel
+    /// empty and parked again (or left): then the value goes like a plain `send`, to a parked
+    /// receiver or as an offer that waits for one, so that no receiver is left parked beside it.
+    #[track_caller]
+    pub(super) fn complete_handoff(&self, value: T) -> Result<(), SendTimeoutError<T>> {
+        let missed = self.missed.get();
+        self.promised.set(self.promised.get() - 1);
+        if missed == 0 && self.receivers.get() > 0 {
+            self.push_handed(value);
+            return Ok(());
+        }
+        self.missed.set(missed.saturating_sub(1));
+        self.send_rendezvous(value, None)
+    }
+
+    /// A promised value will not come: its `select!` arm unwound while making it. The
+    /// receiver woken for it finds nothing and waits on.
+    pub(super) fn withdraw_handoff(&self) {
+        let promised = self.promised.get() - 1;
+        self.promised.set(promised);
+        self.missed.set(self.missed.get().min(promised));
+    }
+
+    /// A receiver found a rendezvous channel empty: if a promised value is still being made,
+    /// the receiver woken for it may have been this one.
+    #[inline]
+    pub(super) fn looked_empty(&self) {
+        let missed = self.missed.get();
+        if missed < self.promised.get() {
+            self.missed.set(missed + 1);
+        }
     }
 
     /// A rendezvous value for a receiver that was already woken for it.
@@ -75,13 +215,13 @@ impl<T> Chan<T> {
         match self.cap {
             None => self.push(value),
             Some(0) => {
-                if self.recv_waiters.wake_one().is_none() {
+                if !self.wake_receiver() {
                     return Err(TrySendError::Full(value));
                 }
                 self.push_handed(value);
             }
             Some(cap) => {
-                if self.len() >= cap {
+                if self.buffered() >= cap {
                     return Err(TrySendError::Full(value));
                 }
                 self.push(value);
@@ -189,7 +329,10 @@ impl<T> Chan<T> {
                     (v, offer)
                 }
                 None if self.senders.get() == 0 => return Err(TryRecvError::Disconnected),
-                None => return Err(TryRecvError::Empty),
+                None => {
+                    self.looked_empty();
+                    return Err(TryRecvError::Empty);
+                }
             }
         };
         match offer {
@@ -236,12 +379,48 @@ impl<T> Chan<T> {
     }
 
     pub(super) fn disconnect_receivers(&self) {
-        if !self.is_rendezvous() {
-            // Messages nobody can receive any more; dropped outside the borrow, since a
-            // message's destructor may use the channel.
-            let dropped = std::mem::take(&mut self.buffer.borrow_mut().values);
-            drop(dropped);
-        }
+        // Messages nobody can receive any more (on a rendezvous channel the values are offers,
+        // which their woken senders take back). Dropped last, outside the borrow, since a
+        // message's destructor may use the channel or panic.
+        let dropped = if self.is_rendezvous() {
+            None
+        } else {
+            Some(take(&mut self.buffer.borrow_mut().values))
+        };
         self.send_waiters.wake_all();
+        if let Some(messages) = dropped {
+            drop_messages(messages);
+        }
+    }
+}
+
+impl<T> Drop for Chan<T> {
+    fn drop(&mut self) {
+        drop_messages(take(&mut self.buffer.get_mut().values));
+    }
+}
+
+/// Drops messages that nobody will receive, each on its own, so that a destructor that panics
+/// neither keeps the others from being dropped nor aborts the process when the thread is
+/// already unwinding (a coroutine's panic dropping the last `Receiver`: a second panic
+/// escaping a destructor then would abort). The first such panic goes on unwinding once every
+/// message is dropped, unless the thread is unwinding already: then it ends here, reported
+/// already by the panic hook. (The thread may be unwinding in another coroutine, parked in a
+/// destructor: `std::thread::panicking()` cannot tell, and ending the panic is the side that
+/// cannot abort.)
+fn drop_messages<T>(messages: VecDeque<T>) {
+    if !std::mem::needs_drop::<T>() {
+        return;
+    }
+    let mut first_panic = None;
+    for message in messages {
+        if let Err(payload) = catch_unwind(AssertUnwindSafe(move || drop(message))) {
+            first_panic.get_or_insert(payload);
+        }
+    }
+    if let Some(payload) = first_panic {
+        if !std::thread::panicking() {
+            resume_unwind(payload);
+        }
     }
 }

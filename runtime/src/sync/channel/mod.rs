@@ -26,12 +26,26 @@
 //!   succeeds only if a receiver is parked (in `recv` or in a `select!` with a `recv` arm).
 //!   Not guaranteed: that the receiver woken for a value is the one that takes it — a `select!`
 //!   woken for it may choose another arm, and the value then goes to the next receiver.
+//!   Its `len()` is always 0, as crossbeam-channel's: a value on offer is still its sender's,
+//!   and a value handed to a woken receiver is already that receiver's.
+//! * A sender parked in a [`select!`](crate::select) send arm has no value yet (its
+//!   expression is evaluated only once the arm is chosen). A parked receiver wakes it; and
+//!   [`Receiver::try_recv`] or a `select!` with a `default` arm, which do not wait for a
+//!   sender that is not there, wake it and wait for it to choose, taking the value it then
+//!   makes, as they would take a value on offer.
 //!
 //! # Disconnection
 //!
 //! [`Sender`] and [`Receiver`] are both `Clone`. When the last `Sender` is dropped, receivers
 //! still get every buffered message, then `Err` (`Disconnected`). When the last `Receiver` is
 //! dropped, buffered messages are dropped and `send` returns the value in its error.
+//!
+//! Messages are dropped one by one, after parked senders are woken: a destructor that panics
+//! does not keep the others from being dropped. Its panic goes on once all are dropped; but
+//! if the thread is unwinding already (the last `Receiver` dropped by a coroutine's panic,
+//! where a second panic leaving a destructor would abort the process), it ends there, the
+//! panic hook having reported it. (crossbeam-channel stops at the panicking message and leaks
+//! the ones after it.)
 //!
 //! # Order and fairness
 //!
@@ -51,11 +65,12 @@ pub use error::{
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::fmt;
+use std::panic::{RefUnwindSafe, UnwindSafe};
 use std::rc::Rc;
 use std::time::Duration;
 
 use super::{deadline_after, Waiters};
-use crate::park::{Token, Waker};
+use crate::park::{Reason, Token, Waker};
 use chan::{Buffer, Chan};
 
 /// A channel buffering at most `cap` messages; `bounded(0)` is a rendezvous channel.
@@ -77,6 +92,10 @@ fn make<T>(cap: Option<usize>) -> (Sender<T>, Receiver<T>) {
         receivers: Cell::new(1),
         send_waiters: Waiters::new(),
         recv_waiters: Waiters::new(),
+        claimants: Waiters::new(),
+        claimed: RefCell::new(Vec::new()),
+        promised: Cell::new(0),
+        missed: Cell::new(0),
     });
     (Sender { chan: chan.clone() }, Receiver { chan })
 }
@@ -141,14 +160,21 @@ impl<T> Sender<T> {
         self.chan.send(value, Some(deadline_after(timeout)))
     }
 
-    /// Messages buffered now.
+    /// Messages buffered now; always 0 on a rendezvous channel, which has no buffer.
     pub fn len(&self) -> usize {
         self.chan.len()
     }
 
-    /// True if no message is buffered.
+    /// True if no message is buffered (always, on a rendezvous channel).
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// True if the buffer is at capacity: never for an unbounded channel, always for a
+    /// rendezvous one (as crossbeam-channel's), which has no room of its own even when a
+    /// receiver waits for a `send`.
+    pub fn is_full(&self) -> bool {
+        self.chan.is_full()
     }
 
     /// The capacity: `None` for unbounded, `Some(0)` for rendezvous.
@@ -166,22 +192,53 @@ impl<T> Sender<T> {
         self
     }
 
+    /// The chosen send arm of a `select!`, before its value expression is evaluated (nothing
+    /// has run since the choice). Its guard withdraws what the choice promised if the
+    /// expression unwinds.
     #[doc(hidden)]
-    pub fn __select_send(&self, value: T) -> Result<(), SendError<T>> {
+    pub fn __select_send_arm(&self) -> SelectSend<'_, T> {
         let chan = &self.chan;
-        if chan.receivers.get() == 0 {
-            return Err(SendError(value));
+        // Chosen on a rendezvous channel with receivers: the choice woke one for the value.
+        let promised = chan.is_rendezvous() && chan.receivers.get() > 0;
+        SelectSend { tx: self, promised }
+    }
+}
+
+/// A `select!` send arm that was chosen and whose value is being evaluated. Implementation
+/// detail of the macro.
+#[doc(hidden)]
+pub struct SelectSend<'a, T> {
+    tx: &'a Sender<T>,
+    /// Rendezvous: the choice woke a receiver for the value (counted in `Chan::promised`),
+    /// and the value has not been handed over yet.
+    promised: bool,
+}
+
+impl<T> SelectSend<'_, T> {
+    #[doc(hidden)]
+    #[track_caller]
+    pub fn send(mut self, value: T) -> Result<(), SendError<T>> {
+        let chan = &self.tx.chan;
+        if std::mem::take(&mut self.promised) {
+            return chan.complete_handoff(value).map_err(|e| SendError(e.into_inner()));
         }
         if chan.is_rendezvous() {
-            // `select` woke a receiver for this value when it chose the arm.
-            chan.push_handed(value);
-            return Ok(());
+            // Chosen because every receiver was gone.
+            return Err(SendError(value));
         }
         match chan.try_send(value) {
             Ok(()) => Ok(()),
             // Only if the value expression parked and the room went meanwhile.
-            Err(TrySendError::Full(v)) => self.send(v),
+            Err(TrySendError::Full(v)) => self.tx.send(v),
             Err(TrySendError::Disconnected(v)) => Err(SendError(v)),
+        }
+    }
+}
+
+impl<T> Drop for SelectSend<'_, T> {
+    fn drop(&mut self) {
+        if self.promised {
+            self.tx.chan.withdraw_handoff();
         }
     }
 }
@@ -195,8 +252,39 @@ impl<T> Receiver<T> {
     }
 
     /// Receives if a message is there now.
+    ///
+    /// On a rendezvous channel a parked sender counts as a message there, whether it parked in
+    /// [`Sender::send`] or in a [`select!`](crate::select) send arm. The latter's value is made
+    /// only once its arm is chosen, so `try_recv` then wakes it and parks until it has run and
+    /// chosen (as crossbeam-channel's waits for the paired thread): a value expression that
+    /// completes without parking hands its value to this `try_recv`; one that parks or unwinds
+    /// leaves it `Empty` (the value, once made, goes as a plain `send` would). It never
+    /// unwinds itself: a cancellation during that wait takes effect at the coroutine's next
+    /// park.
+    #[track_caller]
     pub fn try_recv(&self) -> Result<T, TryRecvError> {
-        self.chan.try_recv()
+        let chan = &*self.chan;
+        // Only a rendezvous channel with a parked sender may need a claim: every other
+        // `try_recv` is the plain one, returned as it is.
+        if chan.is_rendezvous() && !chan.send_waiters.is_empty() {
+            return self.try_recv_claiming();
+        }
+        chan.try_recv()
+    }
+
+    /// `try_recv` on a rendezvous channel with parked senders: takes a plain sender's offer,
+    /// or claims a `select!` sender's value (see `Chan::claim`).
+    #[track_caller]
+    #[inline(never)]
+    fn try_recv_claiming(&self) -> Result<T, TryRecvError> {
+        match self.chan.try_recv() {
+            Err(TryRecvError::Empty)
+                if self.chan.claim(Reason::at("Receiver::try_recv", &*self.chan)) =>
+            {
+                self.chan.try_recv()
+            }
+            received => received,
+        }
     }
 
     /// Like [`Receiver::recv`], giving up after `timeout`.
@@ -215,14 +303,21 @@ impl<T> Receiver<T> {
         TryIter { rx: self }
     }
 
-    /// Messages buffered now.
+    /// Messages buffered now; always 0 on a rendezvous channel, which has no buffer.
     pub fn len(&self) -> usize {
         self.chan.len()
     }
 
-    /// True if no message is buffered.
+    /// True if no message is buffered (always, on a rendezvous channel).
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// True if the buffer is at capacity: never for an unbounded channel, always for a
+    /// rendezvous one (as crossbeam-channel's), which has no room of its own even when a
+    /// receiver waits for a `send`.
+    pub fn is_full(&self) -> bool {
+        self.chan.is_full()
     }
 
     /// The capacity: `None` for unbounded, `Some(0)` for rendezvous.
@@ -253,15 +348,23 @@ impl<T> Receiver<T> {
 
 impl<T> super::select::SelectArm for Receiver<T> {
     fn try_begin(&self) -> bool {
-        self.chan.len() > 0 || self.chan.senders.get() == 0
+        let ready = self.maybe_ready();
+        if !ready && self.chan.is_rendezvous() {
+            self.chan.looked_empty();
+        }
+        ready
     }
 
     fn maybe_ready(&self) -> bool {
-        self.try_begin()
+        self.chan.buffered() > 0 || self.chan.senders.get() == 0
     }
 
     fn register(&self, waker: Waker) -> Token {
         self.chan.register_receiver(waker)
+    }
+
+    fn is_send(&self) -> bool {
+        false
     }
 
     fn unregister(&self, token: Token) {
@@ -269,7 +372,15 @@ impl<T> super::select::SelectArm for Receiver<T> {
     }
 
     fn pass_on(&self) {
-        self.chan.recv_waiters.wake_one();
+        self.chan.wake_receiver();
+    }
+
+    fn take_claim(&self, _waker: Waker) -> bool {
+        false
+    }
+
+    fn try_claim(&self) -> bool {
+        self.chan.claim(Reason::new("select!"))
     }
 }
 
@@ -279,9 +390,9 @@ impl<T> super::select::SelectArm for Sender<T> {
         chan.receivers.get() == 0
             || match chan.cap {
                 None => true,
-                // Commits: the woken receiver will find the value `__select_send` pushes.
-                Some(0) => chan.recv_waiters.wake_one().is_some(),
-                Some(cap) => chan.len() < cap,
+                // Commits: the woken receiver will find the value `SelectSend::send` pushes.
+                Some(0) => chan.commit_handoff(),
+                Some(cap) => chan.buffered() < cap,
             }
     }
 
@@ -290,13 +401,17 @@ impl<T> super::select::SelectArm for Sender<T> {
         chan.receivers.get() == 0
             || match chan.cap {
                 None => true,
-                Some(0) => !chan.recv_waiters.is_empty(),
-                Some(cap) => chan.len() < cap,
+                Some(0) => !chan.recv_waiters.is_empty() || !chan.claimants.is_empty(),
+                Some(cap) => chan.buffered() < cap,
             }
     }
 
     fn register(&self, waker: Waker) -> Token {
         self.chan.send_waiters.push(waker)
+    }
+
+    fn is_send(&self) -> bool {
+        true
     }
 
     fn unregister(&self, token: Token) {
@@ -306,7 +421,25 @@ impl<T> super::select::SelectArm for Sender<T> {
     fn pass_on(&self) {
         self.chan.send_waiters.wake_one();
     }
+
+    fn take_claim(&self, waker: Waker) -> bool {
+        self.chan.is_rendezvous() && self.chan.forget_claim(waker)
+    }
+
+    fn try_claim(&self) -> bool {
+        false
+    }
 }
+
+// Unwind safety, as crossbeam-channel's halves: every operation finishes its change to the
+// shared state (and lets go of its `RefCell` borrows) before it runs code that may panic or
+// unwind (a message's destructor, a park that unwinds on cancellation, a `select!` arm's value
+// expression, whose promise a guard withdraws), so a panic caught with `catch_unwind` never
+// leaves a channel half-updated for the code that goes on using it.
+impl<T> UnwindSafe for Sender<T> {}
+impl<T> RefUnwindSafe for Sender<T> {}
+impl<T> UnwindSafe for Receiver<T> {}
+impl<T> RefUnwindSafe for Receiver<T> {}
 
 impl<T> Clone for Sender<T> {
     fn clone(&self) -> Sender<T> {
@@ -321,6 +454,7 @@ impl<T> Drop for Sender<T> {
         self.chan.senders.set(n);
         if n == 0 {
             self.chan.recv_waiters.wake_all();
+            self.chan.claimants.wake_all();
         }
     }
 }

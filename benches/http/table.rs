@@ -1,0 +1,138 @@
+//! The bench's table: per route, connection count and server, medians over rounds, and ratios
+//! to two baselines taken within each round.
+
+use std::time::Duration;
+
+use crate::wrk::Report;
+
+/// One wrk run of one server, with the server's CPU time over it.
+#[derive(Clone, Copy)]
+pub struct Measurement {
+    pub report: Report,
+    /// User + system time of the server process during the run.
+    pub cpu: Duration,
+}
+
+impl Measurement {
+    pub fn cpu_per_request_us(&self) -> f64 {
+        self.cpu.as_secs_f64() * 1e6 / self.report.requests.max(1.0)
+    }
+}
+
+/// One line of the table.
+pub struct Row {
+    pub route: String,
+    pub conns: usize,
+    pub label: &'static str,
+    pub pinning: &'static str,
+    pub rate: Option<f64>,
+    vs_may: Option<Ratios>,
+    vs_hyper: Option<Ratios>,
+    p50: Option<f64>,
+    p99: Option<f64>,
+    cpu_per_request_us: Option<f64>,
+    errors: u64,
+}
+
+impl Row {
+    /// The row of one server from its runs (one per round, `None` where a run failed), with
+    /// ratios to the runs of the baselines in the same rounds.
+    #[allow(clippy::too_many_arguments)]
+    pub fn of(
+        route: &str,
+        conns: usize,
+        label: &'static str,
+        pinning: &'static str,
+        runs: &[Option<Measurement>],
+        may: Option<&[Option<Measurement>]>,
+        hyper: Option<&[Option<Measurement>]>,
+    ) -> Row {
+        let done: Vec<&Measurement> = runs.iter().flatten().collect();
+        let ratios = |base: Option<&[Option<Measurement>]>| {
+            let base = base?;
+            let within: Vec<f64> = base
+                .iter()
+                .zip(runs)
+                .filter_map(|(b, m)| Some(m.as_ref()?.report.rate() / b.as_ref()?.report.rate()))
+                .collect();
+            Ratios::of(within)
+        };
+        Row {
+            route: route.to_string(),
+            conns,
+            label,
+            pinning,
+            rate: median(done.iter().map(|m| m.report.rate()).collect()),
+            vs_may: ratios(may),
+            vs_hyper: ratios(hyper),
+            p50: median(done.iter().map(|m| m.report.p50.as_secs_f64() * 1e3).collect()),
+            p99: median(done.iter().map(|m| m.report.p99.as_secs_f64() * 1e3).collect()),
+            cpu_per_request_us: median(done.iter().map(|m| m.cpu_per_request_us()).collect()),
+            errors: done.iter().map(|m| m.report.errors).sum(),
+        }
+    }
+}
+
+pub fn print(rows: &[Row], rounds: usize) {
+    println!();
+    println!(
+        "| route | conns | server | cores | req/s | vs may_minihttp 1 worker | vs hyper \
+         current-thread | p50 | p99 | server CPU per request | errors |"
+    );
+    println!("|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|");
+    for row in rows {
+        let ratio = |r: &Option<Ratios>| match r {
+            Some(r) if r.count > 1 => format!("{:.2}x ({:.2}-{:.2})", r.median, r.min, r.max),
+            Some(r) => format!("{:.2}x", r.median),
+            None => "-".into(),
+        };
+        let ms = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.2} ms"));
+        println!(
+            "| `{}` | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            row.route,
+            row.conns,
+            row.label,
+            row.pinning,
+            row.rate.map_or("failed".into(), |r| format!("{r:.0}")),
+            ratio(&row.vs_may),
+            ratio(&row.vs_hyper),
+            ms(row.p50),
+            ms(row.p99),
+            row.cpu_per_request_us.map_or("-".into(), |v| format!("{v:.2} µs")),
+            row.errors,
+        );
+    }
+    println!(
+        "\nreq/s, latency and CPU: medians of {rounds} rounds. Ratios: the median of the ratios \
+         of req/s taken within each round (lowest-highest round). CPU: user + system time of \
+         the server process over the run, per request answered."
+    );
+}
+
+/// Median, lowest and highest of per-round ratios.
+struct Ratios {
+    median: f64,
+    min: f64,
+    max: f64,
+    count: usize,
+}
+
+impl Ratios {
+    fn of(ratios: Vec<f64>) -> Option<Ratios> {
+        let min = ratios.iter().copied().reduce(f64::min)?;
+        let max = ratios.iter().copied().reduce(f64::max)?;
+        let count = ratios.len();
+        Some(Ratios { median: median(ratios)?, min, max, count })
+    }
+}
+
+/// The median of `v`, `None` if it is empty.
+pub fn median(mut v: Vec<f64>) -> Option<f64> {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    match n {
+        0 => None,
+        _ if n % 2 == 1 => Some(v[n / 2]),
+        _ => Some((v[n / 2 - 1] + v[n / 2]) / 2.0),
+    }
+}

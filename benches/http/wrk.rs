@@ -1,0 +1,107 @@
+//! Running `wrk` (installing it when it is missing) and reading its report.
+
+use std::process::Command;
+use std::time::Duration;
+
+/// What one wrk run measured.
+#[derive(Clone, Copy, Debug)]
+pub struct Report {
+    pub requests: f64,
+    pub seconds: f64,
+    pub p50: Duration,
+    pub p99: Duration,
+    /// Socket errors (connect, read, write, timeout) plus non-2xx answers.
+    pub errors: u64,
+}
+
+impl Report {
+    pub fn rate(&self) -> f64 {
+        self.requests / self.seconds.max(1e-9)
+    }
+}
+
+/// True if `wrk` runs, after trying `apt-get install -y wrk` once if it did not.
+pub fn ensure_installed() -> bool {
+    let runs = || Command::new("wrk").arg("--version").output().is_ok();
+    if runs() {
+        return true;
+    }
+    println!("http: wrk is missing; trying `apt-get install -y wrk`");
+    let _ = Command::new("apt-get").args(["install", "-y", "wrk"]).status();
+    if !runs() {
+        // Only an `apt-get update` away on a fresh Debian machine.
+        let _ = Command::new("apt-get").arg("update").status();
+        let _ = Command::new("apt-get").args(["install", "-y", "wrk"]).status();
+    }
+    runs()
+}
+
+/// True if `taskset` (util-linux) runs, to pin wrk.
+pub fn taskset_available() -> bool {
+    Command::new("taskset").arg("--version").output().is_ok()
+}
+
+/// Runs `wrk -t1 -c<conns> -d<secs>s --latency <url>`, on `cpu` if given (through taskset).
+pub fn run(url: &str, conns: usize, secs: f64, cpu: Option<usize>) -> Result<Report, String> {
+    let mut command = match cpu {
+        Some(cpu) => {
+            let mut c = Command::new("taskset");
+            c.args(["-c", &cpu.to_string(), "wrk"]);
+            c
+        }
+        None => Command::new("wrk"),
+    };
+    let output = command
+        .args(["-t1", &format!("-c{conns}"), &format!("-d{secs}s"), "--latency", "--timeout", "5s"])
+        .arg(url)
+        .output()
+        .map_err(|e| format!("cannot run wrk: {e}"))?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    parse(&text).ok_or_else(|| format!("cannot read wrk's report:\n{text}"))
+}
+
+/// Reads the lines of wrk's report this bench uses.
+fn parse(text: &str) -> Option<Report> {
+    let mut requests = None;
+    let mut seconds = None;
+    let (mut p50, mut p99) = (None, None);
+    let mut errors = 0;
+    for line in text.lines().map(str::trim) {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words.as_slice() {
+            // "228000 requests in 2.00s, 30.00MB read"
+            [n, "requests", "in", secs, ..] => {
+                requests = n.parse().ok();
+                seconds = secs.trim_end_matches(',').trim_end_matches('s').parse().ok();
+            }
+            ["50%", value] => p50 = duration(value),
+            ["99%", value] => p99 = duration(value),
+            // "Socket errors: connect 0, read 0, write 0, timeout 0"
+            ["Socket", "errors:", rest @ ..] => {
+                errors += rest
+                    .iter()
+                    .filter_map(|w| w.trim_end_matches(',').parse::<u64>().ok())
+                    .sum::<u64>();
+            }
+            ["Non-2xx", "or", "3xx", "responses:", n] => errors += n.parse::<u64>().unwrap_or(0),
+            _ => {}
+        }
+    }
+    Some(Report { requests: requests?, seconds: seconds?, p50: p50?, p99: p99?, errors })
+}
+
+/// A wrk duration: "322.00us", "1.20ms", "2.01s", "1.5m".
+fn duration(text: &str) -> Option<Duration> {
+    let split = text.find(|c: char| c.is_ascii_alphabetic())?;
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number.parse().ok()?;
+    let secs = match unit {
+        "us" => number / 1e6,
+        "ms" => number / 1e3,
+        "s" => number,
+        "m" => number * 60.0,
+        "h" => number * 3600.0,
+        _ => return None,
+    };
+    Some(Duration::from_secs_f64(secs))
+}

@@ -1,0 +1,163 @@
+//! An HTTP/1.1 server on `spindle::net`, one coroutine per connection: the code of
+//! `examples/http_server`, kept apart from its `main` so that the HTTP bench and tests compile
+//! the very same server (`#[path = ".../http_server/server/mod.rs"] mod server;`).
+//!
+//! [`serve`] runs one server on the current runtime. A server with one runtime per core will
+//! call it once per runtime, each with its own listener (bound with `SO_REUSEPORT`) and its
+//! own [`stop::StopSignal`]; nothing here is shared between runtimes.
+//!
+//! * `connection.rs`: a connection's loop (keep-alive, pipelining, bodies, timeouts);
+//! * `request.rs`: the request head, parsed by `httparse`;
+//! * `routes.rs`: `/`, `/work?us=N`, `/sleep?ms=N`;
+//! * `response.rs`: responses and the cached `Date` header;
+//! * `stop.rs`: SIGINT and SIGTERM through a self-pipe.
+//!
+//! `request`, `response` and `routes` are public for the HTTP bench, whose thread-per-connection
+//! baseline parses and answers with the same code (so that it differs only in how it waits),
+//! and whose other baselines do the same work per route.
+//!
+//! # Stopping
+//!
+//! When the stop signal arrives the server stops accepting (the listener closes; connections
+//! still in its backlog are refused), closes every connection that is idle (waiting for the
+//! first byte of its next request), and lets every other finish the request it is reading or
+//! answering; that response carries `Connection: close`, and then the connection closes too.
+//! `serve` returns once it stopped accepting; the runtime's `run` returns when the last
+//! connection's coroutine has finished.
+
+mod connection;
+pub mod request;
+pub mod response;
+pub mod routes;
+pub mod stop;
+
+use std::cell::{Cell, RefCell};
+use std::io;
+use std::rc::Rc;
+use std::time::Duration;
+
+use slab::Slab;
+use spindle::net::{TcpListener, TcpStream};
+
+pub use stop::StopSignal;
+
+/// Stack of each connection's coroutine: the default 64 KiB (the read buffer is on the heap;
+/// a debug build's frames need more than the 32 KiB the echo server gets by with).
+const CONNECTION_STACK: usize = 64 << 10;
+
+/// A server's settings.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// How long a request head may take to arrive (from when the server began waiting for it,
+    /// so it also bounds an idle keep-alive connection), and how long any one read of a body
+    /// or write of responses may wait.
+    pub read_timeout: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config { read_timeout: Duration::from_secs(10) }
+    }
+}
+
+/// What one runtime's server shares between its coroutines.
+struct Server {
+    config: Config,
+    /// The `Date` header, refreshed once a second by a daemon coroutine.
+    date: Rc<response::Date>,
+    /// Set once when the stop signal arrives; read by each connection between requests.
+    stopping: Cell<bool>,
+    /// Every open connection, so that a stop can close the idle ones.
+    connections: RefCell<Slab<Rc<Connection>>>,
+}
+
+/// An open connection, as the server's table sees it.
+struct Connection {
+    /// A handle to the connection's socket (shared with its coroutine, not a `dup`).
+    stream: TcpStream,
+    /// True while the coroutine waits for the first byte of a request: a stop may close it.
+    idle: Cell<bool>,
+}
+
+/// Serves HTTP on `listener`, one coroutine per connection, until `stop` fires; then stops
+/// as the module docs say. Call it inside a spindle runtime.
+pub fn serve(listener: TcpListener, config: Config, stop: StopSignal) -> io::Result<()> {
+    let date = Rc::new(response::Date::new());
+    let server = Rc::new(Server {
+        config,
+        date: date.clone(),
+        stopping: Cell::new(false),
+        connections: RefCell::new(Slab::new()),
+    });
+    spindle::Builder::new()
+        .name("http date clock")
+        .daemon(true)
+        .spawn(move || response::keep_fresh(date))?;
+    let listener = Rc::new(listener);
+    {
+        let (server, listener) = (server.clone(), listener.clone());
+        spindle::Builder::new().name("http stop watcher").daemon(true).spawn(move || match stop
+            .wait()
+        {
+            Ok(()) => begin_stop(&server, &listener),
+            Err(e) => eprintln!("http_server: cannot wait for stop signals: {e}"),
+        })?;
+    }
+    loop {
+        match listener.accept() {
+            Ok((stream, _peer)) => open(&server, stream),
+            Err(_) if server.stopping.get() => return Ok(()),
+            Err(e) if is_out_of_descriptors(&e) => {
+                eprintln!("http_server: accept: {e}; backing off for 50 ms");
+                spindle::sleep(Duration::from_millis(50));
+            }
+            Err(e) => eprintln!("http_server: accept: {e}"),
+        }
+    }
+}
+
+/// Enters `stream` in the table and starts its coroutine, which takes it out when it ends.
+fn open(server: &Rc<Server>, stream: TcpStream) {
+    let conn = Rc::new(Connection { stream, idle: Cell::new(false) });
+    let key = server.connections.borrow_mut().insert(conn.clone());
+    let entry = Entry { server: server.clone(), key };
+    let spawned = spindle::Builder::new()
+        .stack_size(CONNECTION_STACK)
+        .spawn(move || connection::serve(&entry.server, &conn));
+    if let Err(e) = spawned {
+        // The closure, and with it the entry, was dropped: the connection closes.
+        eprintln!("http_server: cannot start a coroutine for a connection: {e}");
+    }
+}
+
+/// A connection's place in the table, given up when its coroutine ends (or unwinds).
+struct Entry {
+    server: Rc<Server>,
+    key: usize,
+}
+
+impl Drop for Entry {
+    fn drop(&mut self) {
+        self.server.connections.borrow_mut().remove(self.key);
+    }
+}
+
+/// What the stop signal starts: no more connections, and the idle ones closed now.
+fn begin_stop(server: &Server, listener: &TcpListener) {
+    server.stopping.set(true);
+    listener.close();
+    let connections = server.connections.borrow();
+    let mut idle = 0;
+    for (_, conn) in connections.iter().filter(|(_, c)| c.idle.get()) {
+        conn.stream.close();
+        idle += 1;
+    }
+    eprintln!(
+        "http_server: stopping: closed {idle} idle connections, finishing {} more",
+        connections.len() - idle
+    );
+}
+
+fn is_out_of_descriptors(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE))
+}

@@ -1,0 +1,93 @@
+//! The timeline trace: valid Chrome trace-event JSON with tracks, slices, flows and counters.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde_json::Value;
+
+fn trace_path(name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("spindle-trace-{}-{name}.json", std::process::id()))
+}
+
+/// A small program: a named worker sleeps and is woken through a channel.
+fn program(builder: spindle::RuntimeBuilder) {
+    builder.build().unwrap().run(|| {
+        let (tx, rx) = spindle::sync::channel::bounded::<u32>(0);
+        let worker = spindle::Builder::new()
+            .name("worker")
+            .spawn(move || {
+                spindle::sleep(Duration::from_millis(3));
+                rx.recv().unwrap()
+            })
+            .unwrap();
+        spindle::yield_now();
+        tx.send(7).unwrap();
+        assert_eq!(worker.join().unwrap(), 7);
+    });
+}
+
+fn events(path: &PathBuf) -> Vec<Value> {
+    let text = std::fs::read_to_string(path).unwrap();
+    let v: Value = serde_json::from_str(&text).expect("the trace is JSON");
+    v.as_array().expect("an array of events").clone()
+}
+
+#[test]
+fn the_trace_has_tracks_slices_flows_and_counters() {
+    let path = trace_path("shape");
+    program(spindle::Runtime::builder().virtual_time(true).seed(3).trace(&path));
+    let evs = events(&path);
+    std::fs::remove_file(&path).unwrap();
+    let has = |f: &dyn Fn(&Value) -> bool| evs.iter().any(f);
+    let name = |e: &Value| e["name"].as_str().unwrap_or("").to_owned();
+    assert!(has(&|e| e["ph"] == "M" && e["args"]["name"] == "#1 worker"), "worker's track");
+    assert!(has(&|e| e["ph"] == "M" && e["args"]["name"] == "#0 main"), "main's track");
+    assert!(has(&|e| e["ph"] == "X" && name(e) == "run"), "run slices");
+    assert!(has(&|e| e["ph"] == "X" && e["cat"] == "wait" && name(e) == "sleep"), "a wait slice");
+    let rendezvous = |e: &Value| name(e) == "Sender::send" || name(e) == "Receiver::recv";
+    assert!(has(&|e| e["ph"] == "X" && e["cat"] == "wait" && rendezvous(e)), "the channel wait");
+    let starts: Vec<&Value> = evs.iter().filter(|e| e["ph"] == "s").collect();
+    let ends: Vec<&Value> = evs.iter().filter(|e| e["ph"] == "f").collect();
+    assert!(!starts.is_empty() && !ends.is_empty(), "flow arrows");
+    for f in &ends {
+        assert!(starts.iter().any(|s| s["id"] == f["id"]), "every arrow has a start");
+    }
+    assert!(has(&|e| e["ph"] == "s" && name(e) == "timer"), "the sleep's wake comes from a timer");
+    assert!(has(&|e| e["ph"] == "C" && e["args"]["live"].is_u64()), "counters");
+    assert!(has(&|e| e["ph"] == "i" && name(e) == "spawn"));
+    assert!(has(&|e| e["ph"] == "i" && name(e) == "finish"));
+}
+
+#[test]
+fn a_seeded_virtual_time_program_writes_the_same_trace_byte_for_byte() {
+    let (a, b) = (trace_path("a"), trace_path("b"));
+    program(spindle::Runtime::builder().virtual_time(true).seed(11).trace(&a));
+    program(spindle::Runtime::builder().virtual_time(true).seed(11).trace(&b));
+    let (ta, tb) = (std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+    std::fs::remove_file(&a).unwrap();
+    std::fs::remove_file(&b).unwrap();
+    assert!(!ta.is_empty());
+    let first_difference = ta.iter().zip(&tb).position(|(x, y)| x != y);
+    assert!(
+        ta == tb,
+        "traces differ (lengths {} and {}, first at {first_difference:?})",
+        ta.len(),
+        tb.len()
+    );
+}
+
+#[test]
+fn trace_last_keeps_a_bounded_ring_of_events() {
+    let path = trace_path("ring");
+    spindle::Runtime::builder().virtual_time(true).trace_last(20, &path).build().unwrap().run(
+        || {
+            for _ in 0..200 {
+                spindle::spawn(spindle::yield_now).join().unwrap();
+            }
+        },
+    );
+    let evs = events(&path);
+    std::fs::remove_file(&path).unwrap();
+    assert_eq!(evs.len(), 20, "the last 20 events");
+    assert!(evs.iter().any(|e| e["name"] == "finish"));
+}
