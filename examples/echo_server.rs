@@ -3,6 +3,7 @@
 //! ```text
 //! cargo run --release --example echo_server -- --addr 127.0.0.1:7000
 //! cargo run --release --example echo_server -- --stack-report     # Ctrl-C prints the report
+//! cargo run --release --example echo_server -- --addr 127.0.0.1:7000 --shards 2
 //! ```
 //!
 //! Each connection gets a coroutine with a 32 KiB stack and a 4 KiB buffer on it, so 10,000
@@ -13,11 +14,20 @@
 //! With `--stack-report` the server prints, when it exits (Ctrl-C, SIGTERM, or after
 //! `--connections N` connections have closed), how deep each connection's coroutine used its
 //! stack ([`spindle::Coroutine::stack_used`]): the data to choose `CONNECTION_STACK` from.
+//!
+//! With `--shards N` it runs N copies of the same server, one runtime per OS thread
+//! (`spindle::run_sharded`), each with a listener of its own bound to the one address with
+//! `TcpListener::bind_reuseport`; the kernel spreads the connections over them. Shard 0 binds
+//! first (so that port 0 picks one port for all), the others bind to its address, and once
+//! all listen shard 0 prints `echo_server listening on ADDR with N shards`. (`--stack-report`
+//! and `--connections` are for one shard.)
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
+use std::net::SocketAddr;
 use std::rc::Rc;
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use spindle::net::{TcpListener, TcpStream};
@@ -29,26 +39,37 @@ const BUFFER: usize = 4096;
 /// Name of the connections' coroutines (in reports, and to find them for the stack report).
 const CONNECTION: &str = "conn";
 
-const USAGE: &str = "usage: echo_server [--addr HOST:PORT] [--stack-report] [--connections N]
+const USAGE: &str =
+    "usage: echo_server [--addr HOST:PORT] [--shards N] [--stack-report] [--connections N]
   --addr HOST:PORT  where to listen (default 127.0.0.1:7000)
+  --shards N        N runtimes on N threads, sharing the port through SO_REUSEPORT (default 1)
   --stack-report    on exit (Ctrl-C, SIGTERM or --connections), print how deep the
                     connections' coroutines used their stacks
   --connections N   exit once N connections have closed";
 
 struct Options {
     addr: String,
+    shards: usize,
     stack_report: bool,
     connections: Option<usize>,
 }
 
 fn main() {
-    let mut options =
-        Options { addr: "127.0.0.1:7000".into(), stack_report: false, connections: None };
+    let mut options = Options {
+        addr: "127.0.0.1:7000".into(),
+        shards: 1,
+        stack_report: false,
+        connections: None,
+    };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--addr" => {
                 options.addr = args.next().expect("--addr needs a value, e.g. 127.0.0.1:7000")
+            }
+            "--shards" => {
+                let n = args.next().and_then(|n| n.parse().ok()).filter(|&n: &usize| n > 0);
+                options.shards = n.expect("--shards needs a count >= 1");
             }
             "--stack-report" => options.stack_report = true,
             "--connections" => {
@@ -62,18 +83,79 @@ fn main() {
             other => panic!("unknown argument {other:?}; try --help"),
         }
     }
+    if options.shards > 1 {
+        if options.stack_report || options.connections.is_some() {
+            panic!("--stack-report and --connections are for one shard; drop --shards");
+        }
+        let bound = Arc::new(Bound::default());
+        spindle::run_sharded(options.shards, |shard| serve_shard(shard, &options, &bound));
+        return;
+    }
     // Before the runtime starts any thread, so that every thread inherits the mask and the
     // signals wait for the one thread that asks for them (see `exit_on_signal`).
     let signals = options.stack_report.then(block_exit_signals);
-    spindle::run(|| serve(&options, signals)).unwrap_or_else(|e| {
-        eprintln!("echo_server: {e}");
-        std::process::exit(1);
-    });
+    spindle::run(|| {
+        let listener = TcpListener::bind(&options.addr)?;
+        println!("echo_server listening on {}", listener.local_addr()?);
+        serve(listener, &options, signals)
+    })
+    .unwrap_or_else(|e| fail(e));
 }
 
-fn serve(options: &Options, signals: Option<libc::sigset_t>) -> io::Result<()> {
-    let listener = TcpListener::bind(&options.addr)?;
-    println!("echo_server listening on {}", listener.local_addr()?);
+fn fail(e: io::Error) -> ! {
+    eprintln!("echo_server: {e}");
+    std::process::exit(1);
+}
+
+/// The address the shards listen on (shard 0's) and how many listen on it.
+#[derive(Default)]
+struct Bound {
+    state: Mutex<(Option<SocketAddr>, usize)>,
+    changed: Condvar,
+}
+
+impl Bound {
+    /// Records that one more shard listens on `addr`.
+    fn publish(&self, addr: SocketAddr) {
+        let mut state = self.state.lock().unwrap();
+        *state = (Some(addr), state.1 + 1);
+        self.changed.notify_all();
+    }
+
+    /// Waits until at least `shards` shards listen; returns their address. Blocks its thread,
+    /// so a coroutine calls it inside `spindle::unblock`.
+    fn wait(&self, shards: usize) -> SocketAddr {
+        let state = self.changed.wait_while(self.state.lock().unwrap(), |s| s.1 < shards).unwrap();
+        state.0.expect("shard 0 bound first")
+    }
+}
+
+/// One shard: shard 0 binds the address, the others bind to the address it got; shard 0 says
+/// where the server listens once every shard does.
+fn serve_shard(shard: usize, options: &Options, bound: &Arc<Bound>) {
+    let listener = if shard == 0 {
+        TcpListener::bind_reuseport(&options.addr)
+    } else {
+        let b = bound.clone();
+        let at = spindle::unblock(move || b.wait(1));
+        TcpListener::bind_reuseport(at)
+    };
+    let listener = listener.unwrap_or_else(|e| fail(e));
+    let local = listener.local_addr().unwrap_or_else(|e| fail(e));
+    bound.publish(local);
+    if shard == 0 {
+        let (b, shards) = (bound.clone(), options.shards);
+        spindle::unblock(move || b.wait(shards));
+        println!("echo_server listening on {local} with {shards} shards");
+    }
+    serve(listener, options, None).unwrap_or_else(|e| fail(e));
+}
+
+fn serve(
+    listener: TcpListener,
+    options: &Options,
+    signals: Option<libc::sigset_t>,
+) -> io::Result<()> {
     // The stack high-water marks of the connections that have closed.
     let marks: Rc<RefCell<Vec<usize>>> = Rc::default();
     if let Some(signals) = signals {

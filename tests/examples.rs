@@ -165,6 +165,13 @@ fn race_hunt_finds_each_planted_bug_and_replays_one() {
 
 /// Starts the echo server on a free port with `args`; returns it and its address.
 fn start_echo_server(args: &[&str]) -> (std::process::Child, String, impl std::io::BufRead) {
+    let (child, line, stdout) = start_echo_server_line(args);
+    let addr = line.trim().strip_prefix("echo_server listening on ").expect(&line).to_string();
+    (child, addr, stdout)
+}
+
+/// Starts the echo server on a free port with `args`; returns it and the first line it printed.
+fn start_echo_server_line(args: &[&str]) -> (std::process::Child, String, impl std::io::BufRead) {
     use std::io::BufRead;
     let mut child = example("echo_server")
         .args(["--addr", "127.0.0.1:0"])
@@ -176,8 +183,7 @@ fn start_echo_server(args: &[&str]) -> (std::process::Child, String, impl std::i
     let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
     stdout.read_line(&mut line).unwrap();
-    let addr = line.trim().strip_prefix("echo_server listening on ").expect(&line).to_string();
-    (child, addr, stdout)
+    (child, line, stdout)
 }
 
 /// Connects to the echo server, checks one echo, and returns the connection.
@@ -238,4 +244,26 @@ fn echo_server_prints_the_stack_report_on_ctrl_c_with_open_connections() {
     );
     assert!(deepest(&report) >= 8192, "{report}");
     drop(open);
+}
+
+#[test]
+fn echo_server_echoes_on_two_shards() {
+    let (mut child, line, _stdout) = start_echo_server_line(&["--shards", "2"]);
+    let addr = line
+        .strip_prefix("echo_server listening on ")
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_string();
+    let result = std::panic::catch_unwind(|| {
+        assert_eq!(line.trim_end(), format!("echo_server listening on {addr} with 2 shards"));
+        for i in 0..16 {
+            drop(echo_once(&addr, format!("hello {i}").as_bytes()));
+        }
+    });
+    child.kill().unwrap();
+    let out = child.wait_with_output().unwrap();
+    if let Err(panic) = result {
+        eprintln!("echo_server stderr:\n{}", String::from_utf8_lossy(&out.stderr));
+        std::panic::resume_unwind(panic);
+    }
 }

@@ -59,13 +59,14 @@
 //! |---|---|---|
 //! | [`unblock`] | a blocking closure, to a pool thread; its value, back | the calling coroutine parks |
 //! | [`park::remote_waker`] | the end of one park, from any thread | the parked coroutine |
-//! | `spindle::sync::mpmc` channels | values; `Sender`/`Receiver` are `Send + Sync + Clone` and live in any runtime or none | a receiving (or, bounded, sending) coroutine parks, a thread blocks |
+//! | [`sync::mpmc`] channels | values; `Sender`/`Receiver` are `Send + Sync + Clone` and live in any runtime or none | a receiving (or, bounded, sending) coroutine parks, a thread blocks |
 //! | [`Handle`] | a `Send` closure, started as a coroutine of that runtime, from any thread | [`RemoteJoinHandle::join`] parks a coroutine, blocks a thread |
 //! | [`run_sharded`], [`Shards`] | nothing: one runtime per thread (per core), the same `main` on each; a listening port shared with `TcpListener::bind_reuseport` | the caller of `run_sharded`, until every shard returns |
 //!
-//! A [`park::RemoteWaker`] and a [`Handle`] reach a runtime through one door per runtime, a
-//! queue behind a mutex and a `mio::Waker` that interrupts its poll; the scheduler applies
-//! what was queued between two resumptions. How a live `Handle` counts for deadlock
+//! A [`park::RemoteWaker`] (and with it an `mpmc` channel, which wakes a parked coroutine
+//! through one) and a [`Handle`] reach a runtime through one door per runtime, a queue behind
+//! a mutex and a `mio::Waker` that interrupts its poll; the scheduler applies what was queued
+//! between two resumptions. How a live `Handle` counts for deadlock
 //! detection, for when `run` returns and for virtual time is in [`Handle`]'s docs:
 //! in short, it holds off a deadlock report, but neither keeps `run` going nor holds a
 //! virtual clock, and a request it made is either run or answered `JoinError::Cancelled`.
