@@ -167,11 +167,12 @@ impl Core {
     /// Zero-timeout poll between resumptions, so readiness, timers and wakes from other
     /// threads (queued, their wakers already gone) are never starved.
     fn poll_busy(&self) -> Result<(), String> {
-        if self.reactor.sources() > 0 || self.remote.outstanding() > 0 || self.remote.has_pending()
-        {
+        if self.reactor.sources() > 0 || self.remote.outstanding() > 0 {
             self.poll_reactor(Some(Duration::ZERO))?;
-        } else if self.remote.has_pending() {
-            // A `Handle`'s job needs no poll to be seen: the queue's flag says so.
+        }
+        // Wakes and jobs queued by other threads need no poll to be seen: the queue's flag
+        // says so (and the poll above may have consumed the waker's event already).
+        if self.remote.has_pending() {
             self.apply_remote();
         }
         self.fire_due_timers();
