@@ -46,77 +46,47 @@ fn config() -> Criterion {
 
 // ----- (a) yield round trip -------------------------------------------------------------------
 
+/// Times `yield_now` on `rt` with one partner coroutine yielding back: each iteration is a full
+/// A -> B -> A round trip.
+fn yield_against_a_partner(rt: &spindle::Runtime, b: &mut criterion::Bencher<'_>) {
+    rt.run(|| {
+        let stop = Rc::new(Cell::new(false));
+        let partner = {
+            let stop = stop.clone();
+            spindle::spawn(move || {
+                let mut turns = 0u64;
+                while !stop.get() {
+                    spindle::yield_now();
+                    turns += 1;
+                }
+                turns
+            })
+        };
+        // Let B reach its loop, so each measured yield is a full A -> B -> A.
+        spindle::yield_now();
+        b.iter(spindle::yield_now);
+        stop.set(true);
+        spindle::yield_now();
+        black_box(partner.join().unwrap());
+    })
+}
+
 fn yield_round_trip(c: &mut Criterion) {
     let mut group = c.benchmark_group("yield_round_trip");
 
     let rt = spindle::Runtime::new().unwrap();
-    group.bench_function("spindle", |b| {
-        rt.run(|| {
-            let stop = Rc::new(Cell::new(false));
-            let partner = {
-                let stop = stop.clone();
-                spindle::spawn(move || {
-                    let mut turns = 0u64;
-                    while !stop.get() {
-                        spindle::yield_now();
-                        turns += 1;
-                    }
-                    turns
-                })
-            };
-            // Let B reach its loop, so each measured yield is a full A -> B -> A.
-            spindle::yield_now();
-            b.iter(spindle::yield_now);
-            stop.set(true);
-            spindle::yield_now();
-            black_box(partner.join().unwrap());
-        })
-    });
+    group.bench_function("spindle", |b| yield_against_a_partner(&rt, b));
 
     // The same with a timeline trace streamed to a file: what tracing costs per round trip.
     let trace_file =
         std::env::temp_dir().join(format!("spindle-core-bench-{}.json", std::process::id()));
     let traced = spindle::Runtime::builder().trace(&trace_file).build().unwrap();
-    group.bench_function("spindle_with_trace", |b| {
-        traced.run(|| {
-            let stop = Rc::new(Cell::new(false));
-            let partner = {
-                let stop = stop.clone();
-                spindle::spawn(move || {
-                    while !stop.get() {
-                        spindle::yield_now();
-                    }
-                })
-            };
-            spindle::yield_now();
-            b.iter(spindle::yield_now);
-            stop.set(true);
-            spindle::yield_now();
-            partner.join().unwrap();
-        })
-    });
+    group.bench_function("spindle_with_trace", |b| yield_against_a_partner(&traced, b));
     let _ = std::fs::remove_file(&trace_file);
 
     // The same with `RuntimeBuilder::stats(true)`: what counting costs per round trip.
     let counted = spindle::Runtime::builder().stats(true).build().unwrap();
-    group.bench_function("spindle_with_stats", |b| {
-        counted.run(|| {
-            let stop = Rc::new(Cell::new(false));
-            let partner = {
-                let stop = stop.clone();
-                spindle::spawn(move || {
-                    while !stop.get() {
-                        spindle::yield_now();
-                    }
-                })
-            };
-            spindle::yield_now();
-            b.iter(spindle::yield_now);
-            stop.set(true);
-            spindle::yield_now();
-            partner.join().unwrap();
-        })
-    });
+    group.bench_function("spindle_with_stats", |b| yield_against_a_partner(&counted, b));
 
     // The same, with each yield inside a function that is not inlined: the coroutine then
     // returns from that function between two switches, which the CPU's return predictor gets
