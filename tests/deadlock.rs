@@ -46,9 +46,85 @@ fn the_report_names_every_parked_coroutine_and_its_reason() {
             let _ = id;
         })
     });
-    assert!(msg.contains("'main' parked on join"), "{msg}");
+    assert!(msg.contains("'main' parked on JoinHandle::join (#1)"), "{msg}");
     assert!(msg.contains("'left' parked on Fork::take (1)"), "{msg}");
     assert!(msg.contains("'right' parked on Fork::take (2)"), "{msg}");
+}
+
+#[test]
+fn a_lock_deadlock_names_the_locks_by_number_and_who_holds_them() {
+    use spindle::sync::{Mutex, ReentrantMutex};
+    let msg = deadlock_message(|| {
+        spindle::run(|| {
+            let accounts = Rc::new(Mutex::new(0));
+            let ledger = Rc::new(ReentrantMutex::new(0));
+            let (a, l) = (accounts.clone(), ledger.clone());
+            let transfer = Builder::new()
+                .name("transfer")
+                .spawn(move || {
+                    let _held = a.lock();
+                    spindle::yield_now();
+                    let _ = l.lock();
+                })
+                .unwrap();
+            let (a, l) = (accounts.clone(), ledger.clone());
+            let audit = Builder::new()
+                .name("audit")
+                .spawn(move || {
+                    let _held = l.lock();
+                    spindle::yield_now();
+                    let _ = a.lock();
+                })
+                .unwrap();
+            transfer.join().unwrap();
+            audit.join().unwrap();
+        })
+    });
+    // Numbered in the order they were first waited on; no addresses anywhere.
+    assert!(
+        msg.contains(
+            "#1 'transfer' parked on ReentrantMutex::lock (ReentrantMutex#1) held by #2 'audit'"
+        ),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("#2 'audit' parked on Mutex::lock (Mutex#2) held by #1 'transfer'"),
+        "{msg}"
+    );
+    assert!(!msg.contains("0x"), "{msg}");
+}
+
+#[test]
+fn a_labelled_object_is_reported_by_its_label() {
+    use spindle::sync::channel;
+    let msg = deadlock_message(|| {
+        spindle::run(|| {
+            let (_tx, rx) = channel::unbounded::<u8>();
+            rx.label("jobs");
+            let _ = rx.recv();
+        })
+    });
+    assert!(msg.contains("'main' parked on Receiver::recv (jobs#1)"), "{msg}");
+}
+
+#[test]
+fn a_lock_whose_waiters_left_names_no_holder() {
+    use spindle::sync::Mutex;
+    let msg = deadlock_message(|| {
+        spindle::run(|| {
+            let m = Rc::new(Mutex::new(()));
+            let guard = m.lock();
+            let m2 = m.clone();
+            let waiter =
+                spindle::spawn(move || m2.lock_timeout(Duration::from_millis(1)).is_none());
+            assert!(waiter.join().unwrap(), "the waiter timed out");
+            drop(guard);
+            let _held = m.lock();
+            park::park(Reason::new("Gate::wait"), None, |_| {});
+        })
+    });
+    assert!(msg.contains("'main' parked on Gate::wait"), "{msg}");
+    assert!(!msg.contains("held by"), "{msg}");
 }
 
 /// The `N` of "(stack: N of SIZE bytes used)" on the report's line for `who`.

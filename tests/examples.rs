@@ -61,7 +61,9 @@ fn producer_consumer_loses_and_duplicates_nothing() {
             .find_map(|l| l.strip_prefix(&format!("consumer {i} took ")))
             .unwrap_or_else(|| panic!("{stdout}"));
         let n: u64 = took.trim_end_matches(" items").parse().unwrap();
-        assert!(n > 0, "both consumers work: {stdout}");
+        // Without a yield between items: only the handoff to a parked consumer gives the
+        // second one any (it took 0 of 3000 before sends handed items over).
+        assert!(n >= 300, "both consumers work: {stdout}");
     }
 }
 

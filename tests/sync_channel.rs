@@ -452,3 +452,97 @@ fn messages_whose_destructors_panic_are_all_dropped_without_aborting() {
     assert!(out.status.success(), "child failed ({}): {stderr}", out.status);
     assert!(stdout.contains("all dropped"), "stdout: {stdout}");
 }
+
+// ----- direct handoff -------------------------------------------------------------------
+
+#[test]
+fn a_send_to_a_parked_receiver_is_that_receivers_even_if_another_runs_first() {
+    for cap in [None, Some(4), Some(0)] {
+        spindle::run(move || {
+            let (tx, rx) = match cap {
+                None => channel::unbounded(),
+                Some(n) => channel::bounded(n),
+            };
+            let parked_rx = rx.clone();
+            let parked = spawn(move || parked_rx.recv().unwrap());
+            yield_now(); // it parks in recv
+            tx.try_send(1).unwrap();
+            // The running coroutine cannot take what was handed over.
+            assert_eq!(rx.try_recv(), Err(TryRecvError::Empty), "cap {cap:?}");
+            assert_eq!(rx.len(), 0, "a handed message is not in the buffer");
+            if cap != Some(0) {
+                tx.send(2).unwrap();
+                assert_eq!(rx.try_recv(), Ok(2), "cap {cap:?}");
+            }
+            assert_eq!(parked.join().unwrap(), 1, "cap {cap:?}");
+        });
+    }
+}
+
+#[test]
+fn parked_receivers_are_handed_messages_in_the_order_they_parked() {
+    spindle::run(|| {
+        let (tx, rx) = channel::unbounded();
+        let got = Rc::new(RefCell::new(Vec::new()));
+        let receivers: Vec<_> = (0..3)
+            .map(|i| {
+                let (rx, got) = (rx.clone(), got.clone());
+                spawn(move || {
+                    let v = rx.recv().unwrap();
+                    got.borrow_mut().push((i, v));
+                })
+            })
+            .collect();
+        yield_now(); // all three park, 0 first
+        for v in [10, 11, 12] {
+            tx.send(v).unwrap();
+        }
+        for r in receivers {
+            r.join().unwrap();
+        }
+        assert_eq!(*got.borrow(), [(0, 10), (1, 11), (2, 12)]);
+    });
+}
+
+#[test]
+fn a_receiver_cancelled_after_it_was_handed_a_message_still_gets_it() {
+    spindle::run(|| {
+        let (tx, rx) = channel::unbounded();
+        let got = Rc::new(RefCell::new(None));
+        let g = got.clone();
+        let receiver = spawn(move || {
+            let v = rx.recv().unwrap();
+            *g.borrow_mut() = Some(v);
+            spindle::sleep(Duration::from_secs(3600)); // the cancellation lands here
+        });
+        yield_now();
+        tx.send(7).unwrap();
+        receiver.cancel(); // before it ran: the handoff came first
+        assert!(matches!(receiver.join(), Err(JoinError::Cancelled)));
+        assert_eq!(*got.borrow(), Some(7), "the handed message is not lost");
+    });
+}
+
+#[test]
+fn a_handed_message_comes_before_the_disconnection() {
+    spindle::run(|| {
+        let (tx, rx) = channel::bounded(2);
+        let receiver = spawn(move || (rx.recv(), rx.recv()));
+        yield_now();
+        tx.send(5).unwrap();
+        drop(tx);
+        assert_eq!(receiver.join().unwrap(), (Ok(5), Err(channel::RecvError)));
+    });
+}
+
+#[test]
+fn a_receiver_timing_out_is_not_handed_anything() {
+    virtual_runtime().run(|| {
+        let (tx, rx) = channel::unbounded();
+        let rx2 = rx.clone();
+        let late = spawn(move || rx2.recv_timeout(Duration::from_millis(5)));
+        assert_eq!(late.join().unwrap(), Err(RecvTimeoutError::Timeout));
+        tx.send(3).unwrap(); // nobody is parked: it is buffered
+        assert_eq!(rx.try_recv(), Ok(3));
+    });
+}

@@ -44,7 +44,10 @@ fn the_trace_has_tracks_slices_flows_and_counters() {
     assert!(has(&|e| e["ph"] == "M" && e["args"]["name"] == "#0 main"), "main's track");
     assert!(has(&|e| e["ph"] == "X" && name(e) == "run"), "run slices");
     assert!(has(&|e| e["ph"] == "X" && e["cat"] == "wait" && name(e) == "sleep"), "a wait slice");
-    let rendezvous = |e: &Value| name(e) == "Sender::send" || name(e) == "Receiver::recv";
+    // Objects are named by per-runtime numbers, as in deadlock reports.
+    let rendezvous = |e: &Value| {
+        name(e) == "Sender::send (channel#1)" || name(e) == "Receiver::recv (channel#1)"
+    };
     assert!(has(&|e| e["ph"] == "X" && e["cat"] == "wait" && rendezvous(e)), "the channel wait");
     let starts: Vec<&Value> = evs.iter().filter(|e| e["ph"] == "s").collect();
     let ends: Vec<&Value> = evs.iter().filter(|e| e["ph"] == "f").collect();

@@ -253,7 +253,7 @@ impl<T> JoinHandle<T> {
             if me == Some(shared.coroutine.id) {
                 panic!("spindle: coroutine {} tried to join itself", shared.coroutine);
             }
-            let reason = Reason::on("join", shared.coroutine.id);
+            let reason = Reason::coroutine("JoinHandle::join", shared.coroutine.id);
             match park::park(reason, deadline, |w| shared.waiter.set(Some(w))) {
                 Wake::Notified => continue,
                 Wake::TimedOut => {

@@ -520,7 +520,7 @@ impl<T> RemoteJoinHandle<T> {
             };
             self.check_can_wait(deadline);
             let reason = match on {
-                Some(id) => Reason::on("RemoteJoinHandle::join", id),
+                Some(id) => Reason::coroutine("RemoteJoinHandle::join", id),
                 None => Reason::new("RemoteJoinHandle::join"),
             };
             let mut token = None;

@@ -200,6 +200,7 @@ pub mod check;
 mod coroutine;
 mod handle;
 mod local;
+mod object;
 mod panic;
 pub mod park;
 pub mod pool;

@@ -60,7 +60,8 @@
 use std::collections::VecDeque;
 use std::time::Instant;
 
-pub use crate::wake::{Reason, Wake, Waker};
+pub use crate::object::ObjectId;
+pub use crate::wake::{Reason, Subject, Wake, Waker};
 
 use crate::context::{self, with_core};
 

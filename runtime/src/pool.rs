@@ -31,7 +31,7 @@ use std::collections::VecDeque;
 use std::rc::Rc;
 
 use crate::coroutine::{Builder, JoinError, JoinHandle};
-use crate::park::Reason;
+use crate::park::ObjectId;
 use crate::sync::{wait, Waiters};
 
 /// What a pool's coroutines and its handle share.
@@ -41,6 +41,8 @@ struct Shared {
     active: Cell<usize>,
     /// Spawners waiting for a free slot.
     slot_waiters: Waiters,
+    /// Its name in park reasons (`Pool#3`).
+    id: ObjectId,
     /// Coroutines waiting in `join` for `active` to reach zero.
     idle_waiters: Waiters,
 }
@@ -67,6 +69,12 @@ pub struct Pool {
 }
 
 impl Pool {
+    /// Names this object `label` in park reasons, deadlock reports and traces: `label#3` rather
+    /// than `Pool#3` (see [`ObjectId`](crate::park::ObjectId)).
+    pub fn label(&self, label: &'static str) {
+        self.shared.id.label(label);
+    }
+
     /// A pool running at most `size` coroutines at once.
     ///
     /// # Panics
@@ -83,6 +91,7 @@ impl Pool {
                 size,
                 active: Cell::new(0),
                 slot_waiters: Waiters::new(),
+                id: ObjectId::new("Pool"),
                 idle_waiters: Waiters::new(),
             }),
             builder,
@@ -113,7 +122,7 @@ impl Pool {
     {
         let shared = &self.shared;
         while shared.active.get() >= shared.size {
-            wait!(shared.slot_waiters, Reason::at("Pool::spawn", &**shared), None);
+            wait!(shared.slot_waiters, shared.id.reason("Pool::spawn"), None);
         }
         self.start(f)
     }
@@ -175,7 +184,7 @@ impl Pool {
     pub fn join(&self) {
         let shared = &self.shared;
         while shared.active.get() > 0 {
-            wait!(shared.idle_waiters, Reason::at("Pool::join", &**shared), None);
+            wait!(shared.idle_waiters, shared.id.reason("Pool::join"), None);
         }
     }
 }

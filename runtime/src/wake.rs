@@ -23,14 +23,40 @@ pub enum Wake {
     Cancelled,
 }
 
-/// What a parked coroutine waits on: a static description and, optionally, a number that tells
-/// instances apart (a coroutine id, a file descriptor, an address). Shown in deadlock reports.
+/// What a parked coroutine waits on: a static description and, optionally, which instance
+/// ([`Subject`]). Shown in deadlock reports, park listings and traces.
+///
+/// Objects are named by small per-runtime numbers (`Mutex::lock (Mutex#3)`), never by
+/// address, so that a report or trace of a seeded run reads the same every time.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct Reason {
     /// What the coroutine called, e.g. `"Mutex::lock"`, `"TcpStream::read"`, `"sleep"`.
     pub what: &'static str,
-    /// Which object, when that helps: `Some(fd)`, `Some(coroutine id)`, `Some(address)`.
-    pub on: Option<u64>,
+    /// Which instance, when that helps.
+    pub on: Option<Subject>,
+}
+
+/// Which instance a [`Reason`] is about.
+///
+/// More kinds may be added: a `match` outside this crate needs a `_` arm.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Subject {
+    /// A number of the caller's choosing; shown as `(42)`.
+    Number(u64),
+    /// A file descriptor (a socket); shown as `(fd 12)`.
+    Fd(i32),
+    /// Another coroutine, by id (a join); shown as `(#5)`.
+    Coroutine(u64),
+    /// A lock, channel or other waitable object, by its per-runtime number and its name (the
+    /// kind, or the label the program gave it: see [`ObjectId`](crate::park::ObjectId));
+    /// shown as `(Mutex#3)`, `(accounts#3)`.
+    Object {
+        /// The kind (`"Mutex"`) or the object's label.
+        name: &'static str,
+        /// Its number in the runtime it was first waited on in, from 1.
+        id: u32,
+    },
 }
 
 impl Reason {
@@ -39,17 +65,33 @@ impl Reason {
         Reason { what, on: None }
     }
 
-    /// A reason naming which object is waited on.
+    /// A reason with a number of the caller's choosing.
     pub const fn on(what: &'static str, on: u64) -> Reason {
-        Reason { what, on: Some(on) }
+        Reason { what, on: Some(Subject::Number(on)) }
     }
 
-    /// A reason naming the object by its address (for locks and channels).
-    pub fn at<T: ?Sized>(what: &'static str, object: &T) -> Reason {
-        Reason { what, on: Some(object as *const T as *const () as usize as u64) }
+    /// A reason naming a file descriptor.
+    pub const fn fd(what: &'static str, fd: i32) -> Reason {
+        Reason { what, on: Some(Subject::Fd(fd)) }
+    }
+
+    /// A reason naming another coroutine (the one joined).
+    pub const fn coroutine(what: &'static str, id: u64) -> Reason {
+        Reason { what, on: Some(Subject::Coroutine(id)) }
     }
 
     pub(crate) const RUNNING: Reason = Reason::new("running");
+}
+
+impl fmt::Display for Subject {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Subject::Number(n) => write!(f, "{n}"),
+            Subject::Fd(fd) => write!(f, "fd {fd}"),
+            Subject::Coroutine(id) => write!(f, "#{id}"),
+            Subject::Object { name, id } => write!(f, "{name}#{id}"),
+        }
+    }
 }
 
 impl fmt::Debug for Reason {
@@ -62,7 +104,6 @@ impl fmt::Display for Reason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.on {
             None => f.write_str(self.what),
-            Some(on) if on > 0xffff_ffff => write!(f, "{} ({on:#x})", self.what),
             Some(on) => write!(f, "{} ({on})", self.what),
         }
     }

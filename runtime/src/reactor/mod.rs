@@ -73,6 +73,14 @@ pub struct Registration {
 }
 
 impl Registration {
+    /// The park reason of an operation `what` on this source: `(fd 12)`.
+    fn reason(&self, what: &'static str) -> Reason {
+        match i32::try_from(self.id) {
+            Ok(fd) => Reason::fd(what, fd),
+            Err(_) => Reason::on(what, self.id),
+        }
+    }
+
     /// Registers `source` edge-triggered for reading and writing with the current runtime.
     /// `id` (usually the file descriptor) identifies it in park reasons.
     ///
@@ -218,7 +226,7 @@ impl Registration {
             ptr::addr_of!(sources[self.key]) as usize
         };
         let near = [self as *const Registration as usize, entry];
-        let wake = park::park_near(Reason::on(what, self.id), deadline, near, |w| {
+        let wake = park::park_near(self.reason(what), deadline, near, |w| {
             token = Some(self.side(direction, |side| {
                 side.ready = false;
                 side.waiters.push(w)

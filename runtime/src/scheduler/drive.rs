@@ -13,7 +13,7 @@ use super::run_queue::Runnable;
 use super::{Core, NO_TASK};
 use crate::context;
 use crate::task::{Task, Yielder};
-use crate::wake::{Wake, Waker};
+use crate::wake::{Subject, Wake, Waker};
 
 impl Core {
     /// Runs `main` as the main coroutine and everything it spawns; returns main's value, or
@@ -366,18 +366,22 @@ impl Core {
              (no timer pending, no coroutine parked on a socket, no blocking call or remote waker \
              in flight, no Handle alive)",
         );
+        let mut parked = Vec::new();
         self.tasks.for_each_task(|t| {
             let name = t.name.as_deref().map(|n| format!(" '{n}'")).unwrap_or_default();
-            let _ = write!(
-                report,
-                "\n  coroutine #{}{} parked on {} (stack: {} of {} bytes used)",
-                t.id,
-                name,
-                t.reason(),
-                t.stack_used(),
-                t.header.stack_size
-            );
+            parked.push((t.id, name, t.reason(), t.stack_used(), t.header.stack_size));
         });
+        for (id, name, reason, used, size) in &parked {
+            let _ = write!(report, "\n  coroutine #{id}{name} parked on {reason}");
+            // A lock names its holder (`Mutex#3 held by #5 'transfer'`) where it knows it.
+            if let Some(Subject::Object { id: object, .. }) = reason.on {
+                if let Some(holder) = self.holder(object) {
+                    let holder_name = parked.iter().find(|p| p.0 == holder).map_or("", |p| &p.1);
+                    let _ = write!(report, " held by #{holder}{holder_name}");
+                }
+            }
+            let _ = write!(report, " (stack: {used} of {size} bytes used)");
+        }
         report
     }
 }

@@ -47,6 +47,7 @@
 mod clock;
 mod config;
 mod drive;
+mod names;
 mod park;
 mod run_queue;
 mod stats;
@@ -141,6 +142,8 @@ pub(crate) struct Core {
     /// A watchdog is set, stacks are unguarded or stats are on: `resume` has work around each
     /// switch.
     switch_hooks: bool,
+    /// Numbers of waited-on objects and holders of waited-for locks.
+    names: names::Names,
 }
 
 static RUNTIME_IDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
@@ -202,6 +205,7 @@ impl Core {
             counting,
             tracer,
             watchdog,
+            names: names::Names::default(),
         }))
     }
 

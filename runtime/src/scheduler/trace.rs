@@ -157,13 +157,11 @@ impl Tracer {
     }
 }
 
-/// A park reason as the trace names it: what, and which object when it is a small number (a
-/// descriptor, a coroutine id), never an address, which would differ from run to run.
+/// A park reason as the trace names it: what, and which object (`Mutex#3`, `fd 12`, `#5`):
+/// objects are named by per-runtime numbers, never by addresses, which would differ from run
+/// to run.
 fn reason_name(reason: crate::wake::Reason) -> String {
-    match reason.on {
-        Some(on) if on <= 0xffff_ffff => format!("{} ({on})", escape(reason.what)),
-        _ => escape(reason.what),
-    }
+    escape(&reason.to_string())
 }
 
 /// `s` as a JSON string body.

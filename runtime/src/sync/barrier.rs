@@ -6,7 +6,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use super::{deadline_after, Waiters};
-use crate::park::{self, Reason, Wake};
+use crate::park::{self, ObjectId, Wake};
 
 /// Lets a fixed number of coroutines (`parties`) wait until all of them have arrived, then
 /// releases them together; it then resets itself for the next round (a *generation*).
@@ -56,6 +56,8 @@ pub struct Barrier {
     broken: Cell<bool>,
     /// Coroutines parked in `wait`.
     waiters: Waiters,
+    /// Its name in park reasons (`Barrier#3`).
+    id: ObjectId,
 }
 
 /// One round of a [`Barrier`], as its waiters see it.
@@ -110,6 +112,12 @@ impl fmt::Display for BrokenBarrier {
 impl std::error::Error for BrokenBarrier {}
 
 impl Barrier {
+    /// Names this object `label` in park reasons, deadlock reports and traces: `label#3` rather
+    /// than `Barrier#3` (see [`ObjectId`](crate::park::ObjectId)).
+    pub fn label(&self, label: &'static str) {
+        self.id.label(label);
+    }
+
     /// A barrier for `parties` coroutines.
     ///
     /// # Panics
@@ -123,6 +131,7 @@ impl Barrier {
             round: RefCell::new(Rc::new(Round::default())),
             broken: Cell::new(false),
             waiters: Waiters::new(),
+            id: ObjectId::new("Barrier"),
         }
     }
 
@@ -198,7 +207,7 @@ impl Barrier {
             // A decided round wins over however the park ended: a waiter whose park timed out
             // or was cancelled, but whose round was decided before it ran, gets the round's
             // outcome (a cancellation then takes effect at its next park). Hence `park`.
-            let wake = self.waiters.park(Reason::at("Barrier::wait", self), deadline, || {});
+            let wake = self.waiters.park(self.id.reason("Barrier::wait"), deadline, || {});
             match (wake, round.outcome.get()) {
                 (_, Some(true)) => {
                     let index = round.index(ticket);

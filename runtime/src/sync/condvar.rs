@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use super::{deadline_after, Mutex, MutexGuard, Waiters};
-use crate::park::Reason;
+use crate::park::ObjectId;
 
 /// A condition variable: coroutines wait on it, holding a [`Mutex`], until another notifies.
 ///
@@ -37,10 +37,12 @@ use crate::park::Reason;
 ///     assert!(*guard);
 /// });
 /// ```
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Condvar {
     /// Coroutines parked in `wait*`, notified in FIFO order.
     waiters: Waiters,
+    /// Its name in park reasons (`Condvar#3`).
+    id: ObjectId,
 }
 
 /// Whether a [`Condvar::wait_timeout`] returned because its time ran out.
@@ -55,9 +57,15 @@ impl WaitTimeoutResult {
 }
 
 impl Condvar {
+    /// Names this object `label` in park reasons, deadlock reports and traces: `label#3` rather
+    /// than `Condvar#3` (see [`ObjectId`](crate::park::ObjectId)).
+    pub fn label(&self, label: &'static str) {
+        self.id.label(label);
+    }
+
     /// A condition variable nobody waits on.
     pub const fn new() -> Condvar {
-        Condvar { waiters: Waiters::new() }
+        Condvar { waiters: Waiters::new(), id: ObjectId::new("Condvar") }
     }
 
     /// Unlocks the guard's mutex, parks until notified, and locks it again.
@@ -132,7 +140,7 @@ impl Condvar {
         // the mutex is unlocked either way before the unwind.
         let unlock = move || drop(guard);
         let timed_out =
-            !self.waiters.wait_with(Reason::at("Condvar::wait", self), deadline, unlock, || {});
+            !self.waiters.wait_with(self.id.reason("Condvar::wait"), deadline, unlock, || {});
         // Relock. A cancellation here must not swallow the notification we consumed.
         let relock = PassOnNotification { condvar: self, notified: !timed_out };
         mutex.lock_slow(None).expect("a lock without deadline does not time out");
@@ -153,5 +161,11 @@ impl Drop for PassOnNotification<'_> {
         if self.notified {
             self.condvar.notify_one();
         }
+    }
+}
+
+impl Default for Condvar {
+    fn default() -> Condvar {
+        Condvar::new()
     }
 }

@@ -4,7 +4,7 @@ use std::cell::Cell;
 use std::time::{Duration, Instant};
 
 use super::{deadline_after, wait, Waiters};
-use crate::park::Reason;
+use crate::park::ObjectId;
 
 /// A flag, initially clear. `wait` parks until it is set; `set` wakes every waiter.
 ///
@@ -24,18 +24,26 @@ use crate::park::Reason;
 ///     assert!(ready.is_set());
 /// });
 /// ```
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Event {
     /// The flag.
     set: Cell<bool>,
     /// Coroutines parked in `wait`; all woken by `set`.
     waiters: Waiters,
+    /// Its name in park reasons (`Event#3`).
+    id: ObjectId,
 }
 
 impl Event {
+    /// Names this object `label` in park reasons, deadlock reports and traces: `label#3` rather
+    /// than `Event#3` (see [`ObjectId`](crate::park::ObjectId)).
+    pub fn label(&self, label: &'static str) {
+        self.id.label(label);
+    }
+
     /// A clear event.
     pub const fn new() -> Event {
-        Event { set: Cell::new(false), waiters: Waiters::new() }
+        Event { set: Cell::new(false), waiters: Waiters::new(), id: ObjectId::new("Event") }
     }
 
     /// Sets the flag and wakes every waiter.
@@ -72,6 +80,12 @@ impl Event {
             return true;
         }
         // Timed out: the flag may still have been set meanwhile.
-        wait!(self.waiters, Reason::at("Event::wait", self), deadline) || self.set.get()
+        wait!(self.waiters, self.id.reason("Event::wait"), deadline) || self.set.get()
+    }
+}
+
+impl Default for Event {
+    fn default() -> Event {
+        Event::new()
     }
 }

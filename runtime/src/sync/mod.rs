@@ -91,10 +91,11 @@
 //!
 //! [`Mutex`], [`ReentrantMutex`], [`Semaphore`] and [`RwLock`] hand a released lock or permit
 //! directly to the longest waiter (FIFO handoff): it stays taken while the woken coroutine waits
-//! for its turn to run, so a coroutine that calls `try_lock` meanwhile cannot barge in. Channels
-//! and [`Queue`] wake their waiters in FIFO order but do not reserve the message for the woken
-//! one: a coroutine that is running when the message arrives may take it first, and the woken
-//! one waits again (at the back). [`select!`](crate::select) chooses uniformly among its
+//! for its turn to run, so a coroutine that calls `try_lock` meanwhile cannot barge in. A
+//! [`channel`] hands a message sent to the longest coroutine parked in `recv` in the same way.
+//! [`Queue`] wakes its waiters in FIFO order but does not reserve the item for the woken one:
+//! a coroutine that is running when the item arrives may take it first, and the woken one
+//! waits again (at the back). [`select!`](crate::select) chooses uniformly among its
 //! ready arms, from the runtime's stream of choices (repeatable under a seed); `biased;` makes
 //! it take the first ready arm written.
 
@@ -281,6 +282,18 @@ impl Waiters {
         self.len.set(q.len());
         n
     }
+}
+
+/// Tells the runtime who holds lock number `object` while coroutines wait for it (`waiters`
+/// not empty), or that nobody waits any more: what a deadlock report shows as `Mutex#3 held by
+/// #5`. A lock calls it when a coroutine joins its queue, when one leaves it without the lock,
+/// and when one is handed the lock; in between the holder cannot change without a waiter
+/// being handed the lock.
+pub(crate) fn tell_holder(object: u32, holder: u64, waiters: &Waiters) {
+    crate::context::with_core(|core| match waiters.is_empty() {
+        false => core.set_holder(object, holder),
+        true => core.clear_holder(object),
+    });
 }
 
 /// Removes `token` (if park registered one) from `waiters`.

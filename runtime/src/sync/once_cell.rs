@@ -5,7 +5,7 @@ use std::fmt;
 
 use super::{wait, Waiters};
 use crate::context;
-use crate::park::Reason;
+use crate::park::ObjectId;
 
 /// A cell written once. [`OnceCell::get_or_init`] runs the initializer in the first coroutine
 /// that needs the value; others asking meanwhile park until it is ready, even if the
@@ -37,6 +37,8 @@ pub struct OnceCell<T> {
     initializer: Cell<Option<u64>>,
     /// Coroutines parked waiting for the running initializer.
     waiters: Waiters,
+    /// Its name in park reasons (`OnceCell#3`).
+    id: ObjectId,
 }
 
 /// Clears `initializer` and wakes the next waiter if the initializer unwinds.
@@ -55,12 +57,19 @@ impl<T> Drop for Initializing<'_, T> {
 }
 
 impl<T> OnceCell<T> {
+    /// Names this object `label` in park reasons, deadlock reports and traces: `label#3` rather
+    /// than `OnceCell#3` (see [`ObjectId`](crate::park::ObjectId)).
+    pub fn label(&self, label: &'static str) {
+        self.id.label(label);
+    }
+
     /// An empty cell.
     pub const fn new() -> OnceCell<T> {
         OnceCell {
             value: std::cell::OnceCell::new(),
             initializer: Cell::new(None),
             waiters: Waiters::new(),
+            id: ObjectId::new("OnceCell"),
         }
     }
 
@@ -109,7 +118,7 @@ impl<T> OnceCell<T> {
                 }
                 // Woken when the initializer finished or failed: look again.
                 Some(_) => {
-                    wait!(self.waiters, Reason::at("OnceCell::get_or_init", self), None);
+                    wait!(self.waiters, self.id.reason("OnceCell::get_or_init"), None);
                 }
             }
         }

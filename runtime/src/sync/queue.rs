@@ -7,7 +7,7 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use super::{deadline_after, wait, Waiters};
-use crate::park::Reason;
+use crate::park::ObjectId;
 
 /// A queue with an optional size limit and Python's task accounting, in FIFO, LIFO or
 /// priority order.
@@ -56,6 +56,8 @@ pub struct Queue<T> {
     unfinished: Cell<usize>,
     /// Coroutines parked in `get`.
     getters: Waiters,
+    /// Its name in park reasons (`Queue#3`).
+    id: ObjectId,
     /// Coroutines parked in `put` (bounded queues).
     putters: Waiters,
     /// Coroutines parked in `join`.
@@ -172,12 +174,19 @@ impl<T: 'static> Queue<T> {
 }
 
 impl<T> Queue<T> {
+    /// Names this object `label` in park reasons, deadlock reports and traces: `label#3` rather
+    /// than `Queue#3` (see [`ObjectId`](crate::park::ObjectId)).
+    pub fn label(&self, label: &'static str) {
+        self.id.label(label);
+    }
+
     fn with_store(store: Box<dyn Store<T>>, maxsize: usize) -> Queue<T> {
         Queue {
             items: RefCell::new(store),
             maxsize,
             unfinished: Cell::new(0),
             getters: Waiters::new(),
+            id: ObjectId::new("Queue"),
             putters: Waiters::new(),
             joiners: Waiters::new(),
         }
@@ -290,7 +299,7 @@ impl<T> Queue<T> {
                 Ok(()) => return Ok(()),
                 Err(Full(i)) => item = i,
             }
-            if !wait!(self.putters, Reason::at("Queue::put", self), deadline) {
+            if !wait!(self.putters, self.id.reason("Queue::put"), deadline) {
                 return Err(Full(item));
             }
         }
@@ -302,7 +311,7 @@ impl<T> Queue<T> {
             if let Ok(item) = self.get_nowait() {
                 return Ok(item);
             }
-            if !wait!(self.getters, Reason::at("Queue::get", self), deadline) {
+            if !wait!(self.getters, self.id.reason("Queue::get"), deadline) {
                 return Err(Empty);
             }
         }
@@ -314,7 +323,7 @@ impl<T> Queue<T> {
             return true;
         }
         // Timed out: the last task may still have been marked done meanwhile.
-        wait!(self.joiners, Reason::at("Queue::join", self), deadline) || self.unfinished.get() == 0
+        wait!(self.joiners, self.id.reason("Queue::join"), deadline) || self.unfinished.get() == 0
     }
 }
 

@@ -5,9 +5,9 @@ use std::fmt;
 use std::ops::Deref;
 use std::time::{Duration, Instant};
 
-use super::{deadline_after, wait, Waiters};
+use super::{deadline_after, tell_holder, Waiters};
 use crate::context;
-use crate::park::Reason;
+use crate::park::ObjectId;
 
 /// A mutex the coroutine holding it may lock again; it is released when every guard is gone.
 ///
@@ -36,6 +36,8 @@ pub struct ReentrantMutex<T: ?Sized> {
     depth: Cell<usize>,
     /// Coroutines parked in `lock`, longest waiter first.
     waiters: Waiters,
+    /// Its name in park reasons (`ReentrantMutex#3`).
+    id: ObjectId,
     value: T,
 }
 
@@ -52,6 +54,7 @@ impl<T> ReentrantMutex<T> {
             owner: Cell::new(None),
             depth: Cell::new(0),
             waiters: Waiters::new(),
+            id: ObjectId::new("ReentrantMutex"),
             value,
         }
     }
@@ -63,6 +66,12 @@ impl<T> ReentrantMutex<T> {
 }
 
 impl<T: ?Sized> ReentrantMutex<T> {
+    /// Names this object `label` in park reasons, deadlock reports and traces: `label#3` rather
+    /// than `ReentrantMutex#3` (see [`ObjectId`](crate::park::ObjectId)).
+    pub fn label(&self, label: &'static str) {
+        self.id.label(label);
+    }
+
     /// Locks, parking until the lock is free, unless this coroutine holds it already.
     ///
     /// # Panics
@@ -105,10 +114,15 @@ impl<T: ?Sized> ReentrantMutex<T> {
         if let Some(guard) = self.try_enter(me) {
             return Some(guard);
         }
+        let reason = self.id.reason("ReentrantMutex::lock");
+        let object = self.id.number();
+        // Keeps the holder a deadlock report names (see `tell_holder`).
+        let tell = || tell_holder(object, self.owner.get().unwrap_or(0), &self.waiters);
         // Handed over by `release`, which set `owner` to us and `depth` to 0.
-        if !wait!(self.waiters, Reason::at("ReentrantMutex::lock", self), deadline) {
+        if !self.waiters.wait_with(reason, deadline, tell, tell) {
             return None;
         }
+        tell();
         self.depth.set(1);
         Some(ReentrantMutexGuard { lock: self })
     }

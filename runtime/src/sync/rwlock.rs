@@ -6,7 +6,7 @@ use std::ops::{Deref, DerefMut};
 use std::time::{Duration, Instant};
 
 use super::{deadline_after, Waiters};
-use crate::park::Reason;
+use crate::park::{ObjectId, Reason};
 
 /// A reader-writer lock: any number of readers, or one writer.
 ///
@@ -54,6 +54,8 @@ pub struct RwLock<T: ?Sized> {
     writers_waiting: Cell<usize>,
     /// Parked readers.
     read_waiters: Waiters,
+    /// Its name in park reasons (`RwLock#3`).
+    id: ObjectId,
     /// Parked writers, longest first.
     write_waiters: Waiters,
     value: UnsafeCell<T>,
@@ -80,6 +82,7 @@ impl<T> RwLock<T> {
             readers_waiting: Cell::new(0),
             writers_waiting: Cell::new(0),
             read_waiters: Waiters::new(),
+            id: ObjectId::new("RwLock"),
             write_waiters: Waiters::new(),
             value: UnsafeCell::new(value),
         }
@@ -92,6 +95,12 @@ impl<T> RwLock<T> {
 }
 
 impl<T: ?Sized> RwLock<T> {
+    /// Names this object `label` in park reasons, deadlock reports and traces: `label#3` rather
+    /// than `RwLock#3` (see [`ObjectId`](crate::park::ObjectId)).
+    pub fn label(&self, label: &'static str) {
+        self.id.label(label);
+    }
+
     /// Takes a shared lock, parking while a writer holds or waits for the lock.
     #[track_caller]
     pub fn read(&self) -> RwLockReadGuard<'_, T> {
@@ -148,7 +157,7 @@ impl<T: ?Sized> RwLock<T> {
         if let Some(guard) = self.try_read() {
             return Some(guard);
         }
-        let reason = Reason::at("RwLock::read", self);
+        let reason = self.id.reason("RwLock::read");
         // Let in by `admit_readers`, which counted us in `readers`.
         self.wait_turn(&self.read_waiters, &self.readers_waiting, reason, deadline)
             .then(|| RwLockReadGuard { lock: self })
@@ -158,7 +167,7 @@ impl<T: ?Sized> RwLock<T> {
         if let Some(guard) = self.try_write() {
             return Some(guard);
         }
-        let reason = Reason::at("RwLock::write", self);
+        let reason = self.id.reason("RwLock::write");
         // Handed over by `hand_to_writer`, which set `writer`.
         self.wait_turn(&self.write_waiters, &self.writers_waiting, reason, deadline)
             .then(|| RwLockWriteGuard { lock: self })

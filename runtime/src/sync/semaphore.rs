@@ -5,7 +5,7 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use super::{deadline_after, wait, Waiters};
-use crate::park::Reason;
+use crate::park::ObjectId;
 
 /// A set of permits; `acquire` parks while none is free.
 ///
@@ -68,6 +68,8 @@ pub struct Semaphore {
     permits: Cell<usize>,
     /// Coroutines parked in `acquire`, longest first.
     waiters: Waiters,
+    /// Its name in park reasons (`Semaphore#3`).
+    id: ObjectId,
 }
 
 /// A permit of a [`Semaphore`] or [`BoundedSemaphore`]; dropping it gives the permit back.
@@ -79,9 +81,19 @@ pub struct SemaphoreGuard<'a> {
 }
 
 impl Semaphore {
+    /// Names this object `label` in park reasons, deadlock reports and traces: `label#3` rather
+    /// than `Semaphore#3` (see [`ObjectId`](crate::park::ObjectId)).
+    pub fn label(&self, label: &'static str) {
+        self.id.label(label);
+    }
+
     /// A semaphore with `permits` free permits.
     pub const fn new(permits: usize) -> Semaphore {
-        Semaphore { permits: Cell::new(permits), waiters: Waiters::new() }
+        Semaphore {
+            permits: Cell::new(permits),
+            waiters: Waiters::new(),
+            id: ObjectId::new("Semaphore"),
+        }
     }
 
     /// Takes a permit, parking until one is free and this coroutine's turn has come.
@@ -160,7 +172,7 @@ impl Semaphore {
             return Some(());
         }
         // Handed a permit by `release`, or not (timed out: `release` skipped our ended park).
-        wait!(self.waiters, Reason::at("Semaphore::acquire", self), deadline).then_some(())
+        wait!(self.waiters, self.id.reason("Semaphore::acquire"), deadline).then_some(())
     }
 }
 
@@ -232,6 +244,12 @@ impl fmt::Display for OverRelease {
 impl std::error::Error for OverRelease {}
 
 impl BoundedSemaphore {
+    /// Names this object `label` in park reasons, deadlock reports and traces: `label#3` rather
+    /// than `Semaphore#3` (see [`ObjectId`](crate::park::ObjectId)).
+    pub fn label(&self, label: &'static str) {
+        self.sem.id.label(label);
+    }
+
     /// A bounded semaphore with `permits` permits, all free.
     pub const fn new(permits: usize) -> BoundedSemaphore {
         BoundedSemaphore { sem: Semaphore::new(permits), limit: permits, forgotten: Cell::new(0) }

@@ -4,7 +4,7 @@ use std::cell::Cell;
 use std::time::{Duration, Instant};
 
 use super::{deadline_after, wait, Waiters};
-use crate::park::Reason;
+use crate::park::ObjectId;
 
 /// A counter of unfinished tasks: `add` before starting them, `done` as each finishes, and
 /// `wait` parks until the count is zero.
@@ -24,18 +24,26 @@ use crate::park::Reason;
 ///     assert_eq!(wg.count(), 0);
 /// });
 /// ```
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct WaitGroup {
     /// Tasks added and not yet done.
     count: Cell<usize>,
     /// Coroutines parked in `wait`; all woken when `count` reaches zero.
     waiters: Waiters,
+    /// Its name in park reasons (`WaitGroup#3`).
+    id: ObjectId,
 }
 
 impl WaitGroup {
+    /// Names this object `label` in park reasons, deadlock reports and traces: `label#3` rather
+    /// than `WaitGroup#3` (see [`ObjectId`](crate::park::ObjectId)).
+    pub fn label(&self, label: &'static str) {
+        self.id.label(label);
+    }
+
     /// A wait group with nothing to wait for.
     pub const fn new() -> WaitGroup {
-        WaitGroup { count: Cell::new(0), waiters: Waiters::new() }
+        WaitGroup { count: Cell::new(0), waiters: Waiters::new(), id: ObjectId::new("WaitGroup") }
     }
 
     /// Adds `n` tasks.
@@ -80,6 +88,12 @@ impl WaitGroup {
         }
         // Notified: the count reached zero (it may have grown again since: that is a new
         // round). Timed out: it may still have reached zero meanwhile.
-        wait!(self.waiters, Reason::at("WaitGroup::wait", self), deadline) || self.count.get() == 0
+        wait!(self.waiters, self.id.reason("WaitGroup::wait"), deadline) || self.count.get() == 0
+    }
+}
+
+impl Default for WaitGroup {
+    fn default() -> WaitGroup {
+        WaitGroup::new()
     }
 }

@@ -9,7 +9,7 @@ use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::time::Instant;
 
 use super::{RecvTimeoutError, SendTimeoutError, TryRecvError, TrySendError};
-use crate::park::{self, Reason, Token, Wake, Waker};
+use crate::park::{self, ObjectId, Reason, Token, Wake, Waker};
 use crate::sync::{forget, wait, Waiters};
 
 /// A parked rendezvous sender whose value sits in the buffer until a receiver takes it.
@@ -44,7 +44,17 @@ pub(super) struct Chan<T> {
     /// Senders parked for room (bounded), for a receiver (rendezvous `select!` send arms), or
     /// with an offer (rendezvous `send`); also woken all at once when receivers disconnect.
     pub(super) send_waiters: Waiters,
-    /// Receivers parked for a message; woken all at once when senders disconnect.
+    /// Its name in park reasons (`channel#3`).
+    pub(super) id: ObjectId,
+    /// Receivers parked in `recv` (and `recv_timeout`, `iter`): a send hands the longest
+    /// waiting one its message (`handed`). Woken all at once when senders disconnect.
+    pub(super) takers: Waiters,
+    /// Messages handed to woken `takers`, each with the waker of the park it ended: reserved
+    /// for that receiver, which takes it when it runs. Not in `buffer`, so neither `try_recv`
+    /// nor `len` sees them. Usually one entry, or a few, in the order the receivers were woken.
+    pub(super) handed: RefCell<VecDeque<(Waker, T)>>,
+    /// `select!`s parked with a recv arm: told a message is there, not handed it (a select
+    /// may choose another arm). Woken all at once when senders disconnect.
     pub(super) recv_waiters: Waiters,
     /// Rendezvous only: receivers that may not wait for a sender (`try_recv`, a `select!`
     /// with a `default` arm) but found one parked in a `select!` send arm, whose value is made
@@ -92,17 +102,51 @@ impl<T> Chan<T> {
         self.cap.is_some_and(|cap| self.buffered() >= cap)
     }
 
-    /// Appends a message and wakes a parked receiver for it.
+    /// Hands a message to the longest parked `recv`, or else appends it to the buffer and
+    /// tells a parked `select!` about it.
+    #[inline]
     pub(super) fn push(&self, value: T) {
-        self.buffer.borrow_mut().values.push_back(value);
-        self.recv_waiters.wake_one();
+        if let Err(value) = self.hand(value) {
+            self.buffer.borrow_mut().values.push_back(value);
+            self.recv_waiters.wake_one();
+        }
+    }
+
+    /// Wakes the longest parked `recv` and reserves `value` for it; gives the value back if no
+    /// `recv` is parked.
+    #[inline]
+    fn hand(&self, value: T) -> Result<(), T> {
+        match self.takers.wake_one() {
+            Some(taker) => {
+                self.handed.borrow_mut().push_back((taker, value));
+                Ok(())
+            }
+            None => Err(value),
+        }
+    }
+
+    /// The message handed to the park that `waker` woke, if a send handed it one (rather than
+    /// a disconnection, or a rendezvous `select!` sender's promise, waking it).
+    #[inline]
+    fn take_handed(&self, waker: Waker) -> Option<T> {
+        let mut handed = self.handed.borrow_mut();
+        // The receivers run in the order they were woken, so this is nearly always the first.
+        let i = handed.iter().position(|&(w, _)| w == waker)?;
+        handed.remove(i).map(|(_, v)| v)
     }
 
     /// Rendezvous: wakes a receiver that will take a value pushed for it, a claimant first;
     /// false if none is parked.
     #[inline]
     pub(super) fn wake_receiver(&self) -> bool {
-        self.claimants.wake_one().is_some() || self.recv_waiters.wake_one().is_some()
+        self.claimants.wake_one().is_some()
+            || self.takers.wake_one().is_some()
+            || self.recv_waiters.wake_one().is_some()
+    }
+
+    /// True if a receiver of any kind is parked: a rendezvous value has somewhere to go.
+    pub(super) fn has_parked_receiver(&self) -> bool {
+        !self.claimants.is_empty() || !self.takers.is_empty() || !self.recv_waiters.is_empty()
     }
 
     /// Rendezvous, nothing to receive: if a sender waits in a `select!` send arm (its value is
@@ -215,10 +259,17 @@ impl<T> Chan<T> {
         match self.cap {
             None => self.push(value),
             Some(0) => {
-                if !self.wake_receiver() {
-                    return Err(TrySendError::Full(value));
+                // A claimant (a `try_recv` waiting for a `select!` sender) first, as
+                // `wake_receiver`; then a parked `recv`, handed the value; then a `select!`,
+                // which takes it from the buffer if it chooses this arm.
+                if self.claimants.wake_one().is_some() {
+                    self.push_handed(value);
+                } else if let Err(value) = self.hand(value) {
+                    if self.recv_waiters.wake_one().is_none() {
+                        return Err(TrySendError::Full(value));
+                    }
+                    self.push_handed(value);
                 }
-                self.push_handed(value);
             }
             Some(cap) => {
                 if self.buffered() >= cap {
@@ -247,7 +298,7 @@ impl<T> Chan<T> {
                 }
                 Err(TrySendError::Full(v)) => value = v,
             }
-            if !wait!(self.send_waiters, Reason::at("Sender::send", self), deadline) {
+            if !wait!(self.send_waiters, self.id.reason("Sender::send"), deadline) {
                 return Err(SendTimeoutError::Timeout(value));
             }
         }
@@ -274,7 +325,7 @@ impl<T> Chan<T> {
         // the park ended; and a value already taken outranks a cancellation.
         loop {
             let mut token = None;
-            let wake = park::park(Reason::at("Sender::send", self), deadline, |waker| {
+            let wake = park::park(self.id.reason("Sender::send"), deadline, |waker| {
                 token = Some(self.send_waiters.push(waker));
                 let offer = Offer { id, waker };
                 let mut b = self.buffer.borrow_mut();
@@ -356,9 +407,31 @@ impl<T> Chan<T> {
                 Err(TryRecvError::Disconnected) => return Err(RecvTimeoutError::Disconnected),
                 Err(TryRecvError::Empty) => {}
             }
-            let reason = Reason::at("Receiver::recv", self);
-            if !self.recv_waiters.wait_with(reason, deadline, || self.receiver_queued(), || {}) {
-                return Err(RecvTimeoutError::Timeout);
+            // Its own park, not `Waiters`': the wake is matched with the message handed for it.
+            let mut parked = None;
+            let wake = park::park(self.id.reason("Receiver::recv"), deadline, |waker| {
+                parked = Some((waker, self.takers.push(waker)));
+                self.receiver_queued();
+            });
+            match (wake, parked) {
+                // A handoff is first-wins like every wake: a `Notified` park owns its message
+                // even if a cancellation or the deadline came right after (a cancellation
+                // then takes effect at the coroutine's next park).
+                (Wake::Notified, Some((waker, _))) => {
+                    if let Some(v) = self.take_handed(waker) {
+                        return Ok(v);
+                    }
+                    // Woken by a disconnection or a rendezvous promise: look again.
+                }
+                (Wake::Notified, None) => {}
+                (Wake::TimedOut, parked) => {
+                    forget(&self.takers, parked.map(|(_, t)| t));
+                    return Err(RecvTimeoutError::Timeout);
+                }
+                (Wake::Cancelled, parked) => {
+                    forget(&self.takers, parked.map(|(_, t)| t));
+                    park::unwind()
+                }
             }
         }
     }
@@ -396,7 +469,12 @@ impl<T> Chan<T> {
 
 impl<T> Drop for Chan<T> {
     fn drop(&mut self) {
-        drop_messages(take(&mut self.buffer.get_mut().values));
+        // Handed messages outlive their receivers only when the runtime ended while those
+        // were parked.
+        let handed = take(self.handed.get_mut()).into_iter().map(|(_, v)| v);
+        let mut messages = take(&mut self.buffer.get_mut().values);
+        messages.extend(handed);
+        drop_messages(messages);
     }
 }
 

@@ -24,7 +24,7 @@
 //!   `send` hands it the value and returns at once (the woken receiver takes it when it runs);
 //!   otherwise the sender parks, its value on offer, until a receiver takes it. `try_send`
 //!   succeeds only if a receiver is parked (in `recv` or in a `select!` with a `recv` arm).
-//!   Not guaranteed: that the receiver woken for a value is the one that takes it — a `select!`
+//!   A receiver parked in `recv` is handed the value (see "Order and fairness"); a `select!`
 //!   woken for it may choose another arm, and the value then goes to the next receiver.
 //!   Its `len()` is always 0, as crossbeam-channel's: a value on offer is still its sender's,
 //!   and a value handed to a woken receiver is already that receiver's.
@@ -49,11 +49,21 @@
 //!
 //! # Order and fairness
 //!
-//! Messages come out in the order they went in. Parked receivers (and senders) are woken in
-//! FIFO order, but a message is not reserved for the coroutine woken for it: one that runs
-//! first may take it, and the woken one parks again at the back. No message is lost or
-//! duplicated: a waiter that times out or is cancelled is simply not woken, and one that was
-//! woken but then took nothing (a `select!` that chose another arm) passes the wakeup on.
+//! Messages come out in the order they went in. A send to a channel with a coroutine parked in
+//! [`Receiver::recv`] (or `recv_timeout`, `iter`) *hands* the message to the longest parked
+//! one: it is that receiver's when it runs, and a coroutine that runs first (`try_recv`,
+//! another `recv`) cannot take it — as [`Mutex`](super::Mutex) hands a released lock to its
+//! longest waiter. So parked consumers share a producer's messages in turn, with no yield
+//! between sends. A receiver handed a message gets it even if its deadline passes or it is
+//! cancelled before it runs (the cancellation takes effect at its next park).
+//!
+//! A `select!` parked with a recv arm is told about a message, not handed it (it may choose
+//! another arm): it takes the message if it is still there when it runs, and one that took
+//! nothing passes the wakeup on. Parked `recv`s are served before parked `select!`s. Parked
+//! senders of a full bounded channel are woken in FIFO order when room is made, and the room
+//! is not reserved for them: a sender that runs first may take it, and the woken one parks
+//! again at the back. No message is lost or duplicated: a waiter that times out or is
+//! cancelled before it was woken is simply skipped.
 
 mod chan;
 mod error;
@@ -70,7 +80,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use super::{deadline_after, Waiters};
-use crate::park::{Reason, Token, Waker};
+use crate::park::{ObjectId, Reason, Token, Waker};
 use chan::{Buffer, Chan};
 
 /// A channel buffering at most `cap` messages; `bounded(0)` is a rendezvous channel.
@@ -91,6 +101,9 @@ fn make<T>(cap: Option<usize>) -> (Sender<T>, Receiver<T>) {
         senders: Cell::new(1),
         receivers: Cell::new(1),
         send_waiters: Waiters::new(),
+        id: ObjectId::new("channel"),
+        takers: Waiters::new(),
+        handed: RefCell::new(VecDeque::new()),
         recv_waiters: Waiters::new(),
         claimants: Waiters::new(),
         claimed: RefCell::new(Vec::new()),
@@ -142,6 +155,12 @@ pub struct Receiver<T> {
 }
 
 impl<T> Sender<T> {
+    /// Names this object `label` in park reasons, deadlock reports and traces: `label#3` rather
+    /// than `channel#3` (see [`ObjectId`](crate::park::ObjectId)).
+    pub fn label(&self, label: &'static str) {
+        self.chan.id.label(label);
+    }
+
     /// Sends, parking while a bounded channel is full (or, for a rendezvous channel, until a
     /// receiver takes the value). Fails, giving the value back, when every receiver is gone.
     #[track_caller]
@@ -244,6 +263,12 @@ impl<T> Drop for SelectSend<'_, T> {
 }
 
 impl<T> Receiver<T> {
+    /// Names this object `label` in park reasons, deadlock reports and traces: `label#3` rather
+    /// than `channel#3` (see [`ObjectId`](crate::park::ObjectId)).
+    pub fn label(&self, label: &'static str) {
+        self.chan.id.label(label);
+    }
+
     /// Receives, parking until a message arrives. `Err` once every sender is gone and the
     /// buffer is drained.
     #[track_caller]
@@ -279,7 +304,7 @@ impl<T> Receiver<T> {
     fn try_recv_claiming(&self) -> Result<T, TryRecvError> {
         match self.chan.try_recv() {
             Err(TryRecvError::Empty)
-                if self.chan.claim(Reason::at("Receiver::try_recv", &*self.chan)) =>
+                if self.chan.claim(self.chan.id.reason("Receiver::try_recv")) =>
             {
                 self.chan.try_recv()
             }
@@ -401,7 +426,7 @@ impl<T> super::select::SelectArm for Sender<T> {
         chan.receivers.get() == 0
             || match chan.cap {
                 None => true,
-                Some(0) => !chan.recv_waiters.is_empty() || !chan.claimants.is_empty(),
+                Some(0) => chan.has_parked_receiver(),
                 Some(cap) => chan.buffered() < cap,
             }
     }
@@ -453,6 +478,7 @@ impl<T> Drop for Sender<T> {
         let n = self.chan.senders.get() - 1;
         self.chan.senders.set(n);
         if n == 0 {
+            self.chan.takers.wake_all();
             self.chan.recv_waiters.wake_all();
             self.chan.claimants.wake_all();
         }

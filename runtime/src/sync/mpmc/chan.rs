@@ -2,12 +2,13 @@
 //! public [`Sender`](super::Sender) and [`Receiver`](super::Receiver) wrap. The protocol itself
 //! (who hands what to whom) is in [`super::state`]; how a waiter waits is in [`super::wait`].
 
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use super::state::{Kind, Outcome, State, Waiter};
 use super::wait::{self, deliver, Ended};
-use crate::park::{self, Reason};
+use crate::park::{self, Reason, Subject};
 use crate::sync::channel::{RecvTimeoutError, SendTimeoutError, TryRecvError, TrySendError};
 
 /// The state a channel's senders and receivers share, in any number of threads and runtimes.
@@ -16,11 +17,23 @@ pub(super) struct Chan<T> {
     pub(super) state: Mutex<State<T>>,
     /// `None`: unbounded; `Some(0)`: rendezvous; `Some(n)`: at most n buffered.
     pub(super) cap: Option<usize>,
+    /// Its name in park reasons, `mpmc#4`: numbered per process when made, not per runtime
+    /// as the single-thread primitives are ([`crate::park::ObjectId`]), since it belongs to
+    /// no one runtime.
+    number: u32,
 }
+
+/// The last `Chan::number` given.
+static NUMBERS: AtomicU32 = AtomicU32::new(0);
 
 impl<T> Chan<T> {
     pub(super) fn new(cap: Option<usize>) -> Chan<T> {
-        Chan { state: Mutex::new(State::new()), cap }
+        let number = NUMBERS.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
+        Chan { state: Mutex::new(State::new()), cap, number }
+    }
+
+    fn reason(&self, what: &'static str) -> Reason {
+        Reason { what, on: Some(Subject::Object { name: "mpmc", id: self.number }) }
     }
 
     pub(super) fn lock(&self) -> MutexGuard<'_, State<T>> {
@@ -67,7 +80,7 @@ impl<T> Chan<T> {
         };
         let coroutine = wait::in_coroutine();
         let deadline = wait::deadline(timeout, coroutine);
-        let reason = Reason::at("mpmc::Sender::send", self);
+        let reason = self.reason("mpmc::Sender::send");
         let waiter = Waiter::new(Kind::Send, Some(value));
         let (mut st, key, ended) = wait::wait(&self.state, st, waiter, reason, deadline, coroutine);
         let waiter = st.waiters.remove(key);
@@ -106,7 +119,7 @@ impl<T> Chan<T> {
         }
         let coroutine = wait::in_coroutine();
         let deadline = wait::deadline(timeout, coroutine);
-        let reason = Reason::at("mpmc::Receiver::recv", self);
+        let reason = self.reason("mpmc::Receiver::recv");
         let waiter = Waiter::new(Kind::Recv, None);
         let (mut st, key, ended) = wait::wait(&self.state, st, waiter, reason, deadline, coroutine);
         let waiter = st.waiters.remove(key);
