@@ -134,6 +134,14 @@ fn a_peer_that_sends_nothing_holds_only_its_own_coroutine() {
         assert_eq!(busy.join().unwrap(), 1000);
         // Still waiting on its silent peer, and released when that peer hangs up.
         assert_eq!(stalled.coroutine().parked_on().map(|r| r.what), Some("TcpStream::read"));
+        // The socket is named by its descriptor (the server side's, not the client's).
+        let reason = stalled.coroutine().parked_on().unwrap().to_string();
+        let fd: i32 = reason
+            .strip_prefix("TcpStream::read (fd ")
+            .and_then(|r| r.strip_suffix(')'))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{reason}"));
+        assert!(fd > 2 && fd != stalled_client.as_raw_fd(), "{reason}");
         drop(stalled_client);
         assert_eq!(stalled.join().unwrap(), 0);
     });

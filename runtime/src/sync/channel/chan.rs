@@ -131,6 +131,9 @@ impl<T> Chan<T> {
     fn take_handed(&self, waker: Waker) -> Option<T> {
         let mut handed = self.handed.borrow_mut();
         // The receivers run in the order they were woken, so this is nearly always the first.
+        if handed.front().is_some_and(|&(w, _)| w == waker) {
+            return handed.pop_front().map(|(_, v)| v);
+        }
         let i = handed.iter().position(|&(w, _)| w == waker)?;
         handed.remove(i).map(|(_, v)| v)
     }
@@ -281,8 +284,29 @@ impl<T> Chan<T> {
         Ok(())
     }
 
+    /// Sends, parking while a bounded channel is full (or, on a rendezvous channel, until a
+    /// receiver takes the value).
+    #[inline]
     #[track_caller]
     pub(super) fn send(
+        &self,
+        value: T,
+        deadline: Option<Instant>,
+    ) -> Result<(), SendTimeoutError<T>> {
+        // The common case, kept small enough to inline: a receiver is parked in `recv` (so a
+        // `Receiver` is alive), and no claimant comes first (see `try_send`).
+        if !self.takers.is_empty() && self.claimants.is_empty() {
+            return match self.hand(value) {
+                Ok(()) => Ok(()),
+                Err(value) => self.send_slow(value, deadline),
+            };
+        }
+        self.send_slow(value, deadline)
+    }
+
+    #[inline(never)]
+    #[track_caller]
+    fn send_slow(
         &self,
         mut value: T,
         deadline: Option<Instant>,
