@@ -139,8 +139,11 @@
 //!   deadlines from it (`sleep_until(time::now() + d)`).
 //! * **`HashMap`'s random state** and any other randomness: iterate a `BTreeMap`, or build the
 //!   hasher with a fixed seed; draw random numbers from a generator seeded by your run's seed.
-//! * **Addresses**: park reasons of locks and channels name them by address, which differs
-//!   between runs; compare reasons by their `what` only.
+//!
+//! Park reasons, deadlock reports and traces name the objects coroutines wait on by small
+//! per-runtime numbers given in the order they are first waited on (`Mutex::lock (Mutex#3)`,
+//! `Receiver::recv (channel#7)`, or a label: [`park::ObjectId`]), never by address, so they
+//! repeat too.
 //!
 //! # Many coroutines
 //!
