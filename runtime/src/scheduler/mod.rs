@@ -172,6 +172,7 @@ impl Core {
         let tracer = config.trace.clone().map(trace::Tracer::new);
         let choices = Rng::new(config.seed.unwrap_or(0) ^ CHOICES_STREAM);
         let tasks = Tasks::new(config.seed);
+        let clock = Clock::new(config.virtual_time);
         if let (Some(seed), Some((depth, steps))) = (config.seed, config.pct) {
             tasks.set_pct(Pct::new(depth, steps, &mut Rng::new(seed ^ PCT_STREAM)));
         }
@@ -181,7 +182,7 @@ impl Core {
                 Guards::choose(config.guarded, config.guard_regions),
                 config.pool_limit,
             )),
-            clock: Clock::new(config.virtual_time),
+            clock,
             tasks,
             config,
             main_key: Cell::new(NO_TASK),
