@@ -398,7 +398,7 @@ impl Core {
             self.count_spawn(self.tasks.len());
         }
         if self.tracer.is_some() {
-            self.trace_spawn(id, name_for_trace.as_deref());
+            self.trace_spawn(key, id, name_for_trace.as_deref());
         }
         (key, id)
     }
@@ -425,7 +425,7 @@ impl Core {
             self.count_finish(finished.task().id);
         }
         if self.tracer.is_some() {
-            self.trace_finish(finished.task().id);
+            self.trace_finish(finished.task());
         }
         if let Some(watchdog) = &self.watchdog {
             if finished.task().name.is_some() {

@@ -204,7 +204,7 @@ impl Core {
             self.count_wake(task.id);
         }
         if self.tracer.is_some() {
-            self.trace_wake(task.id);
+            self.trace_wake(task);
         }
         if woken.was_parked {
             self.tasks.push_runnable(task);
