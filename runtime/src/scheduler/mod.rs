@@ -165,7 +165,7 @@ impl Core {
         let remote = Arc::new(RemoteShared::new(reactor.make_waker()?, runtime_id));
         let watchdog = config.watchdog.as_ref().map(Watchdog::start).transpose()?;
         let guarded = config.guarded;
-        let counting = config.stats.then(stats::Counting::default);
+        let counting = config.stats.then(|| stats::Counting::new(!config.virtual_time));
         let tracer = config.trace.clone().map(trace::Tracer::new);
         let choices = Rng::new(config.seed.unwrap_or(0) ^ CHOICES_STREAM);
         let tasks = Tasks::new(config.seed);
@@ -422,7 +422,7 @@ impl Core {
     fn finish(&self, finished: Runnable) {
         let (key, daemon) = (finished.task().key, finished.task().daemon);
         if self.counting.is_some() {
-            self.count_finish(finished.task().id);
+            self.count_finish(finished.task());
         }
         if self.tracer.is_some() {
             self.trace_finish(finished.task());
