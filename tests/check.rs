@@ -98,3 +98,71 @@ fn a_hundred_seeds_give_at_least_95_distinct_schedules_and_each_repeats() {
     assert!(schedules.len() >= 95, "only {} distinct schedules", schedules.len());
     assert_eq!(schedule(42), schedule(42));
 }
+
+fn temp_path(name: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("spindle-check-{}-{name}", std::process::id()))
+}
+
+#[test]
+fn a_failure_writes_its_runs_trace_the_same_each_time() {
+    let failure = check::search(Strategy::Random, 0, 200, check_then_act).unwrap_err();
+    let (a, b) = (temp_path("a.json"), temp_path("b.json"));
+    failure.write_trace(&a, check_then_act).unwrap();
+    failure.write_trace(&b, check_then_act).unwrap();
+    let (ta, tb) = (std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+    std::fs::remove_file(&a).unwrap();
+    std::fs::remove_file(&b).unwrap();
+    assert!(ta == tb, "the failing run, traced twice, is the same run");
+    let trace: serde_json::Value = serde_json::from_slice(&ta).expect("the trace is JSON");
+    let events = trace.as_array().unwrap();
+    assert!(events.iter().any(|e| e["ph"] == "X" && e["name"] == "run"));
+    // Main and the two racing coroutines each have a track.
+    let tracks = events.iter().filter(|e| e["ph"] == "M" && e["tid"] != u64::MAX).count();
+    assert_eq!(tracks, 3, "{events:?}");
+}
+
+#[test]
+fn write_trace_says_when_the_rerun_passes() {
+    // A failure whose seed does not fail: the body it is given is not the one that failed.
+    let failure = check::search(Strategy::Random, 0, 200, check_then_act).unwrap_err();
+    let path = temp_path("passes.json");
+    let err = failure.write_trace(&path, || {}).unwrap_err();
+    std::fs::remove_file(&path).unwrap();
+    assert!(err.to_string().contains("passed when run again"), "{err}");
+}
+
+/// Run by `spindle_trace_dir_writes_the_failing_runs_trace` in a child process, with
+/// `SPINDLE_TRACE_DIR` set (setting it here would reach every test of this binary).
+#[test]
+#[ignore = "run by spindle_trace_dir_writes_the_failing_runs_trace"]
+fn search_under_spindle_trace_dir() {
+    let failure = check::search(Strategy::Pct { depth: 2 }, 0, 500, lost_wakeup).unwrap_err();
+    let trace = failure.trace.clone().expect("SPINDLE_TRACE_DIR is set: the trace was written");
+    assert!(failure.to_string().contains(&format!("trace is in {}", trace.display())));
+    let text = std::fs::read_to_string(&trace).unwrap();
+    let events: serde_json::Value = serde_json::from_str(&text).expect("the trace is JSON");
+    // The deadlock's waits are in it, named by what they waited on.
+    let waits = events.as_array().unwrap().iter().filter(|e| e["cat"] == "wait").count();
+    assert!(waits > 0);
+    println!("wrote {}", trace.display());
+}
+
+#[test]
+fn spindle_trace_dir_writes_the_failing_runs_trace() {
+    let dir = temp_path("dir");
+    let _ = std::fs::remove_dir_all(&dir);
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "search_under_spindle_trace_dir", "--ignored", "--nocapture"])
+        .env("SPINDLE_TRACE_DIR", &dir)
+        .env_remove("SPINDLE_SEED")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("1 passed"), "the child ran the test: {stdout}");
+    let files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let name = files[0].to_str().unwrap();
+    assert!(name.starts_with("spindle-check-") && name.ends_with(".json"), "{name}");
+}

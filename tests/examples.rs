@@ -165,6 +165,60 @@ fn race_hunt_finds_each_planted_bug_and_replays_one() {
     assert!(stdout.contains("the replay fails the same way: true"), "{stdout}");
 }
 
+/// The number after `key` in `line` (`"mean wait 3.93 s"` -> 3.93 for `"mean wait "`).
+fn number_after(line: &str, key: &str) -> f64 {
+    let rest = line.split(key).nth(1).unwrap_or_else(|| panic!("no {key:?} in {line}"));
+    let end = rest.find(|c: char| c != '.' && !c.is_ascii_digit()).unwrap_or(rest.len());
+    rest[..end].parse().unwrap_or_else(|_| panic!("no number after {key:?} in {line}"))
+}
+
+#[test]
+fn queue_sim_measures_the_waits_erlang_c_predicts() {
+    let (stdout, _) =
+        run_ok("queue_sim", &["--workers", "1,2,3", "--customers", "40000", "--seed", "1"]);
+    let rows: Vec<&str> = stdout.lines().filter(|l| l.starts_with("c=")).collect();
+    assert_eq!(rows.len(), 3, "{stdout}");
+    for row in rows {
+        // Over seeds 1 to 8 at this length, the mean wait was at most 13.5% off Erlang C and
+        // the 99th percentile at most 14.2%; the fraction that waited at most 0.011.
+        let (mean, mean_c) = (number_after(row, "mean wait "), number_after(row, "s (Erlang C "));
+        assert!((mean / mean_c - 1.0).abs() < 0.15, "{row}");
+        let p99_part = row.split("p99 wait ").nth(1).unwrap();
+        let (p99, p99_c) = (number_after(row, "p99 wait "), number_after(p99_part, "(Erlang C "));
+        assert!((p99 / p99_c - 1.0).abs() < 0.2, "{row}");
+        let (waited, waited_c) = (number_after(row, "waited "), number_after(row, "(Erlang C "));
+        assert!((waited - waited_c).abs() < 0.02, "{row}");
+    }
+}
+
+#[test]
+fn queue_sim_writes_the_same_trace_for_a_seed() {
+    let (a, b) = (
+        std::env::temp_dir().join(format!("spindle-queue-sim-{}-a.json", std::process::id())),
+        std::env::temp_dir().join(format!("spindle-queue-sim-{}-b.json", std::process::id())),
+    );
+    for path in [&a, &b] {
+        let args = ["--workers", "2", "--customers", "100", "--trace", path.to_str().unwrap()];
+        let (stdout, _) = run_ok("queue_sim", &args);
+        assert!(stdout.contains("trace of the c=2 run written to"), "{stdout}");
+    }
+    let (ta, tb) = (std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+    std::fs::remove_file(&a).unwrap();
+    std::fs::remove_file(&b).unwrap();
+    assert!(ta == tb, "same seed, same trace");
+    let trace: serde_json::Value = serde_json::from_slice(&ta).expect("the trace is JSON");
+    let tracks: Vec<&str> = trace
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["ph"] == "M")
+        .filter_map(|e| e["args"]["name"].as_str())
+        .collect();
+    for name in ["server 0", "server 1", "arrivals"] {
+        assert!(tracks.iter().any(|t| t.ends_with(name)), "{name}: {tracks:?}");
+    }
+}
+
 /// Starts the echo server on a free port with `args`; returns it and its address.
 fn start_echo_server(args: &[&str]) -> (std::process::Child, String, impl std::io::BufRead) {
     let (child, line, stdout) = start_echo_server_line(args);

@@ -546,3 +546,23 @@ fn a_receiver_timing_out_is_not_handed_anything() {
         assert_eq!(rx.try_recv(), Ok(3));
     });
 }
+
+#[test]
+fn a_sender_woken_for_room_that_hands_its_message_over_wakes_the_next_sender() {
+    spindle::run(|| {
+        let (tx, rx) = channel::bounded(1);
+        tx.send(0).unwrap();
+        let senders: Vec<_> = (1..=2)
+            .map(|i| {
+                let tx = tx.clone();
+                spawn(move || tx.send(i).unwrap())
+            })
+            .collect();
+        yield_now(); // both park: the buffer is full
+        drop(tx);
+        // Taking 0 wakes sender 1, which hands 1 to this parked `recv` rather than use the room;
+        // sender 2 must still be woken for that room, or it waits beside it for ever.
+        assert_eq!(rx.iter().collect::<Vec<_>>(), [0, 1, 2]);
+        senders.into_iter().for_each(|s| s.join().unwrap());
+    });
+}

@@ -94,3 +94,57 @@ fn trace_last_keeps_a_bounded_ring_of_events() {
     assert_eq!(evs.len(), 20, "the last 20 events");
     assert!(evs.iter().any(|e| e["name"] == "finish"));
 }
+
+/// Many coroutines yielding and parking: a trace of a few hundred kilobytes, handed to the file in
+/// many buffers.
+fn busy_program(builder: spindle::RuntimeBuilder) {
+    builder.build().unwrap().run(|| {
+        let (tx, rx) = spindle::sync::channel::bounded::<u32>(1);
+        let hs: Vec<_> = (0..8)
+            .map(|i| {
+                let tx = tx.clone();
+                spindle::spawn(move || {
+                    for n in 0..150 {
+                        spindle::yield_now();
+                        tx.send(i * 1000 + n).unwrap();
+                    }
+                })
+            })
+            .collect();
+        drop(tx);
+        let received = rx.iter().count();
+        hs.into_iter().for_each(|h| h.join().unwrap());
+        assert_eq!(received, 1200);
+    });
+}
+
+#[test]
+fn a_long_trace_is_valid_json_and_the_same_byte_for_byte() {
+    let (a, b) = (trace_path("long-a"), trace_path("long-b"));
+    busy_program(spindle::Runtime::builder().virtual_time(true).seed(5).trace(&a));
+    busy_program(spindle::Runtime::builder().virtual_time(true).seed(5).trace(&b));
+    let (ta, tb) = (std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+    assert!(ta.len() > 4 << 16, "several buffers' worth: {} bytes", ta.len());
+    assert!(ta == tb, "traces differ (lengths {} and {})", ta.len(), tb.len());
+    let evs = events(&a);
+    std::fs::remove_file(&a).unwrap();
+    std::fs::remove_file(&b).unwrap();
+    let runs = evs.iter().filter(|e| e["ph"] == "X" && e["name"] == "run").count();
+    assert!(runs >= 8 * 150, "a run slice per resumption at least: {runs}");
+}
+
+#[test]
+fn counters_are_written_when_they_change() {
+    let path = trace_path("counters");
+    busy_program(spindle::Runtime::builder().virtual_time(true).seed(2).trace(&path));
+    let evs = events(&path);
+    std::fs::remove_file(&path).unwrap();
+    let counters: Vec<(u64, u64)> = evs
+        .iter()
+        .filter(|e| e["ph"] == "C")
+        .map(|e| (e["args"]["runnable"].as_u64().unwrap(), e["args"]["live"].as_u64().unwrap()))
+        .collect();
+    assert!(counters.len() > 2, "{counters:?}");
+    assert!(counters.windows(2).all(|w| w[0] != w[1]), "no counter repeats the last one");
+    assert!(counters.iter().any(|&(_, live)| live == 9), "main and 8 workers: {counters:?}");
+}

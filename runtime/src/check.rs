@@ -15,6 +15,16 @@
 //!
 //! With `SPINDLE_SEED=<seed>` in the environment, [`random`] and [`pct`] run just that seed.
 //!
+//! # The failing run's trace
+//!
+//! With `SPINDLE_TRACE_DIR=<dir>` in the environment, a search that fails runs the failing seed
+//! once more with a timeline trace on (see [`crate::RuntimeBuilder::trace`]) and writes it to
+//! `<dir>/spindle-check-<strategy>-seed-<seed>.json` (the directory is created if need be); the
+//! failure says where ([`Failure::trace`], and a line of its report). Open the file at
+//! ui.perfetto.dev to see which coroutine ran when, what each waited on and who woke it. The
+//! rerun is the same run: a seed and virtual time fix every choice, and tracing changes none.
+//! [`Failure::write_trace`] does the same for one failure, to a path of your choice.
+//!
 //! # Strategies
 //!
 //! * [`random`]: each step runs a runnable coroutine chosen uniformly. Finds shallow races fast.
@@ -56,7 +66,9 @@
 //! ```
 
 use std::fmt;
+use std::io;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
 
 use crate::runtime::Runtime;
 
@@ -96,9 +108,63 @@ pub struct Failure {
     pub steps: usize,
     /// The panic's message (or the deadlock report).
     pub message: String,
+    /// Where the failing run's trace was written, when `SPINDLE_TRACE_DIR` asked for one.
+    pub trace: Option<PathBuf>,
 }
 
 impl Failure {
+    /// Runs the failing seed again, as the search ran it, with a timeline trace written to
+    /// `path` (Chrome trace-event JSON; see [`crate::RuntimeBuilder::trace`]). `body` is the
+    /// body the search ran. An error if the file cannot be written, or if the rerun did not
+    /// fail (then `body` depends on something outside the runtime, and the trace shows a run
+    /// that passed).
+    ///
+    /// ```
+    /// use spindle_runtime::check::{search, Strategy};
+    /// use std::{cell::Cell, rc::Rc};
+    ///
+    /// // A check-then-act race across a yield.
+    /// let body = || {
+    ///     let taken = Rc::new(Cell::new(false));
+    ///     let hs: Vec<_> = (0..2)
+    ///         .map(|_| {
+    ///             let taken = taken.clone();
+    ///             spindle_runtime::spawn(move || {
+    ///                 if !taken.get() {
+    ///                     spindle_runtime::yield_now();
+    ///                     assert!(!taken.replace(true), "the slot was taken twice");
+    ///                 }
+    ///             })
+    ///         })
+    ///         .collect();
+    ///     hs.into_iter().for_each(|h| h.join().unwrap());
+    /// };
+    /// let failure = search(Strategy::Random, 0, 1000, body).unwrap_err();
+    /// let path = std::env::temp_dir().join(format!("check-doc-{}.json", std::process::id()));
+    /// failure.write_trace(&path, body).unwrap();
+    /// let trace = std::fs::read_to_string(&path).unwrap();
+    /// assert!(trace.contains(r#""name":"run""#));
+    /// # std::fs::remove_file(&path).unwrap();
+    /// ```
+    pub fn write_trace(&self, path: impl AsRef<Path>, body: impl FnOnce()) -> io::Result<()> {
+        let path = path.as_ref();
+        // Fail here, with the error, rather than inside the run.
+        std::fs::File::create(path)?;
+        let pct = match self.strategy {
+            Strategy::Random => None,
+            Strategy::Pct { depth } => Some((depth, self.steps)),
+        };
+        match run_once(self.seed, pct, Some(path), body) {
+            Err(_) => Ok(()),
+            Ok(_) => Err(io::Error::other(format!(
+                "spindle::check: seed {} passed when run again with a trace, so its trace at {} \
+                 shows a passing run: the body depends on something outside the runtime",
+                self.seed,
+                path.display()
+            ))),
+        }
+    }
+
     /// The line that replays this failure.
     pub fn replay_line(&self) -> String {
         match self.strategy {
@@ -122,7 +188,11 @@ impl fmt::Display for Failure {
             self.replay_line(),
             self.seed,
             self.message
-        )
+        )?;
+        if let Some(trace) = &self.trace {
+            write!(f, "\nspindle::check: the failing run's trace is in {}", trace.display())?;
+        }
+        Ok(())
     }
 }
 
@@ -143,21 +213,46 @@ pub fn pct(iterations: u64, depth: usize, body: impl Fn()) {
 /// Runs `body` once under the random schedule of `seed`, as [`random`] ran it; a failure
 /// carries on as the original panic.
 pub fn replay(seed: u64, body: impl FnOnce()) {
-    if let Err((_, payload)) = run_once(seed, None, body) {
+    if let Err((_, payload)) = run_once(seed, None, None, body) {
         resume_unwind(payload);
     }
 }
 
 /// Runs `body` once under the PCT schedule of `seed`, `depth` and `steps`, as [`pct`] ran it.
 pub fn replay_pct(seed: u64, depth: usize, steps: usize, body: impl FnOnce()) {
-    if let Err((_, payload)) = run_once(seed, Some((depth, steps)), body) {
+    if let Err((_, payload)) = run_once(seed, Some((depth, steps)), None, body) {
         resume_unwind(payload);
     }
 }
 
 /// The search behind [`random`] and [`pct`]: seeds `base`, `base + 1`, ... up to `iterations`
-/// of them; returns the first failure. With `SPINDLE_SEED` set, runs just that seed.
+/// of them; returns the first failure. With `SPINDLE_SEED` set, runs just that seed; with
+/// `SPINDLE_TRACE_DIR` set, writes the failing run's trace there (see the module docs).
 pub fn search(
+    strategy: Strategy,
+    base: u64,
+    iterations: u64,
+    body: impl Fn(),
+) -> Result<(), Failure> {
+    let mut result = search_untraced(strategy, base, iterations, &body);
+    if let (Err(failure), Some(dir)) = (&mut result, std::env::var_os("SPINDLE_TRACE_DIR")) {
+        let dir = PathBuf::from(dir);
+        let name = match failure.strategy {
+            Strategy::Random => format!("spindle-check-random-seed-{}.json", failure.seed),
+            Strategy::Pct { depth } => {
+                format!("spindle-check-pct{depth}-seed-{}.json", failure.seed)
+            }
+        };
+        let path = dir.join(name);
+        match std::fs::create_dir_all(&dir).and_then(|()| failure.write_trace(&path, &body)) {
+            Ok(()) => failure.trace = Some(path),
+            Err(e) => eprintln!("spindle::check: writing the failing run's trace failed: {e}"),
+        }
+    }
+    result
+}
+
+fn search_untraced(
     strategy: Strategy,
     base: u64,
     iterations: u64,
@@ -168,7 +263,7 @@ pub fn search(
         Strategy::Random => 0,
         // One random run tells how many steps the program takes: PCT draws its change points
         // from that range.
-        Strategy::Pct { .. } => match run_once(base ^ STEP_PROBE, None, &body) {
+        Strategy::Pct { .. } => match run_once(base ^ STEP_PROBE, None, None, &body) {
             Ok(steps) => steps,
             // The probe itself failed: that was a random schedule, and replays as one.
             Err((message, _)) => {
@@ -179,6 +274,7 @@ pub fn search(
                     seed,
                     steps: 0,
                     message,
+                    trace: None,
                 });
             }
         },
@@ -192,8 +288,9 @@ pub fn search(
         None => Box::new((0..iterations).map(|i| base.wrapping_add(i))),
     };
     for (i, seed) in seeds.enumerate() {
-        if let Err((message, _)) = run_once(seed, pct, &body) {
-            return Err(Failure { strategy, iterations: i as u64 + 1, seed, steps, message });
+        if let Err((message, _)) = run_once(seed, pct, None, &body) {
+            let iterations = i as u64 + 1;
+            return Err(Failure { strategy, iterations, seed, steps, message, trace: None });
         }
     }
     Ok(())
@@ -202,16 +299,20 @@ pub fn search(
 /// Mixed into the base seed for the random run that measures PCT's step count.
 const STEP_PROBE: u64 = 0x57e9_5c0f_7a11_e5ed;
 
-/// One run of `body` in a fresh seeded, virtual-time runtime: its step count, or the failure's
-/// message and payload.
+/// One run of `body` in a fresh seeded, virtual-time runtime, traced to `trace` if given: its
+/// step count, or the failure's message and payload.
 fn run_once(
     seed: u64,
     pct: Option<(usize, usize)>,
+    trace: Option<&Path>,
     body: impl FnOnce(),
 ) -> Result<usize, (String, Box<dyn std::any::Any + Send>)> {
     let mut builder = Runtime::builder().seed(seed).virtual_time(true);
     if let Some((depth, steps)) = pct {
         builder = builder.pct(depth, steps);
+    }
+    if let Some(path) = trace {
+        builder = builder.trace(path);
     }
     let runtime = builder.build().map_err(|e| {
         (format!("spindle::check: cannot build a runtime: {e}"), Box::new(()) as Box<_>)

@@ -60,7 +60,7 @@ impl Coroutine {
     pub fn stats(&self) -> Option<crate::CoroutineStats> {
         with_core(|core| {
             if core.runtime_id == self.runtime_id {
-                core.coroutine_stats(self.id)
+                core.coroutine_stats(self.key, self.id)
             } else {
                 None
             }

@@ -190,7 +190,10 @@ impl RuntimeBuilder {
     /// ui.perfetto.dev and chrome://tracing open, with a track per coroutine, a slice per run and
     /// per wait (named by what it waited on), an arrow from whatever woke it, and counters of
     /// runnable and live coroutines. Timestamps are on the runtime's clock, so a seeded,
-    /// virtual-time program writes the same file every time. Off by default, at no cost.
+    /// virtual-time program writes the same file every time. Off by default, at no cost; on,
+    /// a thread of its own (`spindle-trace`) writes the events to the file while `run` goes on,
+    /// and `cargo bench --bench core` measures the cost per switch (the `spindle_with_trace`
+    /// row).
     ///
     /// ```
     /// let path = std::env::temp_dir().join(format!("spindle-doc-{}.json", std::process::id()));

@@ -168,7 +168,7 @@ impl Core {
         let remote = Arc::new(RemoteShared::new(reactor.make_waker()?, runtime_id));
         let watchdog = config.watchdog.as_ref().map(Watchdog::start).transpose()?;
         let guarded = config.guarded;
-        let counting = config.stats.then(stats::Counting::default);
+        let counting = config.stats.then(|| stats::Counting::new(!config.virtual_time));
         let tracer = config.trace.clone().map(trace::Tracer::new);
         let choices = Rng::new(config.seed.unwrap_or(0) ^ CHOICES_STREAM);
         let tasks = Tasks::new(config.seed);
@@ -403,7 +403,7 @@ impl Core {
             self.count_spawn(self.tasks.len());
         }
         if self.tracer.is_some() {
-            self.trace_spawn(id, name_for_trace.as_deref());
+            self.trace_spawn(key, id, name_for_trace.as_deref());
         }
         (key, id)
     }
@@ -427,10 +427,10 @@ impl Core {
     fn finish(&self, finished: Runnable) {
         let (key, daemon) = (finished.task().key, finished.task().daemon);
         if self.counting.is_some() {
-            self.count_finish(finished.task().id);
+            self.count_finish(finished.task());
         }
         if self.tracer.is_some() {
-            self.trace_finish(finished.task().id);
+            self.trace_finish(finished.task());
         }
         if let Some(watchdog) = &self.watchdog {
             if finished.task().name.is_some() {

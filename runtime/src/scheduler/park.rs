@@ -201,10 +201,10 @@ impl Core {
     pub(super) fn wake_task(&self, task: &Task, reason: Wake) {
         let woken = task.wake(reason);
         if self.counting.is_some() {
-            self.count_wake(task.id);
+            self.count_wake(task);
         }
         if self.tracer.is_some() {
-            self.trace_wake(task.id);
+            self.trace_wake(task);
         }
         if woken.was_parked {
             self.tasks.push_runnable(task);

@@ -4,14 +4,15 @@
 //!
 //! Off by default, at no cost: the counting hooks sit on the drive loop's checked path (the
 //! one a watchdog or a seed also selects) and behind one `Option` test on the wake path. On,
-//! each switch reads the real clock twice and updates a map entry; `cargo bench --bench core`
-//! measures it (the `spindle_with_stats` row of the yield round trip).
+//! each switch reads the real clock twice (on resuming and on suspending; with the real clock,
+//! one reading serves running and waiting time both) and updates an entry in a `Vec` indexed by
+//! the coroutine's slot in the table; `cargo bench --bench core` measures it (the
+//! `spindle_with_stats` row of the yield round trip).
 //!
 //! Running time is real time (the virtual clock stands still while a coroutine runs); waiting
 //! time is on the runtime's clock, virtual when virtual.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use super::Core;
@@ -64,15 +65,19 @@ pub struct CoroutineStats {
 }
 
 /// The counting state of a runtime built with stats on.
-#[derive(Default)]
 pub(crate) struct Counting {
     runtime: RefCell<Stats>,
-    /// By coroutine id, while it lives; with the start of its current run or park.
-    coroutines: RefCell<HashMap<u64, PerCoroutine>>,
+    /// By slot in the table, while a coroutine lives there: its counters, with the start of
+    /// its current run or park. A slot the scheduler has not resumed since it was spawned into
+    /// holds `None` or a finished coroutine's entry (told apart by the id).
+    coroutines: RefCell<Vec<Option<PerCoroutine>>>,
+    /// The runtime's clock is the real one: a switch reads it once for both running and waiting
+    /// time.
+    real_clock: bool,
 }
 
-#[derive(Default)]
 struct PerCoroutine {
+    id: u64,
     stats: CoroutineStats,
     /// When its current run began (real clock).
     run_started: Option<Instant>,
@@ -81,6 +86,10 @@ struct PerCoroutine {
 }
 
 impl Counting {
+    pub(crate) fn new(real_clock: bool) -> Counting {
+        Counting { runtime: RefCell::default(), coroutines: RefCell::default(), real_clock }
+    }
+
     fn with(&self, f: impl FnOnce(&mut Stats)) {
         f(&mut self.runtime.borrow_mut());
     }
@@ -100,11 +109,18 @@ impl Core {
         self.counting.as_ref().map(|c| c.runtime.borrow().clone())
     }
 
-    /// The counters of coroutine `id`, while it lives.
-    pub(crate) fn coroutine_stats(&self, id: u64) -> Option<CoroutineStats> {
+    /// The counters of coroutine `id` in slot `key`, while it lives.
+    pub(crate) fn coroutine_stats(&self, key: usize, id: u64) -> Option<CoroutineStats> {
         let counting = self.counting.as_ref()?;
+        if !self.is_alive(key, id) {
+            return None;
+        }
         let coroutines = counting.coroutines.borrow();
-        coroutines.get(&id).map(|c| c.stats.clone())
+        match coroutines.get(key) {
+            Some(Some(c)) if c.id == id => Some(c.stats.clone()),
+            // Alive but not resumed yet.
+            _ => Some(CoroutineStats::default()),
+        }
     }
 
     /// A coroutine is about to be resumed.
@@ -118,9 +134,21 @@ impl Core {
             s.longest_run_queue = s.longest_run_queue.max(queued);
         });
         let mut coroutines = c.coroutines.borrow_mut();
-        let entry = coroutines.entry(t.id).or_default();
+        if t.key >= coroutines.len() {
+            coroutines.resize_with(t.key + 1, || None);
+        }
+        let slot = &mut coroutines[t.key];
+        let entry = match slot {
+            Some(entry) if entry.id == t.id => entry,
+            _ => slot.insert(PerCoroutine {
+                id: t.id,
+                stats: CoroutineStats::default(),
+                run_started: None,
+                parked_since: None,
+            }),
+        };
         entry.stats.resumptions += 1;
-        entry.run_started = Some(Instant::now());
+        entry.run_started = Some(if c.real_clock { now } else { Instant::now() });
         if let Some((since, what)) = entry.parked_since.take() {
             add_wait(&mut entry.stats.waiting, what, now.saturating_duration_since(since));
         }
@@ -134,24 +162,33 @@ impl Core {
             c.with(|s| s.parks += 1);
         }
         let mut coroutines = c.coroutines.borrow_mut();
-        let entry = coroutines.entry(t.id).or_default();
+        let Some(Some(entry)) = coroutines.get_mut(t.key) else { return };
+        let mut real_now = None;
         if let Some(start) = entry.run_started.take() {
-            let ran = start.elapsed();
+            let now = Instant::now();
+            real_now = Some(now);
+            let ran = now.saturating_duration_since(start);
             entry.stats.running += ran;
             entry.stats.longest_run = entry.stats.longest_run.max(ran);
         }
         if parked {
-            entry.parked_since = Some((self.now(), t.reason().what));
+            let now = match real_now {
+                Some(now) if c.real_clock => now,
+                _ => self.now(),
+            };
+            entry.parked_since = Some((now, t.reason().what));
         }
     }
 
-    /// A park of coroutine `id` was ended by a waker, a timer or a cancellation.
+    /// A park of `t`'s coroutine was ended by a waker, a timer or a cancellation.
     #[cold]
-    pub(super) fn count_wake(&self, id: u64) {
+    pub(super) fn count_wake(&self, t: &Task) {
         let Some(c) = &self.counting else { return };
         c.with(|s| s.wakes += 1);
-        if let Some(entry) = c.coroutines.borrow_mut().get_mut(&id) {
-            entry.stats.wakes += 1;
+        if let Some(Some(entry)) = c.coroutines.borrow_mut().get_mut(t.key) {
+            if entry.id == t.id {
+                entry.stats.wakes += 1;
+            }
         }
     }
 
@@ -163,11 +200,13 @@ impl Core {
         });
     }
 
-    /// Coroutine `id` finished.
-    pub(super) fn count_finish(&self, id: u64) {
+    /// `t`'s coroutine finished.
+    pub(super) fn count_finish(&self, t: &Task) {
         let Some(c) = &self.counting else { return };
         c.with(|s| s.finished += 1);
-        c.coroutines.borrow_mut().remove(&id);
+        if let Some(slot) = c.coroutines.borrow_mut().get_mut(t.key) {
+            *slot = None;
+        }
     }
 }
 

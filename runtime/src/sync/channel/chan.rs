@@ -104,11 +104,22 @@ impl<T> Chan<T> {
 
     /// Hands a message to the longest parked `recv`, or else appends it to the buffer and
     /// tells a parked `select!` about it.
+    ///
+    /// A sender woken because a receive made room (in `send`'s loop) may hand its message
+    /// over instead of taking the room: then the room is still there, and it passes the
+    /// wakeup on to the next parked sender, or that one would wait beside a free slot.
     #[inline]
     pub(super) fn push(&self, value: T) {
-        if let Err(value) = self.hand(value) {
-            self.buffer.borrow_mut().values.push_back(value);
-            self.recv_waiters.wake_one();
+        match self.hand(value) {
+            Ok(()) => {
+                if !self.send_waiters.is_empty() && !self.is_full() {
+                    self.send_waiters.wake_one();
+                }
+            }
+            Err(value) => {
+                self.buffer.borrow_mut().values.push_back(value);
+                self.recv_waiters.wake_one();
+            }
         }
     }
 
