@@ -300,3 +300,73 @@ fn seeded_stress_over_rendezvous_channels_and_select_senders_loses_nothing_seed_
 fn seeded_stress_over_rendezvous_channels_and_select_senders_loses_nothing_seed_2() {
     rendezvous_stress(0x5eed);
 }
+
+/// Senders and receivers of every kind of channel under random schedules: handoffs to parked
+/// receivers, senders woken for room, receivers that give up, all interleaved. Every message
+/// arrives exactly once, and nobody is left parked (a stranded waiter is a deadlock report).
+#[test]
+fn random_schedules_over_handoffs_lose_duplicate_and_strand_nothing() {
+    for cap in [Some(0), Some(1), Some(3), None] {
+        spindle::check::random(60, move || {
+            let (tx, rx) = match cap {
+                Some(n) => channel::bounded::<u32>(n),
+                None => channel::unbounded(),
+            };
+            let senders: Vec<_> = (0..4u32)
+                .map(|s| {
+                    let tx = tx.clone();
+                    spindle::spawn(move || {
+                        for n in 0..20 {
+                            if n % 3 == 0 {
+                                spindle::yield_now();
+                            }
+                            tx.send(s * 100 + n).unwrap();
+                        }
+                    })
+                })
+                .collect();
+            drop(tx);
+            let receivers: Vec<_> = (0..3)
+                .map(|r| {
+                    let rx = rx.clone();
+                    spindle::spawn(move || {
+                        let mut got = Vec::new();
+                        // The pollers give up in the end, so that a waiter stranded by a bug
+                        // shows as a deadlock report (or a missing message), not as a hang.
+                        let mut polls = 0;
+                        loop {
+                            polls += 1;
+                            if polls > 10_000 {
+                                return got;
+                            }
+                            let next = match r {
+                                0 => rx.recv().ok(),
+                                1 => match rx.recv_timeout(Duration::from_micros(50)) {
+                                    Err(RecvTimeoutError::Timeout) => continue,
+                                    other => other.ok(),
+                                },
+                                _ => match rx.try_recv() {
+                                    Err(channel::TryRecvError::Empty) => {
+                                        spindle::yield_now();
+                                        continue;
+                                    }
+                                    other => other.ok(),
+                                },
+                            };
+                            match next {
+                                Some(v) => got.push(v),
+                                None => return got,
+                            }
+                        }
+                    })
+                })
+                .collect();
+            drop(rx);
+            senders.into_iter().for_each(|s| s.join().unwrap());
+            let mut all: Vec<u32> = receivers.into_iter().flat_map(|r| r.join().unwrap()).collect();
+            all.sort_unstable();
+            let want: Vec<u32> = (0..4).flat_map(|s| (0..20).map(move |n| s * 100 + n)).collect();
+            assert_eq!(all, want, "cap {cap:?}");
+        });
+    }
+}
