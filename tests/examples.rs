@@ -159,10 +159,18 @@ fn crawler_times_out_slow_sites_and_bounds_the_pool() {
 
 #[test]
 fn race_hunt_finds_each_planted_bug_and_replays_one() {
-    let (stdout, _) = run_ok("race_hunt", &["--quick"]);
+    let trace = std::env::temp_dir().join(format!("race-hunt-{}.json", std::process::id()));
+    let (stdout, _) = run_ok("race_hunt", &["--quick", "--trace", trace.to_str().unwrap()]);
     assert_eq!(stdout.matches("found in").count(), 6, "{stdout}");
     assert!(stdout.contains("taken twice"), "{stdout}");
     assert!(stdout.contains("the replay fails the same way: true"), "{stdout}");
+    assert!(stdout.contains("trace of the failing run: "), "{stdout}");
+    let text = std::fs::read_to_string(&trace).unwrap();
+    std::fs::remove_file(&trace).unwrap();
+    let events: serde_json::Value = serde_json::from_str(&text).expect("the trace is JSON");
+    let panicked =
+        events.as_array().unwrap().iter().any(|e| e["ph"] == "i" && e["name"] == "panic");
+    assert!(panicked, "the failing run's trace shows its panic");
 }
 
 /// The number after `key` in `line` (`"mean wait 3.93 s"` -> 3.93 for `"mean wait "`).

@@ -148,3 +148,32 @@ fn counters_are_written_when_they_change() {
     assert!(counters.windows(2).all(|w| w[0] != w[1]), "no counter repeats the last one");
     assert!(counters.iter().any(|&(_, live)| live == 9), "main and 8 workers: {counters:?}");
 }
+
+#[test]
+fn panics_cancellations_and_timeouts_are_instants_on_their_tracks() {
+    let path = trace_path("instants");
+    let builder = spindle::Runtime::builder().virtual_time(true).seed(3).trace(&path);
+    builder.build().unwrap().run(|| {
+        let panicker = spindle::spawn(|| panic!("planted"));
+        let sleeper = spindle::spawn(|| spindle::sleep(std::time::Duration::from_secs(60)));
+        let waiter = spindle::spawn(|| {
+            spindle::time::timeout(std::time::Duration::from_millis(5), || {
+                spindle::sleep(std::time::Duration::from_secs(60))
+            })
+        });
+        spindle::yield_now();
+        sleeper.cancel();
+        assert!(panicker.join().is_err());
+        assert!(sleeper.join().is_err());
+        assert!(waiter.join().unwrap().is_err(), "the timeout expired");
+    });
+    let evs = events(&path);
+    std::fs::remove_file(&path).unwrap();
+    let instant_on = |name: &str, tid: u64| {
+        evs.iter().any(|e| e["ph"] == "i" && e["name"] == name && e["tid"] == tid)
+    };
+    assert!(instant_on("panic", 1), "the panic, on #1's track");
+    assert!(instant_on("cancel", 2), "the cancellation, on #2's track");
+    assert!(instant_on("timeout", 3), "the timeout, on #3's track");
+    assert!(!instant_on("panic", 2) && !instant_on("timeout", 1), "nowhere else");
+}

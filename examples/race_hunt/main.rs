@@ -4,7 +4,11 @@
 //! ```text
 //! cargo run --release --example race_hunt            # 20 search seeds, up to 2000 iterations
 //! cargo run --release --example race_hunt -- --quick # 3 seeds, up to 500 (what the tests run)
+//! cargo run --release --example race_hunt -- --trace race.json  # also write the race's trace
 //! ```
+//!
+//! The trace is the failing run's timeline: open it in ui.perfetto.dev to see the two
+//! coroutines take turns across the yield where the race is.
 
 mod bugs;
 
@@ -34,7 +38,9 @@ fn summary(found: &[Option<u64>]) -> String {
 }
 
 fn main() {
-    let quick = std::env::args().any(|a| a == "--quick");
+    let args: Vec<String> = std::env::args().collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    let trace = args.iter().position(|a| a == "--trace").and_then(|i| args.get(i + 1));
     let (bases, cap) = if quick { (3, 500) } else { (20, 2000) };
     // The failing runs' panics are expected: keep them off the terminal.
     std::panic::set_hook(Box::new(|_| {}));
@@ -62,4 +68,10 @@ fn main() {
         _ => check::replay_pct(failure.seed, 2, failure.steps, bugs::check_then_act),
     });
     println!("the replay fails the same way: {}", replayed.is_err());
+    if let Some(path) = trace {
+        match failure.write_trace(path, bugs::check_then_act) {
+            Ok(()) => println!("trace of the failing run: {path}"),
+            Err(e) => println!("no trace: {e}"),
+        }
+    }
 }

@@ -43,6 +43,12 @@ pub(crate) fn install_hook() {
     HOOK.call_once(|| {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
+            // On the timeline, whichever coroutine it is (main too).
+            with_core(|core| {
+                if let Some(id) = core.current_id() {
+                    core.trace_event("panic", id);
+                }
+            });
             let id = with_core(
                 |core| {
                     if core.in_spawned_coroutine() {

@@ -288,6 +288,9 @@ impl Core {
             if task.is_cancelled() {
                 Box::new(CancelUnwind { _shield: Shield::raise(task, true) })
             } else if let Some(scope) = task.expired_scope.get() {
+                if self.tracer.is_some() {
+                    self.trace_event("timeout", task.id);
+                }
                 Box::new(ElapsedUnwind { scope, _shield: Shield::raise(task, true) })
             } else {
                 panic!(
@@ -314,6 +317,9 @@ impl Core {
     /// Cancels `task`: every park returns `Cancelled` from now on, and a parked one wakes.
     pub(super) fn cancel_task(&self, task: &Task) {
         if task.mark_cancelled() {
+            if self.tracer.is_some() {
+                self.trace_event("cancel", task.id);
+            }
             self.wake_task(task, Wake::Cancelled);
         }
     }

@@ -7,7 +7,7 @@
 //!   reason (`runnable` for a wait in the run queue);
 //! * a flow arrow from whatever woke a coroutine (the coroutine that called `wake`, or the
 //!   scheduler's track for a timer, a socket, another thread, a cancellation) to its next run;
-//! * instants for spawn and finish; counters of runnable and live coroutines, written at a run
+//! * instants for spawn, finish, panic, cancel and timeout (a `time::timeout` expiring); counters of runnable and live coroutines, written at a run
 //!   when either changed since the last one written (a counter track is a step function, so
 //!   nothing is lost).
 //!
@@ -593,6 +593,20 @@ impl Core {
         s.raw(b"}");
         s.close_event();
         s.open(task.key).flow = Some(flow);
+    }
+
+    /// Something happened to coroutine `id`: `panic`, `cancel` or `timeout` (an instant on
+    /// its track).
+    #[cold]
+    pub(crate) fn trace_event(&self, name: &'static str, id: u64) {
+        // `try_`: the panic hook calls this, and the panic may come from the tracer itself.
+        let Some(tracer) = &self.tracer else { return };
+        let Ok(mut s) = tracer.state.try_borrow_mut() else { return };
+        if s.sink.is_none() {
+            return;
+        }
+        let ts = s.ns(self.now());
+        s.instant(name.as_bytes(), ts, id);
     }
 
     /// `task`'s coroutine finished.
