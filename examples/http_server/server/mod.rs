@@ -2,10 +2,11 @@
 //! `examples/http_server`, kept apart from its `main` so that the HTTP bench and tests compile
 //! the very same server (`#[path = ".../http_server/server/mod.rs"] mod server;`).
 //!
-//! [`serve`] runs one server on the current runtime. A server with one runtime per core will
-//! call it once per runtime, each with its own listener (bound with `SO_REUSEPORT`) and its
-//! own [`stop::StopSignal`]; nothing here is shared between runtimes.
+//! [`serve`] runs one server on the current runtime. [`shards::run`] runs one runtime per
+//! core and calls it once on each, each with its own listener (bound with `SO_REUSEPORT`) and
+//! its own [`stop::StopSignal`]; nothing here is shared between runtimes.
 //!
+//! * `shards.rs`: one runtime per core, all listening on one port;
 //! * `connection.rs`: a connection's loop (keep-alive, pipelining, bodies, timeouts);
 //! * `request.rs`: the request head, parsed by `httparse`;
 //! * `routes.rs`: `/`, `/work?us=N`, `/sleep?ms=N`;
@@ -29,6 +30,7 @@ mod connection;
 pub mod request;
 pub mod response;
 pub mod routes;
+pub mod shards;
 pub mod stop;
 
 use std::cell::{Cell, RefCell};
@@ -52,11 +54,14 @@ pub struct Config {
     /// so it also bounds an idle keep-alive connection), and how long any one read of a body
     /// or write of responses may wait.
     pub read_timeout: Duration,
+    /// What the server calls itself in its messages on stderr: `http_server`, or with
+    /// several shards `http_server shard 1 of 2`.
+    pub name: String,
 }
 
 impl Default for Config {
     fn default() -> Config {
-        Config { read_timeout: Duration::from_secs(10) }
+        Config { read_timeout: Duration::from_secs(10), name: "http_server".into() }
     }
 }
 
@@ -67,6 +72,8 @@ struct Server {
     date: Rc<response::Date>,
     /// Set once when the stop signal arrives; read by each connection between requests.
     stopping: Cell<bool>,
+    /// Connections accepted so far (said when the server stops).
+    accepted: Cell<u64>,
     /// Every open connection, so that a stop can close the idle ones.
     connections: RefCell<Slab<Rc<Connection>>>,
 }
@@ -87,6 +94,7 @@ pub fn serve(listener: TcpListener, config: Config, stop: StopSignal) -> io::Res
         config,
         date: date.clone(),
         stopping: Cell::new(false),
+        accepted: Cell::new(0),
         connections: RefCell::new(Slab::new()),
     });
     spindle::Builder::new()
@@ -100,7 +108,7 @@ pub fn serve(listener: TcpListener, config: Config, stop: StopSignal) -> io::Res
             .wait()
         {
             Ok(()) => begin_stop(&server, &listener),
-            Err(e) => eprintln!("http_server: cannot wait for stop signals: {e}"),
+            Err(e) => eprintln!("{}: cannot wait for stop signals: {e}", server.config.name),
         })?;
     }
     loop {
@@ -108,16 +116,17 @@ pub fn serve(listener: TcpListener, config: Config, stop: StopSignal) -> io::Res
             Ok((stream, _peer)) => open(&server, stream),
             Err(_) if server.stopping.get() => return Ok(()),
             Err(e) if is_out_of_descriptors(&e) => {
-                eprintln!("http_server: accept: {e}; backing off for 50 ms");
+                eprintln!("{}: accept: {e}; backing off for 50 ms", server.config.name);
                 spindle::sleep(Duration::from_millis(50));
             }
-            Err(e) => eprintln!("http_server: accept: {e}"),
+            Err(e) => eprintln!("{}: accept: {e}", server.config.name),
         }
     }
 }
 
 /// Enters `stream` in the table and starts its coroutine, which takes it out when it ends.
 fn open(server: &Rc<Server>, stream: TcpStream) {
+    server.accepted.set(server.accepted.get() + 1);
     let conn = Rc::new(Connection { stream, idle: Cell::new(false) });
     let key = server.connections.borrow_mut().insert(conn.clone());
     let entry = Entry { server: server.clone(), key };
@@ -126,7 +135,7 @@ fn open(server: &Rc<Server>, stream: TcpStream) {
         .spawn(move || connection::serve(&entry.server, &conn));
     if let Err(e) = spawned {
         // The closure, and with it the entry, was dropped: the connection closes.
-        eprintln!("http_server: cannot start a coroutine for a connection: {e}");
+        eprintln!("{}: cannot start a coroutine for a connection: {e}", server.config.name);
     }
 }
 
@@ -153,7 +162,9 @@ fn begin_stop(server: &Server, listener: &TcpListener) {
         idle += 1;
     }
     eprintln!(
-        "http_server: stopping: closed {idle} idle connections, finishing {} more",
+        "{}: stopping after {} connections: closed {idle} idle, finishing {} more",
+        server.config.name,
+        server.accepted.get(),
         connections.len() - idle
     );
 }
