@@ -11,6 +11,7 @@
 //! * `request.rs`: the request head, parsed by `httparse`;
 //! * `routes.rs`: `/`, `/work?us=N`, `/sleep?ms=N`;
 //! * `response.rs`: responses and the cached `Date` header;
+//! * `timeouts.rs`: the read and write timeouts, kept by one sweep rather than a timer per read;
 //! * `stop.rs`: SIGINT and SIGTERM through a self-pipe.
 //!
 //! `request`, `response` and `routes` are public for the HTTP bench, whose thread-per-connection
@@ -32,6 +33,7 @@ pub mod response;
 pub mod routes;
 pub mod shards;
 pub mod stop;
+mod timeouts;
 
 use std::cell::{Cell, RefCell};
 use std::io;
@@ -52,7 +54,8 @@ const CONNECTION_STACK: usize = 64 << 10;
 pub struct Config {
     /// How long a request head may take to arrive (from when the server began waiting for it,
     /// so it also bounds an idle keep-alive connection), and how long any one read of a body
-    /// or write of responses may wait.
+    /// or write of responses may wait. A wait ends after it, never before, and at most a
+    /// quarter of it (at most 1 s) later: see `timeouts.rs`.
     pub read_timeout: Duration,
     /// What the server calls itself in its messages on stderr: `http_server`, or with
     /// several shards `http_server shard 1 of 2`.
@@ -70,6 +73,8 @@ struct Server {
     config: Config,
     /// The `Date` header, refreshed once a second by a daemon coroutine.
     date: Rc<response::Date>,
+    /// The timeout in ticks and the tick now, advanced by the sweep that enforces it.
+    timeouts: timeouts::Timeouts,
     /// Set once when the stop signal arrives; read by each connection between requests.
     stopping: Cell<bool>,
     /// Connections accepted so far (said when the server stops).
@@ -84,6 +89,10 @@ struct Connection {
     stream: TcpStream,
     /// True while the coroutine waits for the first byte of a request: a stop may close it.
     idle: Cell<bool>,
+    /// The tick at which the wait on the client now in progress began (for a request head,
+    /// a piece of body, or room to write); `None` while the server is not waiting on the
+    /// client. The sweep closes the connection once it has lasted past the timeout.
+    waiting_since: Cell<Option<u64>>,
 }
 
 /// Serves HTTP on `listener`, one coroutine per connection, until `stop` fires; then stops
@@ -91,6 +100,7 @@ struct Connection {
 pub fn serve(listener: TcpListener, config: Config, stop: StopSignal) -> io::Result<()> {
     let date = Rc::new(response::Date::new());
     let server = Rc::new(Server {
+        timeouts: timeouts::Timeouts::new(config.read_timeout),
         config,
         date: date.clone(),
         stopping: Cell::new(false),
@@ -101,6 +111,13 @@ pub fn serve(listener: TcpListener, config: Config, stop: StopSignal) -> io::Res
         .name("http date clock")
         .daemon(true)
         .spawn(move || response::keep_fresh(date))?;
+    {
+        let server = server.clone();
+        spindle::Builder::new()
+            .name("http timeout sweep")
+            .daemon(true)
+            .spawn(move || timeouts::sweep(server))?;
+    }
     let listener = Rc::new(listener);
     {
         let (server, listener) = (server.clone(), listener.clone());
@@ -127,7 +144,8 @@ pub fn serve(listener: TcpListener, config: Config, stop: StopSignal) -> io::Res
 /// Enters `stream` in the table and starts its coroutine, which takes it out when it ends.
 fn open(server: &Rc<Server>, stream: TcpStream) {
     server.accepted.set(server.accepted.get() + 1);
-    let conn = Rc::new(Connection { stream, idle: Cell::new(false) });
+    let conn =
+        Rc::new(Connection { stream, idle: Cell::new(false), waiting_since: Cell::new(None) });
     let key = server.connections.borrow_mut().insert(conn.clone());
     let entry = Entry { server: server.clone(), key };
     let spawned = spindle::Builder::new()
