@@ -11,7 +11,7 @@
 //! per read cost a clock read for the deadline, another in the park that arms it, a push onto
 //! the runtime's timer heap and, when the read was answered in time (nearly always), a stale
 //! entry for the heap to drop later. In a perf profile of `/` under wrk that was about 4% of
-//! the server's CPU time (3.3% reading the clock), a third of what it spent outside the kernel.
+//! the server's CPU time (3.3% reading the clock), a quarter of what it spent outside the kernel.
 //!
 //! The price is precision: a wait ends *after* the timeout, never before, and at most one
 //! tick later. The tick is a quarter of the timeout, at most one second (a 10 s timeout drops
