@@ -74,7 +74,8 @@ impl Row {
 pub fn print(rows: &[Row], rounds: usize) {
     println!();
     let vs: String = BASELINES.iter().map(|(_, label)| format!(" vs {label} |")).collect();
-    println!("| route | conns | server | cores | req/s |{vs} p50 | p99 | server CPU per request | errors |");
+    let rest = " p50 | p99 | server CPU per request | errors |";
+    println!("| route | conns | server | cores | req/s |{vs}{rest}");
     let vs_align = "---:|".repeat(BASELINES.len());
     println!("|---|---:|---|---|---:|{vs_align}---:|---:|---:|---:|");
     for row in rows {
