@@ -8,7 +8,7 @@ mod fd_limit;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
-use std::process::{Child, ChildStdout, Command, Stdio};
+use std::process::{Child, ChildStderr, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use fd_limit::raise_fd_limit;
@@ -18,11 +18,22 @@ struct Server {
     child: Child,
     addr: SocketAddr,
     stdout: BufReader<ChildStdout>,
+    /// The server's messages, for the tests that read them (`start_reading_stderr`).
+    stderr: Option<ChildStderr>,
 }
 
 impl Server {
     /// Starts the example on 127.0.0.1:0 with `args` and waits for the address it prints.
     fn start(args: &[&str]) -> Server {
+        Server::start_with_stderr(args, Stdio::null())
+    }
+
+    /// [`Server::start`], keeping the server's stderr to read.
+    fn start_reading_stderr(args: &[&str]) -> Server {
+        Server::start_with_stderr(args, Stdio::piped())
+    }
+
+    fn start_with_stderr(args: &[&str], stderr: Stdio) -> Server {
         // target/<profile>/deps/http-<hash> -> target/<profile>/examples/http_server
         let mut path: PathBuf = std::env::current_exe().unwrap();
         path.pop();
@@ -33,9 +44,10 @@ impl Server {
             .args(["--addr", "127.0.0.1:0"])
             .args(args)
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(stderr)
             .spawn()
             .unwrap();
+        let stderr = child.stderr.take();
         let mut stdout = BufReader::new(child.stdout.take().unwrap());
         let mut line = String::new();
         stdout.read_line(&mut line).unwrap();
@@ -43,11 +55,34 @@ impl Server {
             .strip_prefix("http_server listening on ")
             .and_then(|a| a.trim().parse().ok())
             .unwrap_or_else(|| panic!("the server said {line:?}"));
-        Server { child, addr, stdout }
+        Server { child, addr, stdout, stderr }
     }
 
     fn connect(&self) -> Client {
         Client::connect(self.addr)
+    }
+
+    /// Sends the server `signal`.
+    fn signal(&self, signal: libc::c_int) {
+        let pid = self.child.id() as libc::pid_t;
+        // SAFETY: kill has no memory-safety preconditions; `pid` is our own live child.
+        assert_eq!(unsafe { libc::kill(pid, signal) }, 0);
+    }
+
+    /// Waits (at most 5 s) for the server to exit; returns its status and what it printed on
+    /// stdout after the line that named its address.
+    fn wait_for_exit(&mut self) -> (std::process::ExitStatus, String) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(Instant::now() < deadline, "the server did not exit");
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        let mut rest = String::new();
+        self.stdout.read_to_string(&mut rest).unwrap();
+        (status, rest)
     }
 }
 
@@ -403,9 +438,7 @@ fn sigterm_finishes_the_requests_in_flight_then_exits() {
     let mut busy = server.connect();
     busy.send(b"GET /sleep?ms=300 HTTP/1.1\r\nHost: test\r\n\r\n");
     std::thread::sleep(Duration::from_millis(100));
-    let pid = server.child.id() as libc::pid_t;
-    // SAFETY: kill has no memory-safety preconditions; `pid` is our own live child.
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    server.signal(libc::SIGTERM);
     // The idle connection goes at once; new ones are refused.
     assert!(idle.closed_within(Duration::from_secs(1)), "the idle connection is closed");
     std::thread::sleep(Duration::from_millis(20));
@@ -415,16 +448,66 @@ fn sigterm_finishes_the_requests_in_flight_then_exits() {
     assert_eq!((r.status, r.body.as_str()), (200, "slept 300 ms\n"));
     assert_eq!(r.header("connection"), Some("close"));
     assert!(busy.closed_within(Duration::from_secs(2)));
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let status = loop {
-        if let Some(status) = server.child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "the server did not exit");
-        std::thread::sleep(Duration::from_millis(10));
-    };
+    let (status, rest) = server.wait_for_exit();
     assert!(status.success(), "{status:?}");
-    let mut rest = String::new();
-    server.stdout.read_to_string(&mut rest).unwrap();
     assert_eq!(rest, "http_server stopped\n");
+}
+
+#[test]
+fn two_shards_share_the_port_and_one_stop_ends_them_all() {
+    let mut server = Server::start_reading_stderr(&["--shards", "2"]);
+    // The kernel picks a shard's listener for each connection by a hash of its addresses and
+    // ports: the odds that 64 connections all land on one of the two are 2^-63.
+    let mut clients: Vec<Client> = (0..64).map(|_| server.connect()).collect();
+    for client in &mut clients {
+        let r = client.get("/");
+        assert_eq!((r.status, r.body.as_str()), (200, "Hello, World!"), "{r:?}");
+    }
+    // Half of them are in the middle of a request when the stop comes: the server answered
+    // `100 Continue`, so it is reading that request's body.
+    let mut idle = clients.split_off(32);
+    let mut busy = clients;
+    for client in busy.iter_mut() {
+        client.send(
+            b"POST /work?us=1 HTTP/1.1\r\nHost: test\r\nContent-Length: 4\r\n\
+              Expect: 100-continue\r\n\r\n",
+        );
+        while !client.pending.windows(4).any(|w| w == b"\r\n\r\n") {
+            client.read_more();
+        }
+        assert_eq!(std::mem::take(&mut client.pending), b"HTTP/1.1 100 Continue\r\n\r\n");
+    }
+    server.signal(libc::SIGTERM);
+    // Each shard closes its own listener when it hears the stop; connections are refused
+    // once every shard has.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while TcpStream::connect(server.addr).is_ok() {
+        assert!(Instant::now() < deadline, "a shard still listens 5 s after the signal");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    for client in idle.iter_mut() {
+        assert!(client.closed_within(Duration::from_secs(2)), "an idle connection is closed");
+    }
+    for mut client in busy {
+        client.send(b"abcd");
+        let r = client.response();
+        assert_eq!((r.status, r.body.as_str()), (200, "worked 1 us\n"), "{r:?}");
+        assert_eq!(r.header("connection"), Some("close"));
+        assert!(client.closed_within(Duration::from_secs(2)), "closed after its answer");
+        // Dropped: the server, lingering until the client closes too, can let go.
+    }
+    let (status, rest) = server.wait_for_exit();
+    assert!(status.success(), "{status:?}");
+    assert_eq!(rest, "http_server stopped\n");
+    // Each shard said it stopped, and each had connections of its own.
+    let mut messages = String::new();
+    server.stderr.take().unwrap().read_to_string(&mut messages).unwrap();
+    for shard in 0..2 {
+        let prefix = format!("http_server shard {shard} of 2: stopping after ");
+        let line = messages.lines().find_map(|l| l.strip_prefix(&prefix));
+        let accepted: u64 = line
+            .and_then(|l| l.split(' ').next()?.parse().ok())
+            .unwrap_or_else(|| panic!("no stop message from shard {shard} in {messages:?}"));
+        assert!(accepted > 0, "shard {shard} accepted no connection: {messages:?}");
+    }
 }

@@ -1,14 +1,14 @@
 //! The HTTP benchmark: wrk against spindle's HTTP server and its baselines, in one run.
 //!
 //! ```text
-//! cargo bench --bench http                     # 6 servers x 2 routes x 2 counts x 3 rounds, ~3 min
+//! cargo bench --bench http                     # 7 servers, 2 routes, 2 counts, 3 rounds: ~4 min
 //! SPINDLE_HTTP_SERVERS=spindle,hyper-ct SPINDLE_HTTP_ROUNDS=1 cargo bench --bench http  # quick
 //! ```
 //!
 //! Servers (`SPINDLE_HTTP_SERVERS`, names in brackets):
 //!
-//! * spindle's server (`spindle`): the code of `examples/http_server` itself, one runtime (one
-//!   shard; two shards wait for `spindle::run_sharded`);
+//! * spindle's server: the code of `examples/http_server` itself, one runtime (`spindle`) and
+//!   one runtime per core with 2 shards (`spindle2`, as `http_server --shards 2`);
 //! * `may_minihttp` on the `may` crate's coroutines with 1 worker (`may1`) and 2 (`may2`);
 //! * tokio + hyper 1, current-thread (`hyper-ct`) and multi-thread with 2 workers
 //!   (`hyper-mt2`);
@@ -18,23 +18,25 @@
 //! `SPINDLE_HTTP_SERVE` set), started once for the whole run. Routes `/` (TechEmpower's
 //! plaintext "Hello, World!") and `/work?us=20` (20 µs of CPU per request, the same spin in
 //! every server), at 50 and 1,000 connections (`SPINDLE_HTTP_ROUTES`, `SPINDLE_HTTP_CONNS`).
-//! Each measurement is one `wrk -t1 -cN -dSs --latency` run (`SPINDLE_HTTP_SECS`, default 2),
-//! no pipelining; in each of `SPINDLE_HTTP_ROUNDS` rounds (default 3) every server gets one
-//! run per route and count, the order rotating from round to round.
+//! Each measurement is one `wrk -t1 -cN -dSs --latency` run (`SPINDLE_HTTP_SECS`, whole
+//! seconds, default 2), no pipelining; in each of `SPINDLE_HTTP_ROUNDS` rounds (default 3) every
+//! server gets one run per route and count, the order rotating from round to round, after a
+//! 1 s warm-up run of each server per route and count.
 //!
-//! Pinning, on a machine with two CPUs or more: servers that run on one thread (spindle,
+//! Pinning, on a machine with two CPUs or more: servers that run on one thread (spindle's 1 shard,
 //! may_minihttp with 1 worker, hyper current-thread, and the thread-per-connection server,
 //! all of whose threads are pinned together) are pinned to CPU 0 with `sched_setaffinity`;
-//! wrk runs on CPU 1 (`taskset -c 1`). The two-worker servers get both CPUs and so share one
-//! with wrk. On one CPU nothing is pinned. The output says which applied.
+//! wrk runs on CPU 1 (`taskset -c 1`). The two-worker servers (and spindle's 2 shards, not
+//! pinned per shard) get both CPUs and so share one with wrk. On one CPU nothing is pinned.
+//! The output says which applied.
 //!
 //! Reported: requests per second, wrk's p50 and p99 latency, the server process's CPU time
 //! (user + system, from `/proc/<pid>/stat`) per request, errors (socket errors and non-2xx
 //! answers), all as medians over rounds, and the ratio of req/s to may_minihttp with one
-//! worker and to hyper current-thread, taken within each round. When wrk's core is saturated
-//! (it is one thread) req/s bounds a fast server from below and CPU per request is the fairer
-//! figure. It writes an SVG of req/s per server to `target/http_bench.svg`
-//! (`SPINDLE_HTTP_SVG` to change).
+//! worker, to hyper current-thread and to spindle's 1 shard, taken within each round. When
+//! wrk's core is saturated (it is one thread) req/s bounds a fast server from below and CPU
+//! per request is the fairer figure. It writes an SVG of req/s per server to
+//! `target/http_bench.svg` (`SPINDLE_HTTP_SVG` to change).
 //!
 //! Needs `wrk`: when it is missing the bench runs `apt-get install -y wrk`; if that fails it
 //! says how to install it and exits successfully (CI only builds the benches).
@@ -108,7 +110,7 @@ impl Server {
         &self,
         route: &str,
         conns: usize,
-        secs: f64,
+        secs: u64,
         wrk_cpu: Option<usize>,
     ) -> Result<Measurement, String> {
         let url = format!("http://{}{route}", self.addr);
@@ -130,7 +132,12 @@ impl Drop for Server {
 }
 
 fn compare() {
-    let secs: f64 = env_or("SPINDLE_HTTP_SECS", "2").parse().expect("SPINDLE_HTTP_SECS: seconds");
+    // Whole seconds: wrk refuses a fraction (`-d0.5s` prints its usage and measures nothing).
+    let secs: u64 = env_or("SPINDLE_HTTP_SECS", "2")
+        .parse()
+        .ok()
+        .filter(|&s| s > 0)
+        .expect("SPINDLE_HTTP_SECS: a whole number of seconds, at least 1");
     let rounds: usize = env_or("SPINDLE_HTTP_ROUNDS", "3").parse().expect("SPINDLE_HTTP_ROUNDS");
     let counts: Vec<usize> = list("SPINDLE_HTTP_CONNS", "50,1000")
         .iter()
@@ -155,8 +162,7 @@ fn compare() {
     }
     println!(
         "http: {rounds} rounds of one {secs} s wrk run per server, route and count, order \
-         rotating; descriptor limit {limit}; spindle with 2 shards: not measured \
-         (spindle::run_sharded is still to come)"
+         rotating; descriptor limit {limit}"
     );
 
     let started: Vec<Option<Server>> = kinds
@@ -183,7 +189,9 @@ fn compare() {
             }
             // Warm-up: connections (threads, coroutines, stacks), pages and caches.
             for server in started.iter().flatten() {
-                let _ = server.measure(route, conns, 0.5, wrk_cpu);
+                if let Err(e) = server.measure(route, conns, 1, wrk_cpu) {
+                    println!("{:>10}: warm-up: {e}", server.kind.name);
+                }
             }
             // runs[server][round]
             let mut runs: Vec<Vec<Option<Measurement>>> = vec![Vec::new(); kinds.len()];
@@ -221,15 +229,9 @@ fn compare() {
                     (Some(_), false) => "2 (with wrk)",
                     (None, _) => "unpinned",
                 };
-                let row = Row::of(
-                    route,
-                    conns,
-                    kind.label,
-                    pinning,
-                    &runs[i],
-                    by_name("may1"),
-                    by_name("hyper-ct"),
-                );
+                let baselines: Vec<_> =
+                    table::BASELINES.iter().map(|(name, _)| by_name(name)).collect();
+                let row = Row::of(route, conns, kind.label, pinning, &runs[i], &baselines);
                 bars[i].values.push(row.rate);
                 rows.push(row);
             }

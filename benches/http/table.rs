@@ -1,5 +1,5 @@
 //! The bench's table: per route, connection count and server, medians over rounds, and ratios
-//! to two baselines taken within each round.
+//! to three baselines taken within each round.
 
 use std::time::Duration;
 
@@ -26,8 +26,8 @@ pub struct Row {
     pub label: &'static str,
     pub pinning: &'static str,
     pub rate: Option<f64>,
-    vs_may: Option<Ratios>,
-    vs_hyper: Option<Ratios>,
+    /// Ratios of req/s to each of [`BASELINES`], within rounds.
+    vs: Vec<Option<Ratios>>,
     p50: Option<f64>,
     p99: Option<f64>,
     cpu_per_request_us: Option<f64>,
@@ -37,15 +37,14 @@ pub struct Row {
 impl Row {
     /// The row of one server from its runs (one per round, `None` where a run failed), with
     /// ratios to the runs of the baselines in the same rounds.
-    #[allow(clippy::too_many_arguments)]
+    /// `baselines` are the runs of each of [`BASELINES`] (`None`: not in this run).
     pub fn of(
         route: &str,
         conns: usize,
         label: &'static str,
         pinning: &'static str,
         runs: &[Option<Measurement>],
-        may: Option<&[Option<Measurement>]>,
-        hyper: Option<&[Option<Measurement>]>,
+        baselines: &[Option<&[Option<Measurement>]>],
     ) -> Row {
         let done: Vec<&Measurement> = runs.iter().flatten().collect();
         let ratios = |base: Option<&[Option<Measurement>]>| {
@@ -63,8 +62,7 @@ impl Row {
             label,
             pinning,
             rate: median(done.iter().map(|m| m.report.rate()).collect()),
-            vs_may: ratios(may),
-            vs_hyper: ratios(hyper),
+            vs: baselines.iter().map(|&base| ratios(base)).collect(),
             p50: median(done.iter().map(|m| m.report.p50.as_secs_f64() * 1e3).collect()),
             p99: median(done.iter().map(|m| m.report.p99.as_secs_f64() * 1e3).collect()),
             cpu_per_request_us: median(done.iter().map(|m| m.cpu_per_request_us()).collect()),
@@ -75,11 +73,11 @@ impl Row {
 
 pub fn print(rows: &[Row], rounds: usize) {
     println!();
-    println!(
-        "| route | conns | server | cores | req/s | vs may_minihttp 1 worker | vs hyper \
-         current-thread | p50 | p99 | server CPU per request | errors |"
-    );
-    println!("|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|");
+    let vs: String = BASELINES.iter().map(|(_, label)| format!(" vs {label} |")).collect();
+    let rest = " p50 | p99 | server CPU per request | errors |";
+    println!("| route | conns | server | cores | req/s |{vs}{rest}");
+    let vs_align = "---:|".repeat(BASELINES.len());
+    println!("|---|---:|---|---|---:|{vs_align}---:|---:|---:|---:|");
     for row in rows {
         let ratio = |r: &Option<Ratios>| match r {
             Some(r) if r.count > 1 => format!("{:.2}x ({:.2}-{:.2})", r.median, r.min, r.max),
@@ -87,15 +85,14 @@ pub fn print(rows: &[Row], rounds: usize) {
             None => "-".into(),
         };
         let ms = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.2} ms"));
+        let vs: String = row.vs.iter().map(|r| format!(" {} |", ratio(r))).collect();
         println!(
-            "| `{}` | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| `{}` | {} | {} | {} | {} |{vs} {} | {} | {} | {} |",
             row.route,
             row.conns,
             row.label,
             row.pinning,
             row.rate.map_or("failed".into(), |r| format!("{r:.0}")),
-            ratio(&row.vs_may),
-            ratio(&row.vs_hyper),
             ms(row.p50),
             ms(row.p99),
             row.cpu_per_request_us.map_or("-".into(), |v| format!("{v:.2} µs")),
@@ -108,6 +105,15 @@ pub fn print(rows: &[Row], rounds: usize) {
          the server process over the run, per request answered."
     );
 }
+
+/// The servers every row is compared with (name, as the table heads the column): the two
+/// single-core baselines of the issue's targets, and spindle's own one shard (for the 2 shards'
+/// scaling).
+pub const BASELINES: &[(&str, &str)] = &[
+    ("may1", "may_minihttp 1 worker"),
+    ("hyper-ct", "hyper current-thread"),
+    ("spindle", "spindle 1 shard"),
+];
 
 /// Median, lowest and highest of per-round ratios.
 struct Ratios {

@@ -42,7 +42,8 @@ pub fn taskset_available() -> bool {
 }
 
 /// Runs `wrk -t1 -c<conns> -d<secs>s --latency <url>`, on `cpu` if given (through taskset).
-pub fn run(url: &str, conns: usize, secs: f64, cpu: Option<usize>) -> Result<Report, String> {
+/// wrk takes whole seconds only.
+pub fn run(url: &str, conns: usize, secs: u64, cpu: Option<usize>) -> Result<Report, String> {
     let mut command = match cpu {
         Some(cpu) => {
             let mut c = Command::new("taskset");

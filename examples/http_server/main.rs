@@ -14,9 +14,10 @@
 //! accepting, finishes the requests in flight, then exits (a second signal exits at once).
 //!
 //! Flags: `--addr HOST:PORT` (default 127.0.0.1:8080; port 0 picks one, and the line printed
-//! on start names it), `--read-timeout-ms N` (default 10000), `--shards N` (only 1 for now: one
-//! runtime per core comes with `spindle::run_sharded`; the server is written as one
-//! `serve(listener, config, stop)` per runtime for it).
+//! on start names it), `--read-timeout-ms N` (default 10000), `--shards N` (default 1): N
+//! runtimes on N threads, each a whole server with its own listener on the one port
+//! (`SO_REUSEPORT`, the kernel spreads the connections), all stopped by the one signal
+//! (`server/shards.rs`).
 
 #![warn(clippy::undocumented_unsafe_blocks)]
 
@@ -29,6 +30,7 @@ use spindle::net::TcpListener;
 fn main() {
     let mut addr = String::from("127.0.0.1:8080");
     let mut config = server::Config::default();
+    let mut shards = 1;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut value = |what: &str| {
@@ -46,29 +48,38 @@ fn main() {
                 config.read_timeout = Duration::from_millis(ms);
             }
             "--shards" => {
-                if value("a count") != "1" {
-                    usage_error("only --shards 1 for now: one runtime per core is still to come");
-                }
+                shards =
+                    value("a count").parse().ok().filter(|&n: &usize| n > 0).unwrap_or_else(|| {
+                        usage_error("--shards needs a whole number of shards, at least 1")
+                    });
             }
             "-h" | "--help" => {
                 println!(
-                    "usage: http_server [--addr HOST:PORT] [--read-timeout-ms N] [--shards 1]\n\
-                     (defaults: 127.0.0.1:8080, 10000 ms)"
+                    "usage: http_server [--addr HOST:PORT] [--read-timeout-ms N] [--shards N]\n\
+                     (defaults: 127.0.0.1:8080, 10000 ms, 1 shard)"
                 );
                 return;
             }
             other => usage_error(&format!("unknown argument {other:?}")),
         }
     }
-    let stop = match server::stop::on_signals(1) {
-        Ok(mut signals) => signals.remove(0),
+    let mut stops = match server::stop::on_signals(shards) {
+        Ok(signals) => signals,
         Err(e) => fail(&format!("cannot install the SIGINT/SIGTERM handler: {e}")),
     };
-    let served = spindle::run(move || {
-        let listener = TcpListener::bind(&addr)?;
-        println!("http_server listening on {}", listener.local_addr()?);
-        server::serve(listener, config, stop)
-    });
+    let served = if shards == 1 {
+        let stop = stops.remove(0);
+        spindle::run(move || {
+            let listener = TcpListener::bind(&addr)?;
+            println!("http_server listening on {}", listener.local_addr()?);
+            server::serve(listener, config, stop)
+        })
+    } else {
+        server::shards::run(&addr, &config, stops, |at| {
+            println!("http_server listening on {at}");
+            eprintln!("http_server: {shards} shards, one runtime each");
+        })
+    };
     match served {
         Ok(()) => println!("http_server stopped"),
         Err(e) => fail(&e.to_string()),

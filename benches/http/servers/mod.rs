@@ -21,7 +21,7 @@ pub struct Kind {
     /// How the table names it.
     pub label: &'static str,
     /// True when it runs on one thread (or its threads share one core): pinned to CPU 0, away
-    /// from wrk. Servers with two workers get both CPUs and share one with wrk.
+    /// from wrk. Servers with two workers (or shards) get both CPUs and share one with wrk.
     pub one_core: bool,
     serve: fn(),
 }
@@ -29,6 +29,12 @@ pub struct Kind {
 /// Every server, in the table's order.
 pub const KINDS: &[Kind] = &[
     Kind { name: "spindle", label: "spindle (1 shard)", one_core: true, serve: spindle::serve },
+    Kind {
+        name: "spindle2",
+        label: "spindle, 2 shards",
+        one_core: false,
+        serve: spindle::serve_2_shards,
+    },
     Kind { name: "may1", label: "may_minihttp, 1 worker", one_core: true, serve: may::serve_1 },
     Kind { name: "may2", label: "may_minihttp, 2 workers", one_core: false, serve: may::serve_2 },
     Kind {

@@ -7,8 +7,10 @@
 //!
 //! Time limits: the head of each request must arrive within the read timeout of the moment
 //! the server began waiting for it (an idle keep-alive connection and a client trickling a
-//! head byte by byte are both dropped then); each read of a body and each write waits at most
-//! the same timeout.
+//! head byte by byte are both dropped then); each read of a body and each write of responses
+//! waits at most the same timeout. The loop only notes when each wait begins and ends
+//! ([`Connection::waiting_since`]); the server's sweep (`timeouts.rs`) closes the connection
+//! when a wait lasts too long, and the read or write here then fails.
 
 use std::io::{self, Read, Write};
 use std::net::Shutdown;
@@ -33,17 +35,13 @@ const LINGER_BYTES: usize = 1 << 20;
 /// Serves `conn` until either side closes it, a request is malformed, or a timeout expires.
 pub fn serve(server: &Server, conn: &Connection) {
     let stream = &conn.stream;
-    let timeout = server.config.read_timeout;
     let _ = stream.set_nodelay(true);
-    if stream.set_write_timeout(Some(timeout)).is_err() {
-        return;
-    }
     let mut buf = vec![0u8; READ_BUFFER].into_boxed_slice();
     // The unanswered bytes are buf[start..end].
     let (mut start, mut end) = (0, 0);
     let mut out = Vec::with_capacity(4096);
-    // When the head now being read must be complete.
-    let mut head_deadline = None;
+    // The tick at which the server began waiting for the head now being read.
+    let mut head_since = None;
     loop {
         let mut close = false;
         while start < end && !close {
@@ -61,7 +59,7 @@ pub fn serve(server: &Server, conn: &Connection) {
                 }
                 Parsed::Request(request) => request,
             };
-            head_deadline = None;
+            head_since = None;
             start += request.head_len;
             // The body: what the buffer holds of it is skipped, the rest read and dropped.
             let in_buffer = request.body_len.min((end - start) as u64) as usize;
@@ -73,10 +71,10 @@ pub fn serve(server: &Server, conn: &Connection) {
                 }
                 // Whatever was answered so far goes first, and the client needs the
                 // `100 Continue` before it sends the rest.
-                if flush(stream, &mut out).is_err() {
+                if flush(server, conn, &mut out).is_err() {
                     return;
                 }
-                match discard(stream, &mut buf, unread, timeout) {
+                match discard(server, conn, &mut buf, unread) {
                     Ok(after) => (start, end) = (0, after),
                     Err(_) => return,
                 }
@@ -93,7 +91,7 @@ pub fn serve(server: &Server, conn: &Connection) {
                 request.head_only,
             );
         }
-        if flush(stream, &mut out).is_err() {
+        if flush(server, conn, &mut out).is_err() {
             return;
         }
         if close || server.stopping.get() {
@@ -103,10 +101,12 @@ pub fn serve(server: &Server, conn: &Connection) {
         // Room for the next read: the partial request, if any, moves to the front.
         buf.copy_within(start..end, 0);
         (start, end) = (0, end - start);
-        let deadline = *head_deadline.get_or_insert_with(|| Instant::now() + timeout);
+        let since = *head_since.get_or_insert_with(|| server.timeouts.now());
         // With nothing of a request read yet the connection is idle: a stop closes it.
         conn.idle.set(end == 0);
-        let read = read_until(stream, &mut buf[end..], deadline);
+        conn.waiting_since.set(Some(since));
+        let read = (&conn.stream).read(&mut buf[end..]);
+        conn.waiting_since.set(None);
         conn.idle.set(false);
         match read {
             Ok(0) | Err(_) => return,
@@ -115,17 +115,21 @@ pub fn serve(server: &Server, conn: &Connection) {
     }
 }
 
-/// Writes all of `out` in one `write` (unless the socket takes less), then empties it.
-fn flush(mut stream: &TcpStream, out: &mut Vec<u8>) -> io::Result<()> {
+/// Writes all of `out` in one `write` (unless the socket takes less), then empties it; all of
+/// it within the timeout.
+fn flush(server: &Server, conn: &Connection, out: &mut Vec<u8>) -> io::Result<()> {
     if out.is_empty() {
         return Ok(());
     }
-    let written = stream.write_all(out);
+    conn.waiting_since.set(Some(server.timeouts.now()));
+    let written = (&conn.stream).write_all(out);
+    conn.waiting_since.set(None);
     out.clear();
     written
 }
 
-/// One read that waits no later than `deadline`.
+/// One read that waits no later than `deadline`, on a timer of its own (for [`linger`], which
+/// the sweep does not watch).
 fn read_until(mut stream: &TcpStream, buf: &mut [u8], deadline: Instant) -> io::Result<usize> {
     let left = deadline.saturating_duration_since(Instant::now());
     if left.is_zero() {
@@ -135,12 +139,16 @@ fn read_until(mut stream: &TcpStream, buf: &mut [u8], deadline: Instant) -> io::
     stream.read(buf)
 }
 
-/// Reads and drops `len` bytes of body, each read waiting at most `timeout`; returns how many
-/// bytes past the body the last read brought (the next request's), now at the front of `buf`.
-fn discard(stream: &TcpStream, buf: &mut [u8], len: u64, timeout: Duration) -> io::Result<usize> {
+/// Reads and drops `len` bytes of body, each read waiting at most the timeout; returns how
+/// many bytes past the body the last read brought (the next request's), now at the front of
+/// `buf`.
+fn discard(server: &Server, conn: &Connection, buf: &mut [u8], len: u64) -> io::Result<usize> {
     let mut left = len;
     loop {
-        let n = read_until(stream, buf, Instant::now() + timeout)?;
+        conn.waiting_since.set(Some(server.timeouts.now()));
+        let read = (&conn.stream).read(buf);
+        conn.waiting_since.set(None);
+        let n = read?;
         if n == 0 {
             return Err(io::ErrorKind::UnexpectedEof.into());
         }

@@ -2,14 +2,16 @@
 //! `examples/http_server`, kept apart from its `main` so that the HTTP bench and tests compile
 //! the very same server (`#[path = ".../http_server/server/mod.rs"] mod server;`).
 //!
-//! [`serve`] runs one server on the current runtime. A server with one runtime per core will
-//! call it once per runtime, each with its own listener (bound with `SO_REUSEPORT`) and its
-//! own [`stop::StopSignal`]; nothing here is shared between runtimes.
+//! [`serve`] runs one server on the current runtime. [`shards::run`] runs one runtime per
+//! core and calls it once on each, each with its own listener (bound with `SO_REUSEPORT`) and
+//! its own [`stop::StopSignal`]; nothing here is shared between runtimes.
 //!
+//! * `shards.rs`: one runtime per core, all listening on one port;
 //! * `connection.rs`: a connection's loop (keep-alive, pipelining, bodies, timeouts);
 //! * `request.rs`: the request head, parsed by `httparse`;
 //! * `routes.rs`: `/`, `/work?us=N`, `/sleep?ms=N`;
 //! * `response.rs`: responses and the cached `Date` header;
+//! * `timeouts.rs`: the read and write timeouts, kept by one sweep rather than a timer per read;
 //! * `stop.rs`: SIGINT and SIGTERM through a self-pipe.
 //!
 //! `request`, `response` and `routes` are public for the HTTP bench, whose thread-per-connection
@@ -29,7 +31,9 @@ mod connection;
 pub mod request;
 pub mod response;
 pub mod routes;
+pub mod shards;
 pub mod stop;
+mod timeouts;
 
 use std::cell::{Cell, RefCell};
 use std::io;
@@ -50,13 +54,17 @@ const CONNECTION_STACK: usize = 64 << 10;
 pub struct Config {
     /// How long a request head may take to arrive (from when the server began waiting for it,
     /// so it also bounds an idle keep-alive connection), and how long any one read of a body
-    /// or write of responses may wait.
+    /// or write of responses may wait. A wait ends after it, never before, and at most a
+    /// quarter of it (at most 1 s) later: see `timeouts.rs`.
     pub read_timeout: Duration,
+    /// What the server calls itself in its messages on stderr: `http_server`, or with
+    /// several shards `http_server shard 1 of 2`.
+    pub name: String,
 }
 
 impl Default for Config {
     fn default() -> Config {
-        Config { read_timeout: Duration::from_secs(10) }
+        Config { read_timeout: Duration::from_secs(10), name: "http_server".into() }
     }
 }
 
@@ -65,8 +73,12 @@ struct Server {
     config: Config,
     /// The `Date` header, refreshed once a second by a daemon coroutine.
     date: Rc<response::Date>,
+    /// The timeout in ticks and the tick now, advanced by the sweep that enforces it.
+    timeouts: timeouts::Timeouts,
     /// Set once when the stop signal arrives; read by each connection between requests.
     stopping: Cell<bool>,
+    /// Connections accepted so far (said when the server stops).
+    accepted: Cell<u64>,
     /// Every open connection, so that a stop can close the idle ones.
     connections: RefCell<Slab<Rc<Connection>>>,
 }
@@ -77,6 +89,10 @@ struct Connection {
     stream: TcpStream,
     /// True while the coroutine waits for the first byte of a request: a stop may close it.
     idle: Cell<bool>,
+    /// The tick at which the wait on the client now in progress began (for a request head,
+    /// a piece of body, or room to write); `None` while the server is not waiting on the
+    /// client. The sweep closes the connection once it has lasted past the timeout.
+    waiting_since: Cell<Option<u64>>,
 }
 
 /// Serves HTTP on `listener`, one coroutine per connection, until `stop` fires; then stops
@@ -84,15 +100,24 @@ struct Connection {
 pub fn serve(listener: TcpListener, config: Config, stop: StopSignal) -> io::Result<()> {
     let date = Rc::new(response::Date::new());
     let server = Rc::new(Server {
+        timeouts: timeouts::Timeouts::new(config.read_timeout),
         config,
         date: date.clone(),
         stopping: Cell::new(false),
+        accepted: Cell::new(0),
         connections: RefCell::new(Slab::new()),
     });
     spindle::Builder::new()
         .name("http date clock")
         .daemon(true)
         .spawn(move || response::keep_fresh(date))?;
+    {
+        let server = server.clone();
+        spindle::Builder::new()
+            .name("http timeout sweep")
+            .daemon(true)
+            .spawn(move || timeouts::sweep(server))?;
+    }
     let listener = Rc::new(listener);
     {
         let (server, listener) = (server.clone(), listener.clone());
@@ -100,7 +125,7 @@ pub fn serve(listener: TcpListener, config: Config, stop: StopSignal) -> io::Res
             .wait()
         {
             Ok(()) => begin_stop(&server, &listener),
-            Err(e) => eprintln!("http_server: cannot wait for stop signals: {e}"),
+            Err(e) => eprintln!("{}: cannot wait for stop signals: {e}", server.config.name),
         })?;
     }
     loop {
@@ -108,17 +133,19 @@ pub fn serve(listener: TcpListener, config: Config, stop: StopSignal) -> io::Res
             Ok((stream, _peer)) => open(&server, stream),
             Err(_) if server.stopping.get() => return Ok(()),
             Err(e) if is_out_of_descriptors(&e) => {
-                eprintln!("http_server: accept: {e}; backing off for 50 ms");
+                eprintln!("{}: accept: {e}; backing off for 50 ms", server.config.name);
                 spindle::sleep(Duration::from_millis(50));
             }
-            Err(e) => eprintln!("http_server: accept: {e}"),
+            Err(e) => eprintln!("{}: accept: {e}", server.config.name),
         }
     }
 }
 
 /// Enters `stream` in the table and starts its coroutine, which takes it out when it ends.
 fn open(server: &Rc<Server>, stream: TcpStream) {
-    let conn = Rc::new(Connection { stream, idle: Cell::new(false) });
+    server.accepted.set(server.accepted.get() + 1);
+    let conn =
+        Rc::new(Connection { stream, idle: Cell::new(false), waiting_since: Cell::new(None) });
     let key = server.connections.borrow_mut().insert(conn.clone());
     let entry = Entry { server: server.clone(), key };
     let spawned = spindle::Builder::new()
@@ -126,7 +153,7 @@ fn open(server: &Rc<Server>, stream: TcpStream) {
         .spawn(move || connection::serve(&entry.server, &conn));
     if let Err(e) = spawned {
         // The closure, and with it the entry, was dropped: the connection closes.
-        eprintln!("http_server: cannot start a coroutine for a connection: {e}");
+        eprintln!("{}: cannot start a coroutine for a connection: {e}", server.config.name);
     }
 }
 
@@ -153,7 +180,9 @@ fn begin_stop(server: &Server, listener: &TcpListener) {
         idle += 1;
     }
     eprintln!(
-        "http_server: stopping: closed {idle} idle connections, finishing {} more",
+        "{}: stopping after {} connections: closed {idle} idle, finishing {} more",
+        server.config.name,
+        server.accepted.get(),
         connections.len() - idle
     );
 }

@@ -4,8 +4,8 @@
 //! handler that does nothing but `write` one byte to a pipe (`write` is async-signal-safe), and
 //! a coroutine that reads the other end through the reactor like any socket. One pipe per
 //! runtime: [`on_signals`] takes how many runtimes will wait, so that a server with one runtime
-//! per core (`--shards N`, coming with `spindle::run_sharded`) hands one [`StopSignal`] to each
-//! and every runtime hears the same signal.
+//! per core (`--shards N`, `shards.rs`) hands one [`StopSignal`] to each and every runtime
+//! hears the same signal.
 //!
 //! A second SIGINT or SIGTERM while the server is still finishing its requests ends the process
 //! at once (exit status 130), as a second Ctrl-C does in most servers.
