@@ -436,14 +436,26 @@ fn sigterm_finishes_the_requests_in_flight_then_exits() {
     let mut idle = server.connect();
     assert_eq!(idle.get("/").status, 200);
     let mut busy = server.connect();
-    busy.send(b"GET /sleep?ms=300 HTTP/1.1\r\nHost: test\r\n\r\n");
-    std::thread::sleep(Duration::from_millis(100));
+    // In flight for sure when the stop comes: the server answered `100 Continue`, so it is
+    // reading this request's body.
+    busy.send(
+        b"POST /sleep?ms=300 HTTP/1.1\r\nHost: test\r\nContent-Length: 4\r\n\
+          Expect: 100-continue\r\n\r\n",
+    );
+    while !busy.pending.windows(4).any(|w| w == b"\r\n\r\n") {
+        busy.read_more();
+    }
+    assert_eq!(std::mem::take(&mut busy.pending), b"HTTP/1.1 100 Continue\r\n\r\n");
     server.signal(libc::SIGTERM);
-    // The idle connection goes at once; new ones are refused.
+    // The idle connection goes at once; new ones are refused once the listener has closed.
     assert!(idle.closed_within(Duration::from_secs(1)), "the idle connection is closed");
-    std::thread::sleep(Duration::from_millis(20));
-    assert!(TcpStream::connect(server.addr).is_err(), "the listener is closed");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while TcpStream::connect(server.addr).is_ok() {
+        assert!(Instant::now() < deadline, "the server still listens 5 s after the signal");
+        std::thread::sleep(Duration::from_millis(5));
+    }
     // The request in flight is answered, and its connection closed after it.
+    busy.send(b"abcd");
     let r = busy.response();
     assert_eq!((r.status, r.body.as_str()), (200, "slept 300 ms\n"));
     assert_eq!(r.header("connection"), Some("close"));
