@@ -95,6 +95,21 @@ fn a_lock_deadlock_names_the_locks_by_number_and_who_holds_them() {
 }
 
 #[test]
+fn a_lock_held_by_main_names_main() {
+    use spindle::sync::Mutex;
+    let msg = deadlock_message(|| {
+        spindle::run(|| {
+            let m = Rc::new(Mutex::new(()));
+            let _held = m.lock();
+            let m2 = m.clone();
+            let waiter = spindle::spawn(move || drop(m2.lock()));
+            waiter.join().unwrap();
+        })
+    });
+    assert!(msg.contains("#1 parked on Mutex::lock (Mutex#1) held by #0 'main'"), "{msg}");
+}
+
+#[test]
 fn a_labelled_object_is_reported_by_its_label() {
     use spindle::sync::channel;
     let msg = deadlock_message(|| {

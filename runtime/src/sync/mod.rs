@@ -290,11 +290,15 @@ impl Waiters {
 /// and when one is handed the lock; in between the holder cannot change without a waiter
 /// being handed the lock.
 pub(crate) fn tell_holder(object: u32, holder: u64, waiters: &Waiters) {
-    crate::context::with_core(|core| match waiters.is_empty() {
+    crate::context::with_core(|core| match waiters.is_empty() || holder == NO_HOLDER {
         false => core.set_holder(object, holder),
         true => core.clear_holder(object),
     });
 }
+
+/// A lock's holder when it was taken outside any coroutine (a destructor the scheduler ran):
+/// no coroutine to name.
+pub(crate) const NO_HOLDER: u64 = u64::MAX;
 
 /// Removes `token` (if park registered one) from `waiters`.
 pub(crate) fn forget(waiters: &Waiters, token: Option<Token>) {

@@ -5,7 +5,7 @@ use std::fmt;
 use std::ops::{Deref, DerefMut};
 use std::time::{Duration, Instant};
 
-use super::{deadline_after, tell_holder, Waiters};
+use super::{deadline_after, tell_holder, Waiters, NO_HOLDER};
 use crate::context;
 use crate::park::ObjectId;
 
@@ -55,7 +55,7 @@ pub struct Mutex<T: ?Sized> {
     /// True while a guard exists, or while the lock has been handed to a woken waiter that has
     /// not run yet. Unlocking with live waiters leaves it true (the handoff).
     locked: Cell<bool>,
-    /// Id of the coroutine that took the lock last (0 outside a coroutine), for deadlock
+    /// Id of the coroutine that took the lock last ([`NO_HOLDER`] outside one), for deadlock
     /// reports: `Mutex#3 held by #5`. Meaningful while `locked`.
     holder: Cell<u64>,
     /// Coroutines parked in `lock`, longest waiter first.
@@ -75,7 +75,7 @@ impl<T> Mutex<T> {
     pub const fn new(value: T) -> Mutex<T> {
         Mutex {
             locked: Cell::new(false),
-            holder: Cell::new(0),
+            holder: Cell::new(NO_HOLDER),
             waiters: Waiters::new(),
             id: ObjectId::new("Mutex"),
             value: UnsafeCell::new(value),
@@ -164,7 +164,7 @@ impl<T: ?Sized> Mutex<T> {
     #[inline]
     fn take(&self) {
         self.locked.set(true);
-        self.holder.set(context::current_id().unwrap_or(0));
+        self.holder.set(context::current_id().unwrap_or(NO_HOLDER));
     }
 
     /// Unlocks, or hands the lock to the longest live waiter.

@@ -5,7 +5,7 @@ use std::fmt;
 use std::ops::Deref;
 use std::time::{Duration, Instant};
 
-use super::{deadline_after, tell_holder, Waiters};
+use super::{deadline_after, tell_holder, Waiters, NO_HOLDER};
 use crate::context;
 use crate::park::ObjectId;
 
@@ -117,7 +117,7 @@ impl<T: ?Sized> ReentrantMutex<T> {
         let reason = self.id.reason("ReentrantMutex::lock");
         let object = self.id.number();
         // Keeps the holder a deadlock report names (see `tell_holder`).
-        let tell = || tell_holder(object, self.owner.get().unwrap_or(0), &self.waiters);
+        let tell = || tell_holder(object, self.owner.get().unwrap_or(NO_HOLDER), &self.waiters);
         // Handed over by `release`, which set `owner` to us and `depth` to 0.
         if !self.waiters.wait_with(reason, deadline, tell, tell) {
             return None;
