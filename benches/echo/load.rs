@@ -19,8 +19,9 @@ const WARM_UP: Duration = Duration::from_millis(300);
 const STALL: Duration = Duration::from_secs(10);
 
 /// The load generator process: `spec` is "ADDRESS CONNECTIONS SERVER_PID". Answers `ready`
-/// once every connection has echoed once, then `done ROUND_TRIPS SECONDS USER SYSTEM` for each
-/// `go WINDOW` order (the server's CPU seconds over the window), until `quit` or end of input.
+/// once every connection has echoed once, then `done ROUND_TRIPS SECONDS USER SYSTEM LOAD` for
+/// each `go WINDOW` order (the server's user and system CPU seconds over the window, and this
+/// load generator's own, user + system), until `quit` or end of input.
 /// A failure is reported as `error ...` and ends the process.
 pub fn load_process(spec: &str) {
     let parsed = (|| {
@@ -59,11 +60,12 @@ pub fn load_process(spec: &str) {
         };
         match load.run(Some(window), || process_cpu(pid)) {
             Ok(w) => println!(
-                "done {} {} {} {}",
+                "done {} {} {} {} {}",
                 w.round_trips,
                 w.elapsed.as_secs_f64(),
                 w.user.as_secs_f64(),
-                w.system.as_secs_f64()
+                w.system.as_secs_f64(),
+                w.load.as_secs_f64()
             ),
             Err(e) => {
                 println!("error {e}");
@@ -146,6 +148,8 @@ struct Window {
     elapsed: Duration,
     user: Duration,
     system: Duration,
+    /// This load generator's own CPU time (user + system) over the window.
+    load: Duration,
 }
 
 /// All connections of one load generator and their poll.
@@ -198,8 +202,8 @@ impl Load {
         let mut completed: u64 = 0;
         let began = Instant::now();
         let mut last_progress = began;
-        // (time, completed, server CPU) at the start of the window, then the result.
-        let mut window_start: Option<(Instant, u64, (Duration, Duration))> = None;
+        // (time, completed, server CPU, own CPU) at the start of the window, then the result.
+        let mut window_start: Option<(Instant, u64, (Duration, Duration), Duration)> = None;
         let mut result: Option<Window> = None;
         let mut sending = window.is_some();
         while in_flight > 0 {
@@ -230,14 +234,17 @@ impl Load {
             }
             let Some(window) = window else { continue };
             match window_start {
-                None if now - began >= WARM_UP => window_start = Some((now, completed, cpu())),
-                Some((t0, n0, (user0, system0))) if sending && now - t0 >= window => {
+                None if now - began >= WARM_UP => {
+                    window_start = Some((now, completed, cpu(), own_cpu()))
+                }
+                Some((t0, n0, (user0, system0), load0)) if sending && now - t0 >= window => {
                     let (user, system) = cpu();
                     result = Some(Window {
                         round_trips: completed - n0,
                         elapsed: now - t0,
                         user: user.saturating_sub(user0),
                         system: system.saturating_sub(system0),
+                        load: own_cpu().saturating_sub(load0),
                     });
                     sending = false;
                 }
@@ -249,6 +256,13 @@ impl Load {
             elapsed: began.elapsed(),
             user: Duration::ZERO,
             system: Duration::ZERO,
+            load: Duration::ZERO,
         }))
     }
+}
+
+/// This process's CPU time, user + system.
+fn own_cpu() -> Duration {
+    let (user, system) = process_cpu(std::process::id());
+    user + system
 }
