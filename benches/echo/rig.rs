@@ -23,6 +23,9 @@ pub struct Measurement {
     /// The load generator's own CPU time over the window, user + system.
     #[allow(dead_code)] // read by the echo_cpu bench, whose load generator shares the cores
     pub load_cpu: Duration,
+    /// The machine's user + system time over the window, every process (this run's and others').
+    #[allow(dead_code)] // read by the echo_cpu bench
+    pub machine_cpu: Duration,
 }
 
 impl Measurement {
@@ -92,13 +95,16 @@ impl Rig {
         let words = self.report()?;
         let numbers: Vec<f64> = words.iter().skip(1).filter_map(|w| w.parse().ok()).collect();
         match (words.first().map(String::as_str), numbers.as_slice()) {
-            (Some("done"), &[round_trips, elapsed, user, system, load]) => Ok(Measurement {
-                rate: round_trips / elapsed,
-                round_trips,
-                cpu: Duration::from_secs_f64(user + system),
-                user: Duration::from_secs_f64(user),
-                load_cpu: Duration::from_secs_f64(load),
-            }),
+            (Some("done"), &[round_trips, elapsed, user, system, load, machine]) => {
+                Ok(Measurement {
+                    rate: round_trips / elapsed,
+                    round_trips,
+                    cpu: Duration::from_secs_f64(user + system),
+                    user: Duration::from_secs_f64(user),
+                    load_cpu: Duration::from_secs_f64(load),
+                    machine_cpu: Duration::from_secs_f64(machine),
+                })
+            }
             _ => Err(words.join(" ")),
         }
     }

@@ -132,12 +132,13 @@ fn compare() {
                     let secs = m.elapsed().as_secs_f64();
                     println!(
                         "round {:>2}: {:>16}: {:>7.0} msgs/s, server {:.2} cores, load generator \
-                         {:.2} cores",
+                         {:.2} cores, other processes {:.2} cores",
                         round + 1,
                         servers[i],
                         m.rate,
                         m.cpu.as_secs_f64() / secs,
-                        m.load_cpu.as_secs_f64() / secs
+                        m.load_cpu.as_secs_f64() / secs,
+                        table::others(&m).as_secs_f64() / secs
                     );
                     measured[i] = Some(m);
                 }

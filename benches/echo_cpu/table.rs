@@ -7,6 +7,20 @@ use crate::stats::{middle, Ratios};
 
 /// The target of tracker issue 13: two shards at least this many times one shard.
 const TARGET: f64 = 1.7;
+/// A window is quiet when the machine's other processes used less CPU than this over it, in
+/// cores (a tenth of a core: tick accounting alone can be off by a few hundredths).
+const QUIET: f64 = 0.1;
+
+/// The CPU time the machine spent over the window on processes other than the server and its
+/// load generator (other benches, compilers: this is a shared machine).
+pub fn others(m: &Measurement) -> Duration {
+    m.machine_cpu.saturating_sub(m.cpu + m.load_cpu)
+}
+
+/// Whether the others took less than `QUIET` cores over the window.
+fn quiet(m: &Measurement) -> bool {
+    others(m).as_secs_f64() < QUIET * m.elapsed().as_secs_f64()
+}
 
 pub fn print_table(
     servers: &[String],
@@ -20,9 +34,9 @@ pub fn print_table(
     println!(
         "| server | msgs/s | lowest-highest round | vs spindle 1 shard | 2 threads vs 1 | server \
          CPU (cores) | load generator CPU (cores) | server CPU per msg | of which user space | \
-         load generator CPU per msg |"
+         load generator CPU per msg | other processes (cores) |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for (kind, run) in servers.iter().zip(runs) {
         let done: Vec<Measurement> = run.iter().flatten().copied().collect();
         let rates: Vec<f64> = done.iter().map(|m| m.rate).collect();
@@ -43,7 +57,7 @@ pub fn print_table(
         };
         let us = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.1} us"));
         println!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             label(kind),
             middle(rates).map_or("failed".into(), |r| format!("{r:.0}")),
             lowest.zip(highest).map_or("-".into(), |(l, h)| format!("{l:.0}-{h:.0}")),
@@ -54,6 +68,7 @@ pub fn print_table(
             us(middle(done.iter().map(Measurement::cpu_per_rt_us).collect())),
             us(pooled.as_ref().map(|p| p.user_us)),
             us(pooled.as_ref().map(|p| p.load_us)),
+            cores(others).map_or("-".into(), |c| format!("{c:.2}")),
         );
     }
     println!(
@@ -66,6 +81,20 @@ pub fn print_table(
     if let Some(r) = Ratios::of(rate_ratios(two, one)) {
         let verdict = if r.median >= TARGET { "met" } else { "NOT met" };
         println!("spindle 2 shards / 1 shard: {r}; target at least {TARGET}x: {verdict}");
+    }
+    let both_quiet: Vec<f64> = one
+        .iter()
+        .zip(two)
+        .filter_map(|(a, b)| Some((a.as_ref()?, b.as_ref()?)))
+        .filter(|(a, b)| quiet(a) && quiet(b))
+        .map(|(a, b)| b.rate / a.rate)
+        .collect();
+    let n = both_quiet.len();
+    match Ratios::of(both_quiet) {
+        Some(r) => println!(
+            "  in the {n} rounds where other processes took under {QUIET} cores in both windows: {r}"
+        ),
+        None => println!("  no round had both windows quiet (other processes under {QUIET} cores)"),
     }
     // What two cores can give at most, the load generator's share of them included: one shard
     // can have a core to itself (its load fits on the other), two shards share both with it.
