@@ -1,4 +1,5 @@
-//! The servers under test, each in its own child process, none pinned: spindle on N shards,
+//! The servers under test, each in its own child process, none pinned (but for
+//! `spindle-pinned-N`): spindle on N shards,
 //! tokio's multi-thread runtime with N workers, may with N workers. Each binds 127.0.0.1:0,
 //! prints its address on stdout for the parent, and echoes every connection until EOF, doing
 //! `work::work` once for every 64-byte message before echoing it.
