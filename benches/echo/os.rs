@@ -32,6 +32,7 @@ pub fn online_cpus() -> usize {
 
 /// User and system CPU time all processes on the machine have used (`/proc/stat`: user, nice
 /// and system; interrupts and time stolen by the hypervisor are not counted).
+#[allow(dead_code)] // the http bench shares this file and does not read it
 pub fn machine_cpu() -> Duration {
     let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
     let total = stat.lines().next().unwrap_or("");
