@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use mio::net::TcpStream as MioStream;
 use mio::{Events, Interest, Poll, Token};
 
-use crate::os::process_cpu;
+use crate::os::{machine_cpu, process_cpu};
 use crate::rig::LOAD_ENV;
 
 /// Bytes per message.
@@ -19,8 +19,10 @@ const WARM_UP: Duration = Duration::from_millis(300);
 const STALL: Duration = Duration::from_secs(10);
 
 /// The load generator process: `spec` is "ADDRESS CONNECTIONS SERVER_PID". Answers `ready`
-/// once every connection has echoed once, then `done ROUND_TRIPS SECONDS USER SYSTEM` for each
-/// `go WINDOW` order (the server's CPU seconds over the window), until `quit` or end of input.
+/// once every connection has echoed once, then `done ROUND_TRIPS SECONDS USER SYSTEM LOAD
+/// MACHINE` for each `go WINDOW` order (CPU seconds over the window: the server's user and
+/// system time, this load generator's own user + system, and the user + system time of every
+/// process on the machine), until `quit` or end of input.
 /// A failure is reported as `error ...` and ends the process.
 pub fn load_process(spec: &str) {
     let parsed = (|| {
@@ -59,11 +61,13 @@ pub fn load_process(spec: &str) {
         };
         match load.run(Some(window), || process_cpu(pid)) {
             Ok(w) => println!(
-                "done {} {} {} {}",
+                "done {} {} {} {} {} {}",
                 w.round_trips,
                 w.elapsed.as_secs_f64(),
                 w.user.as_secs_f64(),
-                w.system.as_secs_f64()
+                w.system.as_secs_f64(),
+                w.load.as_secs_f64(),
+                w.machine.as_secs_f64()
             ),
             Err(e) => {
                 println!("error {e}");
@@ -146,6 +150,10 @@ struct Window {
     elapsed: Duration,
     user: Duration,
     system: Duration,
+    /// This load generator's own CPU time (user + system) over the window.
+    load: Duration,
+    /// The user + system time of the whole machine over the window, all processes.
+    machine: Duration,
 }
 
 /// All connections of one load generator and their poll.
@@ -198,8 +206,8 @@ impl Load {
         let mut completed: u64 = 0;
         let began = Instant::now();
         let mut last_progress = began;
-        // (time, completed, server CPU) at the start of the window, then the result.
-        let mut window_start: Option<(Instant, u64, (Duration, Duration))> = None;
+        // (time, completed, CPU clocks) at the start of the window, then the result.
+        let mut window_start: Option<(Instant, u64, Clocks)> = None;
         let mut result: Option<Window> = None;
         let mut sending = window.is_some();
         while in_flight > 0 {
@@ -230,14 +238,18 @@ impl Load {
             }
             let Some(window) = window else { continue };
             match window_start {
-                None if now - began >= WARM_UP => window_start = Some((now, completed, cpu())),
-                Some((t0, n0, (user0, system0))) if sending && now - t0 >= window => {
-                    let (user, system) = cpu();
+                None if now - began >= WARM_UP => {
+                    window_start = Some((now, completed, Clocks::read(&cpu)))
+                }
+                Some((t0, n0, ref start)) if sending && now - t0 >= window => {
+                    let end = Clocks::read(&cpu);
                     result = Some(Window {
                         round_trips: completed - n0,
                         elapsed: now - t0,
-                        user: user.saturating_sub(user0),
-                        system: system.saturating_sub(system0),
+                        user: end.server.0.saturating_sub(start.server.0),
+                        system: end.server.1.saturating_sub(start.server.1),
+                        load: end.own.saturating_sub(start.own),
+                        machine: end.machine.saturating_sub(start.machine),
                     });
                     sending = false;
                 }
@@ -249,6 +261,25 @@ impl Load {
             elapsed: began.elapsed(),
             user: Duration::ZERO,
             system: Duration::ZERO,
+            load: Duration::ZERO,
+            machine: Duration::ZERO,
         }))
+    }
+}
+
+/// The CPU clocks read at each end of a window.
+struct Clocks {
+    /// The server's user and system time.
+    server: (Duration, Duration),
+    /// This process's user + system time.
+    own: Duration,
+    /// The machine's user + system time, all processes.
+    machine: Duration,
+}
+
+impl Clocks {
+    fn read(server: impl Fn() -> (Duration, Duration)) -> Clocks {
+        let (user, system) = process_cpu(std::process::id());
+        Clocks { server: server(), own: user + system, machine: machine_cpu() }
     }
 }

@@ -50,6 +50,7 @@ mod load;
 mod os;
 mod rig;
 mod servers;
+mod stats;
 mod table;
 
 use std::time::{Duration, Instant};

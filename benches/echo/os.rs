@@ -30,6 +30,17 @@ pub fn online_cpus() -> usize {
     unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) }.max(1) as usize
 }
 
+/// User and system CPU time all processes on the machine have used (`/proc/stat`: user, nice
+/// and system; interrupts and time stolen by the hypervisor are not counted).
+#[allow(dead_code)] // the http bench shares this file and does not read it
+pub fn machine_cpu() -> Duration {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let total = stat.lines().next().unwrap_or("");
+    let ticks: u64 =
+        total.split_whitespace().skip(1).take(3).filter_map(|t| t.parse::<u64>().ok()).sum();
+    Duration::from_secs_f64(ticks as f64 / clock_ticks_per_second())
+}
+
 /// User and system CPU time the process `pid` has used, all threads.
 pub fn process_cpu(pid: u32) -> (Duration, Duration) {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
@@ -37,8 +48,13 @@ pub fn process_cpu(pid: u32) -> (Duration, Duration) {
     let fields: Vec<&str> = after.split_whitespace().collect();
     // utime and stime, the 14th and 15th fields of the line (11th and 12th after the name).
     let ticks = |i: usize| fields.get(i).and_then(|t| t.parse::<u64>().ok()).unwrap_or(0);
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    let hz = clock_ticks_per_second();
     let secs = |t: u64| Duration::from_secs_f64(t as f64 / hz);
     (secs(ticks(11)), secs(ticks(12)))
+}
+
+/// The unit of the CPU times in `/proc`.
+fn clock_ticks_per_second() -> f64 {
+    // SAFETY: sysconf has no preconditions.
+    unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64
 }

@@ -16,13 +16,27 @@ pub const LOAD_ENV: &str = "SPINDLE_ECHO_LOAD";
 pub struct Measurement {
     pub rate: f64,
     pub round_trips: f64,
+    /// The server's CPU time over the window, user + system, all its threads.
     pub cpu: Duration,
+    /// The user-space part of `cpu`.
     pub user: Duration,
+    /// The load generator's own CPU time over the window, user + system.
+    #[allow(dead_code)] // read by the echo_cpu bench, whose load generator shares the cores
+    pub load_cpu: Duration,
+    /// The machine's user + system time over the window, every process (this run's and others').
+    #[allow(dead_code)] // read by the echo_cpu bench
+    pub machine_cpu: Duration,
 }
 
 impl Measurement {
     pub fn cpu_per_rt_us(&self) -> f64 {
         self.cpu.as_secs_f64() * 1e6 / self.round_trips.max(1.0)
+    }
+
+    /// The length of the window.
+    #[allow(dead_code)] // used by the echo_cpu bench
+    pub fn elapsed(&self) -> Duration {
+        Duration::from_secs_f64(self.round_trips / self.rate.max(f64::MIN_POSITIVE))
     }
 }
 
@@ -81,12 +95,16 @@ impl Rig {
         let words = self.report()?;
         let numbers: Vec<f64> = words.iter().skip(1).filter_map(|w| w.parse().ok()).collect();
         match (words.first().map(String::as_str), numbers.as_slice()) {
-            (Some("done"), &[round_trips, elapsed, user, system]) => Ok(Measurement {
-                rate: round_trips / elapsed,
-                round_trips,
-                cpu: Duration::from_secs_f64(user + system),
-                user: Duration::from_secs_f64(user),
-            }),
+            (Some("done"), &[round_trips, elapsed, user, system, load, machine]) => {
+                Ok(Measurement {
+                    rate: round_trips / elapsed,
+                    round_trips,
+                    cpu: Duration::from_secs_f64(user + system),
+                    user: Duration::from_secs_f64(user),
+                    load_cpu: Duration::from_secs_f64(load),
+                    machine_cpu: Duration::from_secs_f64(machine),
+                })
+            }
             _ => Err(words.join(" ")),
         }
     }

@@ -2,6 +2,7 @@
 //! within rounds.
 
 use crate::rig::Measurement;
+use crate::stats::{middle, Ratios};
 
 /// One line of the final table.
 pub struct Row {
@@ -62,10 +63,7 @@ pub fn print_table(rows: &[Row], rounds: usize) {
     );
     println!("|---:|---|---:|---:|---:|---:|---:|---:|");
     for row in rows {
-        let ratio = |r: &Option<Ratios>| match r {
-            Some(r) => format!("{:.2}x ({:.2}-{:.2})", r.median, r.min, r.max),
-            None => "-".into(),
-        };
+        let ratio = |r: &Option<Ratios>| r.as_ref().map_or("-".into(), Ratios::to_string);
         let us = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.2} us"));
         println!(
             "| {} | {} | {} | {} | {} | {} | {} | {} |",
@@ -84,30 +82,4 @@ pub fn print_table(rows: &[Row], rounds: usize) {
          of the ratios taken within each round (lowest-highest round). User space: pooled over \
          the rounds."
     );
-}
-
-/// Median, lowest and highest of a server's per-round ratios to a baseline.
-struct Ratios {
-    median: f64,
-    min: f64,
-    max: f64,
-}
-
-impl Ratios {
-    fn of(ratios: Vec<f64>) -> Option<Ratios> {
-        let min = ratios.iter().copied().reduce(f64::min)?;
-        let max = ratios.iter().copied().reduce(f64::max)?;
-        Some(Ratios { median: middle(ratios)?, min, max })
-    }
-}
-
-/// The median of `v`, `None` if it is empty.
-fn middle(mut v: Vec<f64>) -> Option<f64> {
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    match n {
-        0 => None,
-        _ if n % 2 == 1 => Some(v[n / 2]),
-        _ => Some((v[n / 2 - 1] + v[n / 2]) / 2.0),
-    }
 }
