@@ -64,7 +64,12 @@ impl ObjectId {
 
     /// A park reason naming this object: `Reason { what, on: Some(Subject::Object { .. }) }`.
     pub fn reason(&self, what: &'static str) -> Reason {
-        Reason { what, on: Some(Subject::Object { name: self.name(), id: self.number() }) }
+        self.reason_numbered(what, self.number())
+    }
+
+    /// `reason(what)` for a caller that has the number already.
+    pub(crate) fn reason_numbered(&self, what: &'static str, id: u32) -> Reason {
+        Reason { what, on: Some(Subject::Object { name: self.name(), id }) }
     }
 }
 

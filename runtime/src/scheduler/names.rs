@@ -32,8 +32,14 @@ impl Core {
     }
 
     /// Records that coroutine `holder` holds lock number `object`, which a coroutine waits for.
+    #[inline]
     pub(crate) fn set_holder(&self, object: u32, holder: u64) {
         let mut holders = self.names.holders.borrow_mut();
+        // Usually one lock is contended at a time.
+        if let Some(entry) = holders.first_mut().filter(|(o, _)| *o == object) {
+            entry.1 = holder;
+            return;
+        }
         match holders.iter_mut().find(|(o, _)| *o == object) {
             Some(entry) => entry.1 = holder,
             None => holders.push((object, holder)),

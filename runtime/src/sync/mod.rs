@@ -236,6 +236,12 @@ impl Waiters {
         wake
     }
 
+    /// Entries queued, live or stale.
+    #[inline]
+    pub(crate) fn len(&self) -> usize {
+        self.len.get()
+    }
+
     /// True if no entry (live or stale) is queued: nobody needs waking.
     #[inline]
     pub(crate) fn is_empty(&self) -> bool {
@@ -286,9 +292,10 @@ impl Waiters {
 
 /// Tells the runtime who holds lock number `object` while coroutines wait for it (`waiters`
 /// not empty), or that nobody waits any more: what a deadlock report shows as `Mutex#3 held by
-/// #5`. A lock calls it when a coroutine joins its queue, when one leaves it without the lock,
-/// and when one is handed the lock; in between the holder cannot change without a waiter
-/// being handed the lock.
+/// #5`. A lock calls it when the first coroutine joins its queue, when one leaves it without
+/// the lock, and when one is handed the lock; in between the holder cannot change without a
+/// waiter being handed the lock.
+#[inline]
 pub(crate) fn tell_holder(object: u32, holder: u64, waiters: &Waiters) {
     crate::context::with_core(|core| match waiters.is_empty() || holder == NO_HOLDER {
         false => core.set_holder(object, holder),

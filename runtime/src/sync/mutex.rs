@@ -148,11 +148,17 @@ impl<T: ?Sized> Mutex<T> {
             self.take();
             return Some(());
         }
-        let reason = self.id.reason("Mutex::lock");
         let object = self.id.number();
+        let reason = self.id.reason_numbered("Mutex::lock", object);
         let tell = || tell_holder(object, self.holder.get(), &self.waiters);
+        // The first waiter names the holder; later ones find it named (see `tell_holder`).
+        let queued = || {
+            if self.waiters.len() == 1 {
+                tell();
+            }
+        };
         // `unlock` hands ownership over to the woken waiter: `locked` stays true.
-        let handed = self.waiters.wait_with(reason, deadline, tell, tell);
+        let handed = self.waiters.wait_with(reason, deadline, queued, tell);
         if handed {
             self.take();
             tell();

@@ -114,12 +114,17 @@ impl<T: ?Sized> ReentrantMutex<T> {
         if let Some(guard) = self.try_enter(me) {
             return Some(guard);
         }
-        let reason = self.id.reason("ReentrantMutex::lock");
         let object = self.id.number();
+        let reason = self.id.reason_numbered("ReentrantMutex::lock", object);
         // Keeps the holder a deadlock report names (see `tell_holder`).
         let tell = || tell_holder(object, self.owner.get().unwrap_or(NO_HOLDER), &self.waiters);
+        let queued = || {
+            if self.waiters.len() == 1 {
+                tell();
+            }
+        };
         // Handed over by `release`, which set `owner` to us and `depth` to 0.
-        if !self.waiters.wait_with(reason, deadline, tell, tell) {
+        if !self.waiters.wait_with(reason, deadline, queued, tell) {
             return None;
         }
         tell();
