@@ -157,3 +157,17 @@ fn panicking_holder_releases_the_lock() {
         assert_eq!(*lock.try_lock().expect("released by the unwind"), 1);
     });
 }
+
+#[test]
+fn guards_print_the_data_as_std_guards_do() {
+    spindle::run(|| {
+        let m = spindle::sync::Mutex::new(7);
+        assert_eq!(format!("{} {:?}", m.lock(), m.lock_timeout(Duration::ZERO)), "7 None");
+        let r = spindle::sync::RwLock::new("text");
+        assert_eq!(format!("{} {:?}", r.read(), r.read()), "text \"text\"");
+        assert_eq!(format!("{}", r.write()), "text");
+        let re = spindle::sync::ReentrantMutex::new(1.5);
+        let outer = re.lock();
+        assert_eq!(format!("{} {:?}", outer, re.lock()), "1.5 1.5");
+    });
+}
