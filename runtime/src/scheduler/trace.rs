@@ -33,7 +33,7 @@
 //! path; `cargo bench --bench core` measures the cost per switch with a trace on.
 
 use std::cell::{Cell, RefCell};
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::fs::File;
 use std::io::{self, Write};
 use std::path::PathBuf;
@@ -105,8 +105,18 @@ struct Open {
 enum Sink {
     /// Events go to the file as they happen, `,\n` between them, through a [`Writer`].
     Stream { writer: Writer, first: bool },
-    /// The last `keep` events: their bytes back to back, and each one's length.
-    Ring { bytes: VecDeque<u8>, lens: VecDeque<usize>, keep: usize },
+    /// The last `keep` events: their bytes back to back, and each one's length; and the
+    /// track names (metadata events, kept apart so that the ring's turning does not lose
+    /// them): of the live coroutines, by id, and of the last `keep` that finished.
+    Ring { bytes: VecDeque<u8>, lens: VecDeque<usize>, keep: usize, names: Names },
+}
+
+/// The track names a ring keeps (see `Sink::Ring`). Bounded: live coroutines have a stack each,
+/// and at most `keep` finished ones are remembered, as many as the ring can still name.
+#[derive(Default)]
+struct Names {
+    live: BTreeMap<u64, Box<[u8]>>,
+    finished: VecDeque<Box<[u8]>>,
 }
 
 impl Tracer {
@@ -136,7 +146,8 @@ impl Tracer {
         s.buf.clear();
         s.sink = Some(match self.config.last {
             Some(keep) => {
-                Sink::Ring { bytes: VecDeque::new(), lens: VecDeque::new(), keep: keep.max(1) }
+                let (bytes, lens, names) = (VecDeque::new(), VecDeque::new(), Names::default());
+                Sink::Ring { bytes, lens, keep: keep.max(1), names }
             }
             None => {
                 let mut file = File::create(&self.config.path)?;
@@ -149,7 +160,7 @@ impl Tracer {
         s.raw(br#"{"name":"thread_name","ph":"M","pid":1,"tid":"#);
         s.int(SCHEDULER_TRACK);
         s.raw(br#","args":{"name":"scheduler"}}"#);
-        s.close_event();
+        s.close_name(SCHEDULER_TRACK);
         Ok(())
     }
 
@@ -158,8 +169,8 @@ impl Tracer {
         let mut s = self.state.borrow_mut();
         let buf = std::mem::take(&mut s.buf);
         let result = match s.sink.take() {
-            Some(Sink::Ring { bytes, lens, .. }) => {
-                let written = write_ring(&self.config.path, &bytes, &lens);
+            Some(Sink::Ring { bytes, lens, names, .. }) => {
+                let written = write_ring(&self.config.path, &names, &bytes, &lens);
                 s.buf = buf;
                 written
             }
@@ -181,14 +192,23 @@ impl Tracer {
 /// Writes the ring's events to `path` as a JSON array.
 fn write_ring(
     path: &std::path::Path,
+    names: &Names,
     bytes: &VecDeque<u8>,
     lens: &VecDeque<usize>,
 ) -> io::Result<()> {
     let mut file = io::BufWriter::new(File::create(path)?);
     file.write_all(b"[\n")?;
+    // Track names first (finished coroutines, then live ones by id), then the events.
+    let mut first = true;
+    for name in names.finished.iter().chain(names.live.values()) {
+        if !std::mem::take(&mut first) {
+            file.write_all(b",\n")?;
+        }
+        file.write_all(name)?;
+    }
     let (mut a, mut b) = bytes.as_slices();
-    for (i, &len) in lens.iter().enumerate() {
-        if i > 0 {
+    for &len in lens.iter() {
+        if !std::mem::take(&mut first) {
             file.write_all(b",\n")?;
         }
         // The event's bytes may wrap from the deque's first slice into its second.
@@ -284,6 +304,29 @@ impl State {
         }
     }
 
+    /// Ends a track-name event of track `tid`: as any event to a file; a ring keeps it apart.
+    fn close_name(&mut self, tid: u64) {
+        match &mut self.sink {
+            Some(Sink::Ring { names, .. }) => {
+                names.live.insert(tid, self.buf.as_slice().into());
+                self.buf.clear();
+            }
+            _ => self.close_event(),
+        }
+    }
+
+    /// Track `tid`'s coroutine finished: a ring remembers its name among the last finished.
+    fn finish_name(&mut self, tid: u64) {
+        if let Some(Sink::Ring { names, keep, .. }) = &mut self.sink {
+            if let Some(name) = names.live.remove(&tid) {
+                if names.finished.len() == *keep {
+                    names.finished.pop_front();
+                }
+                names.finished.push_back(name);
+            }
+        }
+    }
+
     /// Ends an event: hands the buffer to the file when it is full, or the event to the ring.
     #[inline]
     fn close_event(&mut self) {
@@ -296,7 +339,7 @@ impl State {
                     }
                 }
             }
-            Some(Sink::Ring { bytes, lens, keep }) => {
+            Some(Sink::Ring { bytes, lens, keep, .. }) => {
                 if lens.len() == *keep {
                     let oldest = lens.pop_front().unwrap_or(0);
                     bytes.drain(..oldest);
@@ -509,7 +552,7 @@ impl Core {
             s.escaped(name);
         }
         s.raw(br#""}}"#);
-        s.close_event();
+        s.close_name(id);
         s.instant(b"spawn", ts, id);
         *s.open(key) = Open { wait_since: Some((ts, None)), ..Open::default() };
     }
@@ -614,6 +657,7 @@ impl Core {
         let Some(mut s) = self.trace_state() else { return };
         let ts = s.ns(self.now());
         s.instant(b"finish", ts, task.id);
+        s.finish_name(task.id);
         *s.open(task.key) = Open::default();
         // Freeing its stack may take a while.
         s.handoff = None;
