@@ -271,6 +271,7 @@ impl<T> Receiver<T> {
 
     /// Receives, parking until a message arrives. `Err` once every sender is gone and the
     /// buffer is drained.
+    #[inline]
     #[track_caller]
     pub fn recv(&self) -> Result<T, RecvError> {
         self.chan.recv(None).map_err(|_| RecvError)
