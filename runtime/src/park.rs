@@ -20,6 +20,15 @@
 //! reused) does nothing and returns `false`. So a wait queue may hold stale entries without
 //! harm, and a timer that fires for a coroutine that already woke costs one comparison.
 //!
+//! # Naming what is waited on
+//!
+//! A [`Reason`] says which instance a coroutine waits on through a [`Subject`]: a file
+//! descriptor (`TcpStream::read (fd 12)`), another coroutine (`JoinHandle::join (#5)`), or an
+//! object with an [`ObjectId`] (`Mutex::lock (Mutex#3)`, or `accounts#3` once labelled). Objects
+//! are numbered per runtime in the order they are first waited on, never by address, so reports
+//! and traces of a seeded run read the same every time. A primitive of your own embeds an
+//! `ObjectId` and parks with [`ObjectId::reason`].
+//!
 //! # Writing a primitive
 //!
 //! ```
