@@ -70,7 +70,7 @@ pub struct Pool {
 
 impl Pool {
     /// Names this object `label` in park reasons, deadlock reports and traces: `label#3` rather
-    /// than `Pool#3` (see [`ObjectId`](crate::park::ObjectId)).
+    /// than `Pool#3` (see [`ObjectId`]).
     pub fn label(&self, label: &'static str) {
         self.shared.id.label(label);
     }

@@ -175,7 +175,7 @@ impl<T: 'static> Queue<T> {
 
 impl<T> Queue<T> {
     /// Names this object `label` in park reasons, deadlock reports and traces: `label#3` rather
-    /// than `Queue#3` (see [`ObjectId`](crate::park::ObjectId)).
+    /// than `Queue#3` (see [`ObjectId`]).
     pub fn label(&self, label: &'static str) {
         self.id.label(label);
     }

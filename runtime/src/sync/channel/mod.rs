@@ -156,7 +156,7 @@ pub struct Receiver<T> {
 
 impl<T> Sender<T> {
     /// Names this object `label` in park reasons, deadlock reports and traces: `label#3` rather
-    /// than `channel#3` (see [`ObjectId`](crate::park::ObjectId)).
+    /// than `channel#3` (see [`ObjectId`]).
     pub fn label(&self, label: &'static str) {
         self.chan.id.label(label);
     }
@@ -264,7 +264,7 @@ impl<T> Drop for SelectSend<'_, T> {
 
 impl<T> Receiver<T> {
     /// Names this object `label` in park reasons, deadlock reports and traces: `label#3` rather
-    /// than `channel#3` (see [`ObjectId`](crate::park::ObjectId)).
+    /// than `channel#3` (see [`ObjectId`]).
     pub fn label(&self, label: &'static str) {
         self.chan.id.label(label);
     }
