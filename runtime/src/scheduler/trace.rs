@@ -33,15 +33,19 @@
 //! path; `cargo bench --bench core` measures the cost per switch with a trace on.
 
 use std::cell::{Cell, RefCell};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, Write};
 use std::path::PathBuf;
-use std::sync::mpsc;
 use std::time::Instant;
 
 use super::Core;
 use crate::task::Task;
+use digits::push_int;
+use output::{write_ring, Names, Writer};
+
+mod digits;
+mod output;
 use crate::wake::{Reason, Subject};
 
 /// Where the trace goes, as the builder was told.
@@ -111,14 +115,6 @@ enum Sink {
     Ring { bytes: VecDeque<u8>, lens: VecDeque<usize>, keep: usize, names: Names },
 }
 
-/// The track names a ring keeps (see `Sink::Ring`). Bounded: live coroutines have a stack each,
-/// and at most `keep` finished ones are remembered, as many as the ring can still name.
-#[derive(Default)]
-struct Names {
-    live: BTreeMap<u64, Box<[u8]>>,
-    finished: VecDeque<Box<[u8]>>,
-}
-
 impl Tracer {
     pub(crate) fn new(config: TraceConfig) -> Tracer {
         Tracer {
@@ -186,92 +182,6 @@ impl Tracer {
         self.waking_from.set(what);
         // The scheduler polls, fires timers or applies remote wakes: time passes.
         self.state.borrow_mut().handoff = None;
-    }
-}
-
-/// Writes the ring's events to `path` as a JSON array.
-fn write_ring(
-    path: &std::path::Path,
-    names: &Names,
-    bytes: &VecDeque<u8>,
-    lens: &VecDeque<usize>,
-) -> io::Result<()> {
-    let mut file = io::BufWriter::new(File::create(path)?);
-    file.write_all(b"[\n")?;
-    // Track names first (finished coroutines, then live ones by id), then the events.
-    let mut first = true;
-    for name in names.finished.iter().chain(names.live.values()) {
-        if !std::mem::take(&mut first) {
-            file.write_all(b",\n")?;
-        }
-        file.write_all(name)?;
-    }
-    let (mut a, mut b) = bytes.as_slices();
-    for &len in lens.iter() {
-        if !std::mem::take(&mut first) {
-            file.write_all(b",\n")?;
-        }
-        // The event's bytes may wrap from the deque's first slice into its second.
-        let here = len.min(a.len());
-        file.write_all(&a[..here])?;
-        file.write_all(&b[..len - here])?;
-        a = &a[here..];
-        b = &b[len - here..];
-    }
-    file.write_all(b"\n]\n")?;
-    file.flush()
-}
-
-/// The thread that writes a streamed trace's full buffers to its file, so that the runtime's
-/// thread pays for formatting events but not for the copy into the kernel. Buffers go round:
-/// full ones to the thread (at most [`IN_FLIGHT`] queued; more waits), empty ones back.
-struct Writer {
-    full: mpsc::SyncSender<Vec<u8>>,
-    empty: mpsc::Receiver<Vec<u8>>,
-    thread: std::thread::JoinHandle<io::Result<()>>,
-}
-
-/// Full buffers queued for the writer thread at most: what a trace holds in memory is bounded
-/// by `(IN_FLIGHT + 2) * FLUSH_AT`.
-const IN_FLIGHT: usize = 4;
-
-impl Writer {
-    fn start(mut file: File) -> io::Result<Writer> {
-        let (full, to_write) = mpsc::sync_channel::<Vec<u8>>(IN_FLIGHT);
-        let (written, empty) = mpsc::sync_channel::<Vec<u8>>(IN_FLIGHT + 1);
-        let thread = std::thread::Builder::new().name("spindle-trace".into()).spawn(move || {
-            for mut buf in to_write {
-                // On an error the thread returns, which drops `written`: the runtime's next
-                // hand-over sees it and stops tracing.
-                file.write_all(&buf)?;
-                buf.clear();
-                let _ = written.try_send(buf);
-            }
-            file.write_all(b"\n]\n")?;
-            file.flush()
-        })?;
-        Ok(Writer { full, empty, thread })
-    }
-
-    /// Hands `buf` over to be written and leaves an empty buffer in its place; false if the
-    /// writer has failed.
-    fn write(&self, buf: &mut Vec<u8>) -> bool {
-        let spare = match self.empty.try_recv() {
-            Ok(spare) => spare,
-            Err(mpsc::TryRecvError::Empty) => Vec::with_capacity(FLUSH_AT + EVENT_ROOM),
-            Err(mpsc::TryRecvError::Disconnected) => return false,
-        };
-        self.full.send(std::mem::replace(buf, spare)).is_ok()
-    }
-
-    /// Writes `last` and the end of the array; waits for the thread to finish.
-    fn finish(self, last: Vec<u8>) -> io::Result<()> {
-        let _ = self.full.send(last);
-        drop(self.full);
-        match self.thread.join() {
-            Ok(result) => result,
-            Err(_) => Err(io::Error::other("the trace writer thread panicked")),
-        }
     }
 }
 
@@ -473,63 +383,6 @@ impl State {
     }
 }
 
-/// Appends `n` in decimal to `buf`.
-///
-/// The digits are gathered in a register and stored with one 16-byte write, then the tail is
-/// cut off: digits written one byte at a time into a scratch array and read back as one block
-/// stall the CPU's store forwarding, and a copy of the digits' own length would call `memcpy`.
-#[inline(always)]
-fn push_int(buf: &mut Vec<u8>, n: u64) {
-    if n >= 10_000_000_000_000_000 {
-        return push_long_int(buf, n);
-    }
-    let mut digits: u128 = 0;
-    let mut len = 0;
-    let mut rest = n;
-    // Two digits a step; the first gathered (the last of the number) end up highest.
-    while rest >= 100 {
-        let pair = PAIRS[(rest % 100) as usize];
-        digits = (digits << 16) | u128::from(u16::from_le_bytes(pair));
-        len += 2;
-        rest /= 100;
-    }
-    if rest >= 10 {
-        let pair = PAIRS[rest as usize];
-        digits = (digits << 16) | u128::from(u16::from_le_bytes(pair));
-        len += 2;
-    } else {
-        digits = (digits << 8) | u128::from(b'0' + rest as u8);
-        len += 1;
-    }
-    let at = buf.len();
-    buf.extend_from_slice(&digits.to_le_bytes());
-    buf.truncate(at + len);
-}
-
-/// `"00"` to `"99"`.
-const PAIRS: [[u8; 2]; 100] = {
-    let mut pairs = [[0u8; 2]; 100];
-    let mut i = 0;
-    while i < 100 {
-        pairs[i] = [b'0' + (i / 10) as u8, b'0' + (i % 10) as u8];
-        i += 1;
-    }
-    pairs
-};
-
-/// `push_int` for numbers of more than 16 digits.
-#[cold]
-fn push_long_int(buf: &mut Vec<u8>, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    while n > 0 {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-    }
-    buf.extend_from_slice(&digits[at..]);
-}
-
 impl Core {
     /// The trace's state, if a trace is being written.
     #[inline]
@@ -696,16 +549,6 @@ mod tests {
             if ns < 1 << 53 {
                 assert_eq!(us(ns), (ns as f64 / 1000.0).to_string(), "{ns} ns");
             }
-        }
-    }
-
-    #[test]
-    fn integers_are_written_in_decimal() {
-        let long = [9_999_999_999_999_999, 10_000_000_000_000_000, u64::MAX];
-        for n in [0, 7, 10, 99, 100, 12_345, 1 << 40].into_iter().chain(long) {
-            let mut buf = Vec::new();
-            push_int(&mut buf, n);
-            assert_eq!(buf, n.to_string().into_bytes());
         }
     }
 }
