@@ -1,4 +1,4 @@
-//! Medians and within-round ratios, for the tables of the echo benches.
+//! Medians and within-round ratios, for the tables of the echo and HTTP benches.
 
 use std::fmt;
 
@@ -7,6 +7,8 @@ pub struct Ratios {
     pub median: f64,
     pub min: f64,
     pub max: f64,
+    /// How many rounds they are from.
+    pub count: usize,
 }
 
 impl Ratios {
@@ -14,19 +16,24 @@ impl Ratios {
     pub fn of(ratios: Vec<f64>) -> Option<Ratios> {
         let min = ratios.iter().copied().reduce(f64::min)?;
         let max = ratios.iter().copied().reduce(f64::max)?;
-        Some(Ratios { median: middle(ratios)?, min, max })
+        let count = ratios.len();
+        Some(Ratios { median: median(ratios)?, min, max, count })
     }
 }
 
-/// `1.03x (0.86-1.35)`: the median and, in brackets, the lowest and highest round.
+/// `1.03x (0.86-1.35)`: the median and, in brackets, the lowest and highest round (`1.03x`
+/// alone from a single round).
 impl fmt::Display for Ratios {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:.2}x ({:.2}-{:.2})", self.median, self.min, self.max)
+        match self.count {
+            1 => write!(f, "{:.2}x", self.median),
+            _ => write!(f, "{:.2}x ({:.2}-{:.2})", self.median, self.min, self.max),
+        }
     }
 }
 
 /// The median of `v`, `None` if it is empty.
-pub fn middle(mut v: Vec<f64>) -> Option<f64> {
+pub fn median(mut v: Vec<f64>) -> Option<f64> {
     v.sort_by(f64::total_cmp);
     let n = v.len();
     match n {

@@ -2,7 +2,7 @@
 //! within rounds.
 
 use crate::rig::Measurement;
-use crate::stats::{middle, Ratios};
+use crate::stats::{median, Ratios};
 
 /// One line of the final table.
 pub struct Row {
@@ -41,10 +41,10 @@ impl Row {
         Row {
             conns,
             server: server.to_string(),
-            rate: middle(done.iter().map(rate).collect()),
+            rate: median(done.iter().map(rate).collect()),
             vs_mio: if server == "mio" { None } else { ratios(mio, rate) },
             vs_tokio: if server == "tokio" { None } else { ratios(tokio, rate) },
-            cpu_per_rt_us: middle(done.iter().map(Measurement::cpu_per_rt_us).collect()),
+            cpu_per_rt_us: median(done.iter().map(Measurement::cpu_per_rt_us).collect()),
             cpu_vs_mio: if server == "mio" {
                 None
             } else {

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use crate::rig::Measurement;
-use crate::stats::{middle, Ratios};
+use crate::stats::{median, Ratios};
 
 /// The target of tracker issue 13: two shards at least this many times one shard.
 const TARGET: f64 = 1.7;
@@ -43,7 +43,7 @@ pub fn print_table(
         let lowest = rates.iter().copied().reduce(f64::min);
         let highest = rates.iter().copied().reduce(f64::max);
         let cores = |cpu: fn(&Measurement) -> Duration| {
-            middle(
+            median(
                 done.iter()
                     .map(|m| cpu(m).as_secs_f64() / m.elapsed().as_secs_f64().max(1e-9))
                     .collect(),
@@ -59,13 +59,13 @@ pub fn print_table(
         println!(
             "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             label(kind),
-            middle(rates).map_or("failed".into(), |r| format!("{r:.0}")),
+            median(rates).map_or("failed".into(), |r| format!("{r:.0}")),
             lowest.zip(highest).map_or("-".into(), |(l, h)| format!("{l:.0}-{h:.0}")),
             ratio(spindle_1).unwrap_or("-".into()),
             ratio(sibling).unwrap_or("-".into()),
             cores(|m| m.cpu).map_or("-".into(), |c| format!("{c:.2}")),
             cores(|m| m.load_cpu).map_or("-".into(), |c| format!("{c:.2}")),
-            us(middle(done.iter().map(Measurement::cpu_per_rt_us).collect())),
+            us(median(done.iter().map(Measurement::cpu_per_rt_us).collect())),
             us(pooled.as_ref().map(|p| p.user_us)),
             us(pooled.as_ref().map(|p| p.load_us)),
             cores(others).map_or("-".into(), |c| format!("{c:.2}")),

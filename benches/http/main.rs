@@ -48,6 +48,8 @@ mod plot;
 #[path = "../../examples/http_server/server/mod.rs"]
 mod server;
 mod servers;
+#[path = "../echo/stats.rs"]
+mod stats;
 mod table;
 mod wrk;
 

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use crate::stats::{median, Ratios};
 use crate::wrk::Report;
 
 /// One wrk run of one server, with the server's CPU time over it.
@@ -79,11 +80,7 @@ pub fn print(rows: &[Row], rounds: usize) {
     let vs_align = "---:|".repeat(BASELINES.len());
     println!("|---|---:|---|---|---:|{vs_align}---:|---:|---:|---:|");
     for row in rows {
-        let ratio = |r: &Option<Ratios>| match r {
-            Some(r) if r.count > 1 => format!("{:.2}x ({:.2}-{:.2})", r.median, r.min, r.max),
-            Some(r) => format!("{:.2}x", r.median),
-            None => "-".into(),
-        };
+        let ratio = |r: &Option<Ratios>| r.as_ref().map_or("-".into(), Ratios::to_string);
         let ms = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.2} ms"));
         let vs: String = row.vs.iter().map(|r| format!(" {} |", ratio(r))).collect();
         println!(
@@ -114,31 +111,3 @@ pub const BASELINES: &[(&str, &str)] = &[
     ("hyper-ct", "hyper current-thread"),
     ("spindle", "spindle 1 shard"),
 ];
-
-/// Median, lowest and highest of per-round ratios.
-struct Ratios {
-    median: f64,
-    min: f64,
-    max: f64,
-    count: usize,
-}
-
-impl Ratios {
-    fn of(ratios: Vec<f64>) -> Option<Ratios> {
-        let min = ratios.iter().copied().reduce(f64::min)?;
-        let max = ratios.iter().copied().reduce(f64::max)?;
-        let count = ratios.len();
-        Some(Ratios { median: median(ratios)?, min, max, count })
-    }
-}
-
-/// The median of `v`, `None` if it is empty.
-pub fn median(mut v: Vec<f64>) -> Option<f64> {
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    match n {
-        0 => None,
-        _ if n % 2 == 1 => Some(v[n / 2]),
-        _ => Some((v[n / 2 - 1] + v[n / 2]) / 2.0),
-    }
-}
