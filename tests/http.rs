@@ -69,6 +69,15 @@ impl Server {
         assert_eq!(unsafe { libc::kill(pid, signal) }, 0);
     }
 
+    /// Waits (at most 5 s, polling) until connections are refused: every listener closed.
+    fn wait_until_refused(&self) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while TcpStream::connect(self.addr).is_ok() {
+            assert!(Instant::now() < deadline, "a listener is still open 5 s after the signal");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
     /// Waits (at most 5 s) for the server to exit; returns its status and what it printed on
     /// stdout after the line that named its address.
     fn wait_for_exit(&mut self) -> (std::process::ExitStatus, String) {
@@ -449,11 +458,7 @@ fn sigterm_finishes_the_requests_in_flight_then_exits() {
     server.signal(libc::SIGTERM);
     // The idle connection goes at once; new ones are refused once the listener has closed.
     assert!(idle.closed_within(Duration::from_secs(1)), "the idle connection is closed");
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while TcpStream::connect(server.addr).is_ok() {
-        assert!(Instant::now() < deadline, "the server still listens 5 s after the signal");
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    server.wait_until_refused();
     // The request in flight is answered, and its connection closed after it.
     busy.send(b"abcd");
     let r = busy.response();
@@ -492,11 +497,7 @@ fn two_shards_share_the_port_and_one_stop_ends_them_all() {
     server.signal(libc::SIGTERM);
     // Each shard closes its own listener when it hears the stop; connections are refused
     // once every shard has.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while TcpStream::connect(server.addr).is_ok() {
-        assert!(Instant::now() < deadline, "a shard still listens 5 s after the signal");
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    server.wait_until_refused();
     for client in idle.iter_mut() {
         assert!(client.closed_within(Duration::from_secs(2)), "an idle connection is closed");
     }
