@@ -369,6 +369,19 @@ impl State {
         self.close_event();
     }
 
+    /// The rest of a flow event (`ph` s or f) whose opening fields are written: its id, time
+    /// and track, and the event's end.
+    fn flow_rest(&mut self, flow: u64, ts: u64, tid: u64) {
+        self.raw(br#","id":"#);
+        self.int(flow);
+        self.raw(br#","ts":"#);
+        self.us(ts);
+        self.raw(br#","pid":1,"tid":"#);
+        self.int(tid);
+        self.raw(b"}");
+        self.close_event();
+    }
+
     /// An instant (`ph` i) on track `tid`.
     fn instant(&mut self, name: &[u8], ts: u64, tid: u64) {
         self.open_event();
@@ -425,14 +438,8 @@ impl Core {
         }
         if let Some(flow) = open.flow {
             s.open_event();
-            s.raw(br#"{"name":"wake","cat":"wake","ph":"f","bp":"e","id":"#);
-            s.int(flow);
-            s.raw(br#","ts":"#);
-            s.us(ts);
-            s.raw(br#","pid":1,"tid":"#);
-            s.int(id);
-            s.raw(b"}");
-            s.close_event();
+            s.raw(br#"{"name":"wake","cat":"wake","ph":"f","bp":"e""#);
+            s.flow_rest(flow, ts, id);
         }
         s.open(task.key).run_since = Some(ts);
         let counters = (self.tasks.queued(), self.tasks.len());
@@ -480,14 +487,8 @@ impl Core {
         s.open_event();
         s.raw(br#"{"name":""#);
         s.escaped(name);
-        s.raw(br#"","cat":"wake","ph":"s","id":"#);
-        s.int(flow);
-        s.raw(br#","ts":"#);
-        s.us(ts);
-        s.raw(br#","pid":1,"tid":"#);
-        s.int(from);
-        s.raw(b"}");
-        s.close_event();
+        s.raw(br#"","cat":"wake","ph":"s""#);
+        s.flow_rest(flow, ts, from);
         s.open(task.key).flow = Some(flow);
     }
 
