@@ -456,13 +456,12 @@ impl<T> Chan<T> {
                 // A handoff is first-wins like every wake: a `Notified` park owns its message
                 // even if a cancellation or the deadline came right after (a cancellation
                 // then takes effect at the coroutine's next park).
-                (Wake::Notified, Some((waker, _))) => {
-                    if let Some(v) = self.take_handed(waker) {
+                (Wake::Notified, parked) => {
+                    if let Some(v) = parked.and_then(|(waker, _)| self.take_handed(waker)) {
                         return Ok(v);
                     }
                     // Woken by a disconnection or a rendezvous promise: look again.
                 }
-                (Wake::Notified, None) => {}
                 (Wake::TimedOut, parked) => {
                     forget(&self.takers, parked.map(|(_, t)| t));
                     return Err(RecvTimeoutError::Timeout);
