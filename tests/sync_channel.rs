@@ -566,3 +566,74 @@ fn a_sender_woken_for_room_that_hands_its_message_over_wakes_the_next_sender() {
         senders.into_iter().for_each(|s| s.join().unwrap());
     });
 }
+
+/// The first parked receiver waits in a slot of its own and later ones in a queue: whatever
+/// mix of slot and queue the receivers are in, they are handed messages in the order they
+/// parked, and one that timed out is skipped.
+#[test]
+fn receivers_parked_before_and_after_a_handoff_are_served_in_the_order_they_parked() {
+    virtual_runtime().run(|| {
+        let (tx, rx) = channel::unbounded();
+        let got = Rc::new(RefCell::new(Vec::new()));
+        let receiver = |name: &'static str, timeout: Option<Duration>| {
+            let (rx, got) = (rx.clone(), got.clone());
+            spawn(move || {
+                let v = match timeout {
+                    Some(t) => rx.recv_timeout(t).ok(),
+                    None => rx.recv().ok(),
+                };
+                got.borrow_mut().push((name, v));
+            })
+        };
+        let a = receiver("a", None);
+        let b = receiver("b", None);
+        yield_now(); // a parks first, then b
+        tx.send(1).unwrap(); // handed to a, which has not run yet
+        let c = receiver("c", None);
+        let d = receiver("d", Some(Duration::from_millis(1)));
+        yield_now(); // c and d park; a takes 1
+        tx.send(2).unwrap(); // b
+        a.join().unwrap();
+        b.join().unwrap();
+        d.join().unwrap(); // times out, never handed anything
+        let e = receiver("e", None);
+        yield_now(); // e parks behind c
+        tx.send(3).unwrap(); // c
+        tx.send(4).unwrap(); // e
+        c.join().unwrap();
+        e.join().unwrap();
+        assert_eq!(
+            *got.borrow(),
+            [("a", Some(1)), ("b", Some(2)), ("d", None), ("c", Some(3)), ("e", Some(4))]
+        );
+        // The next receiver to park alone gets the next message.
+        let f = receiver("f", None);
+        yield_now();
+        tx.send(5).unwrap();
+        f.join().unwrap();
+        assert_eq!(got.borrow().last(), Some(&("f", Some(5))));
+    });
+}
+
+/// A receiver alone in the slot that timed out or was cancelled is not handed a message, and
+/// the slot is free again for the next one.
+#[test]
+fn a_lone_receiver_that_left_frees_its_place_for_the_next() {
+    virtual_runtime().run(|| {
+        let (tx, rx) = channel::bounded(1);
+        let rx2 = rx.clone();
+        let timed_out = spawn(move || rx2.recv_timeout(Duration::from_millis(1)));
+        assert_eq!(timed_out.join().unwrap(), Err(RecvTimeoutError::Timeout));
+        let rx3 = rx.clone();
+        let cancelled = spawn(move || rx3.recv());
+        yield_now();
+        cancelled.cancel();
+        assert!(matches!(cancelled.join(), Err(JoinError::Cancelled)));
+        let rx4 = rx.clone();
+        let next = spawn(move || rx4.recv());
+        yield_now();
+        tx.send(9).unwrap();
+        assert_eq!(next.join().unwrap(), Ok(9));
+        assert_eq!(rx.try_recv(), Err(TryRecvError::Empty), "nothing left behind");
+    });
+}

@@ -8,6 +8,7 @@ use std::mem::take;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::time::Instant;
 
+use super::takers::{Takers, Ticket};
 use super::{RecvTimeoutError, SendTimeoutError, TryRecvError, TrySendError};
 use crate::park::{self, ObjectId, Reason, Token, Wake, Waker};
 use crate::sync::{forget, wait, Waiters};
@@ -46,13 +47,11 @@ pub(super) struct Chan<T> {
     pub(super) send_waiters: Waiters,
     /// Its name in park reasons (`channel#3`).
     pub(super) id: ObjectId,
-    /// Receivers parked in `recv` (and `recv_timeout`, `iter`): a send hands the longest
-    /// waiting one its message (`handed`). Woken all at once when senders disconnect.
-    pub(super) takers: Waiters,
-    /// Messages handed to woken `takers`, each with the waker of the park it ended: reserved
-    /// for that receiver, which takes it when it runs. Not in `buffer`, so neither `try_recv`
-    /// nor `len` sees them. Usually one entry, or a few, in the order the receivers were woken.
-    pub(super) handed: RefCell<VecDeque<(Waker, T)>>,
+    /// Receivers parked in `recv` (and `recv_timeout`, `iter`), and the messages handed to
+    /// them: a send hands the longest waiting one its message, reserved for that receiver,
+    /// which takes it when it runs. A handed message is not in `buffer`, so neither `try_recv`
+    /// nor `len` sees it. Woken all at once when senders disconnect.
+    pub(super) takers: Takers<T>,
     /// `select!`s parked with a recv arm: told a message is there, not handed it (a select
     /// may choose another arm). Woken all at once when senders disconnect.
     pub(super) recv_waiters: Waiters,
@@ -127,26 +126,7 @@ impl<T> Chan<T> {
     /// `recv` is parked.
     #[inline]
     fn hand(&self, value: T) -> Result<(), T> {
-        match self.takers.wake_one() {
-            Some(taker) => {
-                self.handed.borrow_mut().push_back((taker, value));
-                Ok(())
-            }
-            None => Err(value),
-        }
-    }
-
-    /// The message handed to the park that `waker` woke, if a send handed it one (rather than
-    /// a disconnection, or a rendezvous `select!` sender's promise, waking it).
-    #[inline]
-    fn take_handed(&self, waker: Waker) -> Option<T> {
-        let mut handed = self.handed.borrow_mut();
-        // The receivers run in the order they were woken, so this is nearly always the first.
-        if handed.front().is_some_and(|&(w, _)| w == waker) {
-            return handed.pop_front().map(|(_, v)| v);
-        }
-        let i = handed.iter().position(|&(w, _)| w == waker)?;
-        handed.remove(i).map(|(_, v)| v)
+        self.takers.hand(value)
     }
 
     /// Rendezvous: wakes a receiver that will take a value pushed for it, a claimant first;
@@ -154,7 +134,7 @@ impl<T> Chan<T> {
     #[inline]
     pub(super) fn wake_receiver(&self) -> bool {
         self.claimants.wake_one().is_some()
-            || self.takers.wake_one().is_some()
+            || self.takers.wake_one()
             || self.recv_waiters.wake_one().is_some()
     }
 
@@ -434,6 +414,13 @@ impl<T> Chan<T> {
         Ok(value)
     }
 
+    /// True if `try_recv` would return `Empty` and change nothing: a buffered channel with an
+    /// empty buffer and a sender left.
+    #[inline(always)]
+    fn plainly_empty(&self) -> bool {
+        self.cap != Some(0) && self.senders.get() > 0 && self.buffer.borrow().values.is_empty()
+    }
+
     /// Receives, parking until a message is handed over or arrives. Always inlined, as
     /// `wait!` is: the coroutine then parks in its caller's frame, and resuming it costs no
     /// mispredicted returns through this function (see `Core::yield_now`).
@@ -441,10 +428,14 @@ impl<T> Chan<T> {
     #[track_caller]
     pub(super) fn recv(&self, deadline: Option<Instant>) -> Result<T, RecvTimeoutError> {
         loop {
-            match self.try_recv() {
-                Ok(v) => return Ok(v),
-                Err(TryRecvError::Disconnected) => return Err(RecvTimeoutError::Disconnected),
-                Err(TryRecvError::Empty) => {}
+            // What `try_recv` would find, without calling it when there is plainly nothing:
+            // an empty buffer, a sender left, not a rendezvous (whose `try_recv` notes the look).
+            if !self.plainly_empty() {
+                match self.try_recv() {
+                    Ok(v) => return Ok(v),
+                    Err(TryRecvError::Disconnected) => return Err(RecvTimeoutError::Disconnected),
+                    Err(TryRecvError::Empty) => {}
+                }
             }
             // Its own park, not `Waiters`': the wake is matched with the message handed for it.
             let mut parked = None;
@@ -457,20 +448,27 @@ impl<T> Chan<T> {
                 // even if a cancellation or the deadline came right after (a cancellation
                 // then takes effect at the coroutine's next park).
                 (Wake::Notified, parked) => {
-                    if let Some(v) = parked.and_then(|(waker, _)| self.take_handed(waker)) {
+                    if let Some(v) = parked.and_then(|(waker, _)| self.takers.take(waker)) {
                         return Ok(v);
                     }
                     // Woken by a disconnection or a rendezvous promise: look again.
                 }
                 (Wake::TimedOut, parked) => {
-                    forget(&self.takers, parked.map(|(_, t)| t));
+                    self.forget_taker(parked);
                     return Err(RecvTimeoutError::Timeout);
                 }
                 (Wake::Cancelled, parked) => {
-                    forget(&self.takers, parked.map(|(_, t)| t));
+                    self.forget_taker(parked);
                     park::unwind()
                 }
             }
+        }
+    }
+
+    /// A `recv` whose park ended without a message leaves the takers.
+    fn forget_taker(&self, parked: Option<(Waker, Ticket)>) {
+        if let Some((waker, ticket)) = parked {
+            self.takers.forget(ticket, waker);
         }
     }
 
@@ -509,9 +507,8 @@ impl<T> Drop for Chan<T> {
     fn drop(&mut self) {
         // Handed messages outlive their receivers only when the runtime ended while those
         // were parked.
-        let handed = take(self.handed.get_mut()).into_iter().map(|(_, v)| v);
         let mut messages = take(&mut self.buffer.get_mut().values);
-        messages.extend(handed);
+        messages.extend(self.takers.take_all());
         drop_messages(messages);
     }
 }

@@ -67,6 +67,7 @@
 
 mod chan;
 mod error;
+mod takers;
 
 pub use error::{
     RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError,
@@ -82,6 +83,7 @@ use std::time::Duration;
 use super::{deadline_after, Waiters};
 use crate::park::{ObjectId, Reason, Token, Waker};
 use chan::{Buffer, Chan};
+use takers::Takers;
 
 /// A channel buffering at most `cap` messages; `bounded(0)` is a rendezvous channel.
 pub fn bounded<T>(cap: usize) -> (Sender<T>, Receiver<T>) {
@@ -102,8 +104,7 @@ fn make<T>(cap: Option<usize>) -> (Sender<T>, Receiver<T>) {
         receivers: Cell::new(1),
         send_waiters: Waiters::new(),
         id: ObjectId::new("channel"),
-        takers: Waiters::new(),
-        handed: RefCell::new(VecDeque::new()),
+        takers: Takers::new(),
         recv_waiters: Waiters::new(),
         claimants: Waiters::new(),
         claimed: RefCell::new(Vec::new()),
@@ -163,6 +164,7 @@ impl<T> Sender<T> {
 
     /// Sends, parking while a bounded channel is full (or, for a rendezvous channel, until a
     /// receiver takes the value). Fails, giving the value back, when every receiver is gone.
+    #[inline]
     #[track_caller]
     pub fn send(&self, value: T) -> Result<(), SendError<T>> {
         self.chan.send(value, None).map_err(|e| SendError(e.into_inner()))
