@@ -32,6 +32,8 @@ pub struct Row {
     p50: Option<f64>,
     p99: Option<f64>,
     cpu_per_request_us: Option<f64>,
+    /// wrk's share of its core.
+    client_busy: Option<f64>,
     errors: u64,
 }
 
@@ -67,6 +69,7 @@ impl Row {
             p50: median(done.iter().map(|m| m.report.p50.as_secs_f64() * 1e3).collect()),
             p99: median(done.iter().map(|m| m.report.p99.as_secs_f64() * 1e3).collect()),
             cpu_per_request_us: median(done.iter().map(|m| m.cpu_per_request_us()).collect()),
+            client_busy: median(done.iter().map(|m| m.report.client_busy()).collect()),
             errors: done.iter().map(|m| m.report.errors).sum(),
         }
     }
@@ -75,16 +78,16 @@ impl Row {
 pub fn print(rows: &[Row], rounds: usize) {
     println!();
     let vs: String = BASELINES.iter().map(|(_, label)| format!(" vs {label} |")).collect();
-    let rest = " p50 | p99 | server CPU per request | errors |";
+    let rest = " p50 | p99 | server CPU per request | wrk busy | errors |";
     println!("| route | conns | server | cores | req/s |{vs}{rest}");
     let vs_align = "---:|".repeat(BASELINES.len());
-    println!("|---|---:|---|---|---:|{vs_align}---:|---:|---:|---:|");
+    println!("|---|---:|---|---|---:|{vs_align}---:|---:|---:|---:|---:|");
     for row in rows {
         let ratio = |r: &Option<Ratios>| r.as_ref().map_or("-".into(), Ratios::to_string);
         let ms = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.2} ms"));
         let vs: String = row.vs.iter().map(|r| format!(" {} |", ratio(r))).collect();
         println!(
-            "| `{}` | {} | {} | {} | {} |{vs} {} | {} | {} | {} |",
+            "| `{}` | {} | {} | {} | {} |{vs} {} | {} | {} | {} | {} |",
             row.route,
             row.conns,
             row.label,
@@ -93,13 +96,15 @@ pub fn print(rows: &[Row], rounds: usize) {
             ms(row.p50),
             ms(row.p99),
             row.cpu_per_request_us.map_or("-".into(), |v| format!("{v:.2} µs")),
+            row.client_busy.map_or("-".into(), |v| format!("{:.0}%", v * 100.0)),
             row.errors,
         );
     }
     println!(
         "\nreq/s, latency and CPU: medians of {rounds} rounds. Ratios: the median of the ratios \
          of req/s taken within each round (lowest-highest round). CPU: user + system time of \
-         the server process over the run, per request answered."
+         the server process over the run, per request answered. wrk busy: wrk's CPU time over \
+         the run's length (100%: its one thread was the limit, not the server)."
     );
 }
 

@@ -12,12 +12,32 @@ pub struct Report {
     pub p99: Duration,
     /// Socket errors (connect, read, write, timeout) plus non-2xx answers.
     pub errors: u64,
+    /// wrk's own CPU time (user + system) over the run: near `seconds`, wrk's one thread was
+    /// saturated, and req/s is then bounded by the client rather than the server.
+    pub client_cpu: Duration,
 }
 
 impl Report {
     pub fn rate(&self) -> f64 {
         self.requests / self.seconds.max(1e-9)
     }
+
+    /// The share of one core wrk used over the run.
+    pub fn client_busy(&self) -> f64 {
+        self.client_cpu.as_secs_f64() / self.seconds.max(1e-9)
+    }
+}
+
+/// CPU time (user + system) of this process's children that ended and were waited for.
+fn children_cpu() -> Duration {
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: getrusage writes a rusage into the pointer it is given, which points to one.
+    let usage = unsafe {
+        libc::getrusage(libc::RUSAGE_CHILDREN, usage.as_mut_ptr());
+        usage.assume_init()
+    };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(usage.ru_utime) + tv(usage.ru_stime)
 }
 
 /// True if `wrk` runs, after trying `apt-get install -y wrk` once if it did not.
@@ -52,13 +72,17 @@ pub fn run(url: &str, conns: usize, secs: u64, cpu: Option<usize>) -> Result<Rep
         }
         None => Command::new("wrk"),
     };
+    // wrk (exec'd by taskset) is the only child that ends during the run: the servers live on.
+    let before = children_cpu();
     let output = command
         .args(["-t1", &format!("-c{conns}"), &format!("-d{secs}s"), "--latency", "--timeout", "5s"])
         .arg(url)
         .output()
         .map_err(|e| format!("cannot run wrk: {e}"))?;
+    let client_cpu = children_cpu().saturating_sub(before);
     let text = String::from_utf8_lossy(&output.stdout);
-    parse(&text).ok_or_else(|| format!("cannot read wrk's report:\n{text}"))
+    let report = parse(&text).ok_or_else(|| format!("cannot read wrk's report:\n{text}"))?;
+    Ok(Report { client_cpu, ..report })
 }
 
 /// Reads the lines of wrk's report this bench uses.
@@ -88,7 +112,8 @@ fn parse(text: &str) -> Option<Report> {
             _ => {}
         }
     }
-    Some(Report { requests: requests?, seconds: seconds?, p50: p50?, p99: p99?, errors })
+    let (requests, seconds) = (requests?, seconds?);
+    Some(Report { requests, seconds, p50: p50?, p99: p99?, errors, client_cpu: Duration::ZERO })
 }
 
 /// A wrk duration: "322.00us", "1.20ms", "2.01s", "1.5m".
