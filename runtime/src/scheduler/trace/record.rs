@@ -23,3 +23,6 @@ pub(super) enum Record {
     /// An instant on track `tid` (`ph` i): `spawn`, `finish`, `panic`, `cancel`, `timeout`.
     Instant { name: &'static str, at: u64, tid: u64 },
 }
+
+// A record is one cache line at most: a switch stores one or two.
+const _: () = assert!(std::mem::size_of::<Record>() <= 64);
