@@ -191,9 +191,9 @@ impl RuntimeBuilder {
     /// per wait (named by what it waited on), an arrow from whatever woke it, and counters of
     /// runnable and live coroutines. Timestamps are on the runtime's clock, so a seeded,
     /// virtual-time program writes the same file every time. Off by default, at no cost; on,
-    /// a thread of its own (`spindle-trace`) writes the events to the file while `run` goes on,
-    /// and `cargo bench --bench core` measures the cost per switch (the `spindle_with_trace`
-    /// row).
+    /// a thread of its own (`spindle-trace`) formats the events and writes them to the file while
+    /// `run` goes on, and `cargo bench --bench core` measures the cost per switch (the
+    /// `spindle_with_trace` row).
     ///
     /// ```
     /// let path = std::env::temp_dir().join(format!("spindle-doc-{}.json", std::process::id()));

@@ -40,7 +40,7 @@ impl Core {
     pub(crate) fn run_main_outcome<T>(&self, main: impl FnOnce() -> T) -> std::thread::Result<T> {
         let _entered = context::enter(self);
         if let Some(tracer) = &self.tracer {
-            if let Err(e) = tracer.begin(self.now()) {
+            if let Err(e) = tracer.begin(self.now(), self.clock.is_virtual()) {
                 panic!("spindle: cannot write the trace file: {e}");
             }
         }

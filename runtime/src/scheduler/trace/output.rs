@@ -1,78 +1,52 @@
-//! Where a trace's events go: the thread that streams them to the file, and the file a ring
-//! of the last events is written to when `run` ends, with the track names it kept apart.
+//! The thread that writes a streamed trace (`spindle-trace`): the runtime's thread hands it
+//! batches of [`Record`]s, and it formats them as JSON and writes them to the file, so that the
+//! runtime's thread pays neither for formatting nor for the copy into the kernel.
 
-use std::collections::{BTreeMap, VecDeque};
 use std::fs::File;
 use std::io::{self, Write};
 use std::sync::mpsc;
 
-use super::{EVENT_ROOM, FLUSH_AT};
+use super::json::Json;
+use super::record::Record;
+use super::timebase::Scale;
+use super::BATCH;
 
-/// The track names a ring keeps (see `Sink::Ring`). Bounded: live coroutines have a stack each,
-/// and at most `keep` finished ones are remembered, as many as the ring can still name.
-#[derive(Default)]
-pub(super) struct Names {
-    pub(super) live: BTreeMap<u64, Box<[u8]>>,
-    pub(super) finished: VecDeque<Box<[u8]>>,
+/// A full batch of events, and how to turn their stamps into time.
+struct Batch {
+    records: Vec<Record>,
+    scale: Scale,
 }
 
-/// Writes the ring's events to `path` as a JSON array.
-pub(super) fn write_ring(
-    path: &std::path::Path,
-    names: &Names,
-    bytes: &VecDeque<u8>,
-    lens: &VecDeque<usize>,
-) -> io::Result<()> {
-    let mut file = io::BufWriter::new(File::create(path)?);
-    file.write_all(b"[\n")?;
-    // Track names first (finished coroutines, then live ones by id), then the events.
-    let mut first = true;
-    for name in names.finished.iter().chain(names.live.values()) {
-        if !std::mem::take(&mut first) {
-            file.write_all(b",\n")?;
-        }
-        file.write_all(name)?;
-    }
-    let (mut a, mut b) = bytes.as_slices();
-    for &len in lens.iter() {
-        if !std::mem::take(&mut first) {
-            file.write_all(b",\n")?;
-        }
-        // The event's bytes may wrap from the deque's first slice into its second.
-        let here = len.min(a.len());
-        file.write_all(&a[..here])?;
-        file.write_all(&b[..len - here])?;
-        a = &a[here..];
-        b = &b[len - here..];
-    }
-    file.write_all(b"\n]\n")?;
-    file.flush()
-}
-
-/// The thread that writes a streamed trace's full buffers to its file, so that the runtime's
-/// thread pays for formatting events but not for the copy into the kernel. Buffers go round:
-/// full ones to the thread (at most [`IN_FLIGHT`] queued; more waits), empty ones back.
+/// The runtime's end of the writer thread. Batches go round: full ones to the thread (at most
+/// [`IN_FLIGHT`] queued; more waits), emptied ones back.
 pub(super) struct Writer {
-    full: mpsc::SyncSender<Vec<u8>>,
-    empty: mpsc::Receiver<Vec<u8>>,
+    full: mpsc::SyncSender<Batch>,
+    empty: mpsc::Receiver<Vec<Record>>,
     thread: std::thread::JoinHandle<io::Result<()>>,
 }
 
-/// Full buffers queued for the writer thread at most: what a trace holds in memory is bounded
-/// by `(IN_FLIGHT + 2) * FLUSH_AT`.
+/// Full batches queued for the writer thread at most: what a streamed trace holds in memory is
+/// bounded by `IN_FLIGHT + 2` batches of [`BATCH`] records and the JSON of one.
 const IN_FLIGHT: usize = 4;
 
 impl Writer {
+    /// Starts the thread, which writes to `file` (the array's `[` is written already).
     pub(super) fn start(mut file: File) -> io::Result<Writer> {
-        let (full, to_write) = mpsc::sync_channel::<Vec<u8>>(IN_FLIGHT);
-        let (written, empty) = mpsc::sync_channel::<Vec<u8>>(IN_FLIGHT + 1);
+        let (full, to_write) = mpsc::sync_channel::<Batch>(IN_FLIGHT);
+        let (written, empty) = mpsc::sync_channel::<Vec<Record>>(IN_FLIGHT + 1);
         let thread = std::thread::Builder::new().name("spindle-trace".into()).spawn(move || {
-            for mut buf in to_write {
-                // On an error the thread returns, which drops `written`: the runtime's next
-                // hand-over sees it and stops tracing.
-                file.write_all(&buf)?;
-                buf.clear();
-                let _ = written.try_send(buf);
+            // A record's JSON takes about 80 bytes.
+            let mut json = Json::new(BATCH * 128);
+            for Batch { mut records, scale } in to_write {
+                for record in &records {
+                    json.event(record, &scale);
+                }
+                // On an error the thread returns, which drops `written` and `to_write`: the
+                // runtime's next hand-over sees it and stops tracing.
+                file.write_all(&json.buf)?;
+                json.buf.clear();
+                records.clear();
+                let _ = written.try_send(records);
             }
             file.write_all(b"\n]\n")?;
             file.flush()
@@ -80,20 +54,21 @@ impl Writer {
         Ok(Writer { full, empty, thread })
     }
 
-    /// Hands `buf` over to be written and leaves an empty buffer in its place; false if the
-    /// writer has failed.
-    pub(super) fn write(&self, buf: &mut Vec<u8>) -> bool {
+    /// Hands `records`, whose stamps `scale` turns into time, over to be written and leaves an
+    /// empty batch in its place; false if the writer has failed.
+    pub(super) fn write(&self, records: &mut Vec<Record>, scale: Scale) -> bool {
         let spare = match self.empty.try_recv() {
             Ok(spare) => spare,
-            Err(mpsc::TryRecvError::Empty) => Vec::with_capacity(FLUSH_AT + EVENT_ROOM),
+            Err(mpsc::TryRecvError::Empty) => Vec::with_capacity(BATCH),
             Err(mpsc::TryRecvError::Disconnected) => return false,
         };
-        self.full.send(std::mem::replace(buf, spare)).is_ok()
+        let records = std::mem::replace(records, spare);
+        self.full.send(Batch { records, scale }).is_ok()
     }
 
-    /// Writes `last` and the end of the array; waits for the thread to finish.
-    pub(super) fn finish(self, last: Vec<u8>) -> io::Result<()> {
-        let _ = self.full.send(last);
+    /// Writes the `last` records and the end of the array; waits for the thread to finish.
+    pub(super) fn finish(self, last: Vec<Record>, scale: Scale) -> io::Result<()> {
+        let _ = self.full.send(Batch { records: last, scale });
         drop(self.full);
         match self.thread.join() {
             Ok(result) => result,
