@@ -16,18 +16,21 @@
 //!
 //! | slot of the deadline | kept in | order kept |
 //! |---|---|---|
-//! | `current` or earlier | `near`, a binary heap | exact |
+//! | `current` or earlier | `run`, sorted, and `late`, a binary heap | exact |
 //! | the next [`SLOTS`] - 1 after `current` | `wheel`, one unordered list per slot | by slot |
 //! | later | `far`, a binary heap | exact |
 //!
-//! Every entry of `near` is due before every entry elsewhere, so `near`'s top is the earliest
-//! timer. When `near` runs empty, `current` moves on to the next slot that holds entries (in
-//! the wheel or at the top of `far`), that slot's list becomes the new `near` (heapified in
-//! place), and the entries of `far` that the wheel now spans move into it. Arming a timer is
-//! thus an append to one slot's list, and firing one is a pop from a heap of one slot's
-//! entries rather than of all of them: with 100,000 timers armed, a heap of them all spans
-//! megabytes and each pop waits for memory at every level it walks down, while one slot's
-//! entries fit the core's own cache.
+//! Every entry of `run` and `late` is due before every entry elsewhere, so the earlier of
+//! their two firsts is the earliest timer. When both run empty, `current` moves on to the next
+//! slot that holds entries (in the wheel or at the top of `far`), the entries of `far` that the
+//! wheel now spans move into it, and that slot's list, sorted, becomes the new `run`; entries
+//! armed for the current slot after that (a sleep shorter than a slot) go to `late`. Arming a
+//! timer is thus mostly an append to one slot's list, and firing one a pop from the end of a
+//! sorted list of one slot's entries rather than from a heap of them all: with 100,000 timers
+//! armed, such a heap spans megabytes and each pop waits for memory at every level it walks
+//! down, while one slot's entries fit the core's own cache. And since `run` is in firing
+//! order, the scheduler can see which coroutines the next few timers wake ([`Timers::upcoming`])
+//! and ask for their memory ahead.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -69,14 +72,17 @@ const COMPACT_MIN: usize = 1024;
 pub(crate) struct Timers {
     /// Slot 0 begins here; no deadline armed is earlier (an earlier one counts as slot 0).
     base: Instant,
-    /// The slot `near` covers, with all earlier ones.
+    /// The slot `run` and `late` cover, with all earlier ones.
     current: u64,
-    /// The entries due in slot `current` or earlier: a heap, its top the earliest timer.
-    near: Heap,
+    /// The entries of slot `current` (and earlier) as it became current, sorted latest first:
+    /// the earliest is last.
+    run: Vec<Slot>,
+    /// The entries armed for slot `current` or earlier after it became current: a heap.
+    late: Heap,
     /// The entries of slots `current + 1 .. current + SLOTS`, slot `i`'s at `i % SLOTS`, in no
     /// order. Empty until the first entry goes there (a runtime that arms no timers pays
     /// nothing for it).
-    wheel: Vec<Vec<Reverse<Slot>>>,
+    wheel: Vec<Vec<Slot>>,
     /// Bit `i % 64` of word `i / 64` is set when `wheel[i]` holds entries.
     occupied: [u64; WORDS],
     /// Entries in `wheel`.
@@ -87,6 +93,9 @@ pub(crate) struct Timers {
     len: usize,
     /// Entries whose park already ended another way. `len - stale` are live.
     stale: usize,
+    /// How many of the last entries of `run` (the next to fire) [`Timers::hand_out_next`] has
+    /// handed out.
+    handed_out: usize,
 }
 
 impl Timers {
@@ -96,13 +105,15 @@ impl Timers {
         Timers {
             base,
             current: 0,
-            near: Heap::new(),
+            run: Vec::new(),
+            late: Heap::new(),
             wheel: Vec::new(),
             occupied: [0; WORDS],
             in_wheel: 0,
             far: Heap::new(),
             len: 0,
             stale: 0,
+            handed_out: 0,
         }
     }
 
@@ -119,13 +130,13 @@ impl Timers {
     fn place(&mut self, slot: Slot) {
         let index = self.index(slot.deadline);
         if index <= self.current {
-            self.near.push(Reverse(slot));
+            self.late.push(Reverse(slot));
         } else if index - self.current < SLOTS as u64 {
             if self.wheel.is_empty() {
                 self.wheel = (0..SLOTS).map(|_| Vec::new()).collect();
             }
             let at = (index % SLOTS as u64) as usize;
-            self.wheel[at].push(Reverse(slot));
+            self.wheel[at].push(slot);
             self.occupied[at / 64] |= 1 << (at % 64);
             self.in_wheel += 1;
         } else {
@@ -140,17 +151,18 @@ impl Timers {
         u64::try_from(nanos >> SLOT_SHIFT).unwrap_or(u64::MAX)
     }
 
-    /// Makes `near` hold the earliest entry, if there is any: while it is empty, moves
-    /// `current` on to the next slot that holds entries.
+    /// Makes `run` or `late` hold the earliest entry, if there is any: while both are empty,
+    /// moves `current` on to the next slot that holds entries.
     #[inline]
     fn refill(&mut self) {
-        while self.near.is_empty() && self.len > 0 {
+        while self.run.is_empty() && self.late.is_empty() && self.len > 0 {
             self.advance();
         }
     }
 
-    /// `near` is empty: moves `current` to the next slot with entries, makes its list the new
-    /// `near`, and moves the entries of `far` the wheel now spans into it.
+    /// `run` and `late` are empty: moves `current` to the next slot with entries, moves the
+    /// entries of `far` the wheel now spans into it, and makes the slot's list, sorted, the new
+    /// `run`.
     #[cold]
     #[inline(never)]
     fn advance(&mut self) {
@@ -158,24 +170,40 @@ impl Timers {
         let in_far = self.far.peek().map(|&Reverse(s)| self.index(s.deadline));
         let next = match (in_wheel, in_far) {
             (Some(a), Some(b)) => a.min(b),
-            (a, b) => a.or(b).expect("len > 0, and near is empty"),
+            (a, b) => a.or(b).expect("len > 0, and run and late are empty"),
         };
         self.current = next;
         if in_wheel == Some(next) {
             let at = (next % SLOTS as u64) as usize;
-            // The emptied heap's allocation becomes the slot's next list.
-            let spare = std::mem::take(&mut self.near).into_vec();
-            let list = std::mem::replace(&mut self.wheel[at], spare);
-            self.in_wheel -= list.len();
+            // The emptied run's allocation becomes the slot's next list.
+            std::mem::swap(&mut self.run, &mut self.wheel[at]);
+            self.in_wheel -= self.run.len();
             self.occupied[at / 64] &= !(1 << (at % 64));
-            self.near = Heap::from(list);
         }
         while let Some(&Reverse(s)) = self.far.peek() {
-            if self.index(s.deadline) - self.current >= SLOTS as u64 {
+            let index = self.index(s.deadline);
+            if index - self.current >= SLOTS as u64 {
                 break;
             }
             self.far.pop();
-            self.place(s);
+            if index <= self.current {
+                self.run.push(s);
+            } else {
+                self.place(s);
+            }
+        }
+        self.run.sort_unstable_by(|a, b| b.cmp(a));
+        self.handed_out = 0;
+    }
+
+    /// The earliest entry (of `run` and `late`, which `refill` filled), and whether it is
+    /// `run`'s.
+    #[inline]
+    fn first(&self) -> Option<(Slot, bool)> {
+        match (self.run.last(), self.late.peek()) {
+            (Some(&r), Some(&Reverse(l))) if l < r => Some((l, false)),
+            (Some(&r), _) => Some((r, true)),
+            (None, l) => l.map(|&Reverse(l)| (l, false)),
         }
     }
 
@@ -209,9 +237,11 @@ impl Timers {
     pub(crate) fn mark_stale(&mut self, is_live: impl Fn(&Entry) -> bool) {
         self.stale += 1;
         if self.stale > COMPACT_MIN && self.stale * 2 > self.len {
-            let keep = |&Reverse(s): &Reverse<Slot>| is_live(&entry(s));
-            let near: Heap = std::mem::take(&mut self.near).into_iter().filter(keep).collect();
-            let far: Heap = std::mem::take(&mut self.far).into_iter().filter(keep).collect();
+            let keep = |s: &Slot| is_live(&entry(*s));
+            let late = std::mem::take(&mut self.late).into_iter().filter(|Reverse(s)| keep(s));
+            let far = std::mem::take(&mut self.far).into_iter().filter(|Reverse(s)| keep(s));
+            let (late, far): (Heap, Heap) = (late.collect(), far.collect());
+            self.run.retain(keep);
             let mut wheel = std::mem::take(&mut self.wheel);
             self.in_wheel = 0;
             for (at, list) in wheel.iter_mut().enumerate() {
@@ -221,8 +251,8 @@ impl Timers {
                     self.occupied[at / 64] &= !(1 << (at % 64));
                 }
             }
-            (self.near, self.far, self.wheel) = (near, far, wheel);
-            self.len = self.near.len() + self.in_wheel + self.far.len();
+            (self.late, self.far, self.wheel) = (late, far, wheel);
+            self.len = self.run.len() + self.late.len() + self.in_wheel + self.far.len();
             self.stale = 0;
         }
     }
@@ -232,28 +262,47 @@ impl Timers {
         self.len - self.stale
     }
 
-    /// The slots of the entries that fire next: the earliest, then the two that may come
-    /// after it (its children in the heap). For prefetching; may include stale entries.
+    /// The slot keys of the entries of the current slot that fire next, in the order they
+    /// fire (those armed since it became current aside). For prefetching; may include stale
+    /// entries.
     pub(crate) fn upcoming(&self) -> impl Iterator<Item = usize> + '_ {
-        self.near.as_slice().iter().take(3).map(|Reverse(s)| s.key as usize)
+        self.run.iter().rev().map(|s| s.key as usize)
+    }
+
+    /// For prefetching in batches: when no more than `batch` of the entries that fire next
+    /// were handed out yet, the slot keys of the following ones, up to `2 * batch` ahead, in
+    /// firing order (those armed since the slot became current aside); else nothing. Each
+    /// entry is handed out once.
+    pub(crate) fn hand_out_next(&mut self, batch: usize) -> impl Iterator<Item = usize> + '_ {
+        let (len, from) = (self.run.len(), self.handed_out);
+        if from <= batch {
+            self.handed_out = (2 * batch).min(len);
+        }
+        let to = self.handed_out.max(from);
+        self.run[len - to..len - from.min(to)].iter().rev().map(|s| s.key as usize)
     }
 
     /// Earliest deadline armed (possibly stale: the caller pops those through `pop_due`).
     pub(crate) fn peek(&mut self) -> Option<Entry> {
         self.refill();
-        self.near.peek().map(|&Reverse(s)| entry(s))
+        self.first().map(|(s, _)| entry(s))
     }
 
     /// Pops the earliest entry if it is due at `now`.
     pub(crate) fn pop_due(&mut self, now: Instant) -> Option<Entry> {
         self.refill();
-        let due = entry(self.near.peek()?.0);
+        let (due, in_run) = self.first()?;
         if due.deadline > now {
             return None;
         }
-        self.near.pop();
+        if in_run {
+            self.run.pop();
+            self.handed_out = self.handed_out.saturating_sub(1);
+        } else {
+            self.late.pop();
+        }
         self.len -= 1;
-        Some(due)
+        Some(entry(due))
     }
 
     /// Accounts for a popped entry that turned out stale.
@@ -331,6 +380,34 @@ mod tests {
         expected.extend(std::iter::from_fn(|| reference.pop()).map(|r| r.0 .1 as usize));
         assert_eq!(fired, expected);
         assert!(t.is_empty());
+    }
+
+    /// `hand_out_next` hands out every entry of the slot once, in firing order, and at most
+    /// twice the batch ahead of the next one to fire.
+    #[test]
+    fn prefetch_keys_come_once_in_firing_order() {
+        let base = Instant::now();
+        let mut t = Timers::new(base);
+        // One slot's worth, armed latest first: the run sorts them.
+        for i in 0..50u64 {
+            t.insert(
+                base + Duration::from_micros(20) + Duration::from_nanos(100 - i),
+                i as usize,
+                i + 1,
+            );
+        }
+        assert!(t.peek().is_some());
+        let (mut handed, mut fired) = (Vec::new(), Vec::new());
+        loop {
+            handed.extend(t.hand_out_next(4));
+            assert!(handed.len() <= fired.len() + 8);
+            match t.pop_due(base + Duration::from_secs(1)) {
+                Some(e) => fired.push(e.key),
+                None => break,
+            }
+        }
+        assert_eq!(fired, (0..50).rev().collect::<Vec<_>>());
+        assert_eq!(handed, fired);
     }
 
     #[test]
