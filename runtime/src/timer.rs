@@ -83,8 +83,9 @@ pub(crate) struct Timers {
     /// order. Empty until the first entry goes there (a runtime that arms no timers pays
     /// nothing for it).
     wheel: Vec<Vec<Slot>>,
-    /// Bit `i % 64` of word `i / 64` is set when `wheel[i]` holds entries.
-    occupied: [u64; WORDS],
+    /// Bit `i % 64` of word `i / 64` is set when `wheel[i]` holds entries; made with the
+    /// wheel.
+    occupied: Vec<u64>,
     /// Entries in `wheel`.
     in_wheel: usize,
     /// The entries of slots `current + SLOTS` and later.
@@ -108,7 +109,7 @@ impl Timers {
             run: Vec::new(),
             late: Heap::new(),
             wheel: Vec::new(),
-            occupied: [0; WORDS],
+            occupied: Vec::new(),
             in_wheel: 0,
             far: Heap::new(),
             len: 0,
@@ -134,6 +135,7 @@ impl Timers {
         } else if index - self.current < SLOTS as u64 {
             if self.wheel.is_empty() {
                 self.wheel = (0..SLOTS).map(|_| Vec::new()).collect();
+                self.occupied = vec![0; WORDS];
             }
             let at = (index % SLOTS as u64) as usize;
             self.wheel[at].push(slot);
@@ -200,6 +202,9 @@ impl Timers {
     /// `run`'s.
     #[inline]
     fn first(&self) -> Option<(Slot, bool)> {
+        if self.late.is_empty() {
+            return self.run.last().map(|&r| (r, true));
+        }
         match (self.run.last(), self.late.peek()) {
             (Some(&r), Some(&Reverse(l))) if l < r => Some((l, false)),
             (Some(&r), _) => Some((r, true)),
