@@ -12,7 +12,7 @@
 //! | `clock.rs` | the real or virtual clock |
 //! | `config.rs` | the settings the runtime was built with |
 //!
-//! The drivers it owns (reactor, timer heap, remote-wake queue, stack pool, blocking pool,
+//! The drivers it owns (reactor, timers, remote-wake queue, stack pool, blocking pool,
 //! watchdog) import nothing of it: they hand back what woke (the reactor returns its wakers),
 //! and the scheduler applies it. Public functions reach the running core through
 //! [`crate::context`].
