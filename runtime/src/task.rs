@@ -26,7 +26,7 @@
 //! | Parked | `seq` | true | `None` | no |
 //! | Runnable after a wake | 0 | false | `Some` | yes |
 //!
-//! `timer_armed` is true only while Parked with a deadline in the timer heap; `flags` holds
+//! `timer_armed` is true only while Parked with a deadline among the timers; `flags` holds
 //! [`CANCELLED`] (sticky), [`SCOPED`] (inside a `time::timeout`) and [`UNWINDING`] (its
 //! cancellation or timeout unwind is in flight: parks are shielded). A [`Waker`](crate::wake::Waker)
 //! is live while it carries the current nonzero `park_seq`, which is what makes a stale wake
@@ -109,7 +109,7 @@ pub(crate) struct Task {
     parked: Cell<bool>,
     /// `CANCELLED | SCOPED | UNWINDING`: zero means a yield or park has nothing to check.
     flags: Cell<u8>,
-    /// The park in progress has an entry in the timer heap.
+    /// The park in progress has an entry among the timers.
     timer_armed: Cell<bool>,
     /// The suspended coroutine; see the rules above.
     pub coroutine: UnsafeCell<Coro>,
@@ -265,7 +265,7 @@ impl Task {
         waker_seq != 0 && self.park_seq.get() == waker_seq
     }
 
-    /// True while the park `seq` still has its entry in the timer heap.
+    /// True while the park `seq` still has its entry among the timers.
     #[inline]
     pub(crate) fn timer_is_live(&self, seq: u64) -> bool {
         self.park_seq.get() == seq && self.timer_armed.get()
@@ -321,7 +321,7 @@ impl Task {
         self.reason.set(Reason::RUNNING);
     }
 
-    /// Registering: its deadline went into the timer heap.
+    /// Registering: its deadline went into the timers.
     #[inline]
     pub(crate) fn arm_timer(&self) {
         debug_assert!(self.park_seq.get() != 0 && !self.parked.get() && !self.timer_armed.get());

@@ -1,12 +1,36 @@
-//! Timers: a min-heap of `(deadline, park sequence)` with lazy removal.
+//! Timers: a wheel of time slots in front of a small heap, with lazy removal.
 //!
 //! * The earlier deadline fires first; equal deadlines fire in the order they were set (the
-//!   park sequence number breaks ties).
+//!   park sequence number breaks ties). The order is exact, whatever the slots' width: the
+//!   slots only decide *when* an entry enters the heap, the heap decides the order.
 //! * A timer is never removed when its coroutine wakes some other way. It becomes *stale*: when
 //!   it reaches the top its park sequence no longer matches and it is dropped for the price of a
 //!   comparison. Stale entries are counted, and when they outnumber live ones (and there are
-//!   many) the heap is rebuilt without them, so a program that sets long timeouts and is always
-//!   woken early keeps a heap the size of its live timers.
+//!   many) every entry is filtered, so a program that sets long timeouts and is always woken
+//!   early keeps as many entries as it has live timers.
+//!
+//! # Where an entry waits
+//!
+//! Time is cut into slots of [`SLOT_SHIFT`] bits of nanoseconds (16 µs) from the runtime's
+//! start. Every entry is in exactly one of three places, by the slot its deadline falls in:
+//!
+//! | slot of the deadline | kept in | order kept |
+//! |---|---|---|
+//! | `current` or earlier | `run`, sorted, and `late`, a binary heap | exact |
+//! | the next [`SLOTS`] - 1 after `current` | `wheel`, one unordered list per slot | by slot |
+//! | later | `far`, a binary heap | exact |
+//!
+//! Every entry of `run` and `late` is due before every entry elsewhere, so the earlier of
+//! their two firsts is the earliest timer. When both run empty, `current` moves on to the next
+//! slot that holds entries (in the wheel or at the top of `far`), the entries of `far` that the
+//! wheel now spans move into it, and that slot's list, sorted, becomes the new `run`; entries
+//! armed for the current slot after that (a sleep shorter than a slot) go to `late`. Arming a
+//! timer is thus mostly an append to one slot's list, and firing one a pop from the end of a
+//! sorted list of one slot's entries rather than from a heap of them all: with 100,000 timers
+//! armed, such a heap spans megabytes and each pop waits for memory at every level it walks
+//! down, while one slot's entries fit the core's own cache. And since `run` is in firing
+//! order, the scheduler can see which coroutines the next few timers wake ([`Timers::upcoming`])
+//! and ask for their memory ahead.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -20,10 +44,9 @@ pub(crate) struct Entry {
     pub seq: u64,
 }
 
-/// An entry as the heap keeps it: 32 bytes rather than 40 (two to a cache line), since every
-/// pop walks the heap from top to bottom and, with many timers, each level it visits is a
-/// cache miss. The park sequence number doubles as the insertion order, since a park arms its
-/// timer as it begins, in sequence order.
+/// An entry as the timers keep it: 32 bytes rather than 40 (two to a cache line). The park
+/// sequence number doubles as the insertion order, since a park arms its timer as it begins,
+/// in sequence order.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 struct Slot {
     deadline: Instant,
@@ -31,64 +54,260 @@ struct Slot {
     key: u32,
 }
 
-#[derive(Default)]
-pub(crate) struct Timers {
-    heap: BinaryHeap<Reverse<Slot>>,
-    /// Entries in `heap` whose park already ended another way. `heap.len() - stale` are live.
-    stale: usize,
-}
+/// A min-heap of entries.
+type Heap = BinaryHeap<Reverse<Slot>>;
 
-/// Rebuild the heap when more than this many entries are stale and they are the majority.
+/// A slot of time is `2^SLOT_SHIFT` ns (16.4 µs) wide.
+const SLOT_SHIFT: u32 = 14;
+
+/// Slots the wheel spans from the current one on (4096 x 16.4 µs = 67 ms).
+const SLOTS: usize = 4096;
+
+/// Words of the wheel's occupancy bitmap.
+const WORDS: usize = SLOTS / 64;
+
+/// Filter out stale entries when more than this many are stale and they are the majority.
 const COMPACT_MIN: usize = 1024;
 
+pub(crate) struct Timers {
+    /// Slot 0 begins here; no deadline armed is earlier (an earlier one counts as slot 0).
+    base: Instant,
+    /// The slot `run` and `late` cover, with all earlier ones.
+    current: u64,
+    /// The entries of slot `current` (and earlier) as it became current, sorted latest first:
+    /// the earliest is last.
+    run: Vec<Slot>,
+    /// The entries armed for slot `current` or earlier after it became current: a heap.
+    late: Heap,
+    /// The entries of slots `current + 1 .. current + SLOTS`, slot `i`'s at `i % SLOTS`, in no
+    /// order. Empty until the first entry goes there (a runtime that arms no timers pays
+    /// nothing for it).
+    wheel: Vec<Vec<Slot>>,
+    /// Bit `i % 64` of word `i / 64` is set when `wheel[i]` holds entries; made with the
+    /// wheel.
+    occupied: Vec<u64>,
+    /// Entries in `wheel`.
+    in_wheel: usize,
+    /// The entries of slots `current + SLOTS` and later.
+    far: Heap,
+    /// Entries in all three, stale ones included.
+    len: usize,
+    /// Entries whose park already ended another way. `len - stale` are live.
+    stale: usize,
+    /// How many of the last entries of `run` (the next to fire) [`Timers::hand_out_next`] has
+    /// handed out.
+    handed_out: usize,
+}
+
 impl Timers {
+    /// No timers; slot 0 begins at `base`, which must be no later than any deadline armed
+    /// (the clock's reading when the runtime is made).
+    pub(crate) fn new(base: Instant) -> Timers {
+        Timers {
+            base,
+            current: 0,
+            run: Vec::new(),
+            late: Heap::new(),
+            wheel: Vec::new(),
+            occupied: Vec::new(),
+            in_wheel: 0,
+            far: Heap::new(),
+            len: 0,
+            stale: 0,
+            handed_out: 0,
+        }
+    }
+
     /// Arms a timer. `seq` must grow from one insert to the next: ties fire in that order.
     pub(crate) fn insert(&mut self, deadline: Instant, key: usize, seq: u64) {
         // Slab keys index live records, each on a stack of its own: far below 2^32.
         debug_assert!(key <= u32::MAX as usize);
-        self.heap.push(Reverse(Slot { deadline, seq, key: key as u32 }));
+        self.len += 1;
+        self.place(Slot { deadline, seq, key: key as u32 });
     }
 
-    fn entry(&self, slot: Slot) -> Entry {
-        Entry { deadline: slot.deadline, key: slot.key as usize, seq: slot.seq }
+    /// Puts `slot` where its deadline's slot says (see the module docs).
+    #[inline]
+    fn place(&mut self, slot: Slot) {
+        let index = self.index(slot.deadline);
+        if index <= self.current {
+            self.late.push(Reverse(slot));
+        } else if index - self.current < SLOTS as u64 {
+            if self.wheel.is_empty() {
+                self.wheel = (0..SLOTS).map(|_| Vec::new()).collect();
+                self.occupied = vec![0; WORDS];
+            }
+            let at = (index % SLOTS as u64) as usize;
+            self.wheel[at].push(slot);
+            self.occupied[at / 64] |= 1 << (at % 64);
+            self.in_wheel += 1;
+        } else {
+            self.far.push(Reverse(slot));
+        }
     }
 
-    /// Records that one armed timer's park ended without it; `is_live` tells, if the heap is
-    /// rebuilt now, which entries still matter.
+    /// The slot `deadline` falls in.
+    #[inline]
+    fn index(&self, deadline: Instant) -> u64 {
+        let nanos = deadline.saturating_duration_since(self.base).as_nanos();
+        u64::try_from(nanos >> SLOT_SHIFT).unwrap_or(u64::MAX)
+    }
+
+    /// Makes `run` or `late` hold the earliest entry, if there is any: while both are empty,
+    /// moves `current` on to the next slot that holds entries.
+    #[inline]
+    fn refill(&mut self) {
+        while self.run.is_empty() && self.late.is_empty() && self.len > 0 {
+            self.advance();
+        }
+    }
+
+    /// `run` and `late` are empty: moves `current` to the next slot with entries, moves the
+    /// entries of `far` the wheel now spans into it, and makes the slot's list, sorted, the new
+    /// `run`.
+    #[cold]
+    #[inline(never)]
+    fn advance(&mut self) {
+        let in_wheel = self.next_occupied();
+        let in_far = self.far.peek().map(|&Reverse(s)| self.index(s.deadline));
+        let next = match (in_wheel, in_far) {
+            (Some(a), Some(b)) => a.min(b),
+            (a, b) => a.or(b).expect("len > 0, and run and late are empty"),
+        };
+        self.current = next;
+        if in_wheel == Some(next) {
+            let at = (next % SLOTS as u64) as usize;
+            // The emptied run's allocation becomes the slot's next list.
+            std::mem::swap(&mut self.run, &mut self.wheel[at]);
+            self.in_wheel -= self.run.len();
+            self.occupied[at / 64] &= !(1 << (at % 64));
+        }
+        while let Some(&Reverse(s)) = self.far.peek() {
+            let index = self.index(s.deadline);
+            if index - self.current >= SLOTS as u64 {
+                break;
+            }
+            self.far.pop();
+            if index <= self.current {
+                self.run.push(s);
+            } else {
+                self.place(s);
+            }
+        }
+        self.run.sort_unstable_by(|a, b| b.cmp(a));
+        self.handed_out = 0;
+    }
+
+    /// The earliest entry (of `run` and `late`, which `refill` filled), and whether it is
+    /// `run`'s.
+    #[inline]
+    fn first(&self) -> Option<(Slot, bool)> {
+        if self.late.is_empty() {
+            return self.run.last().map(|&r| (r, true));
+        }
+        match (self.run.last(), self.late.peek()) {
+            (Some(&r), Some(&Reverse(l))) if l < r => Some((l, false)),
+            (Some(&r), _) => Some((r, true)),
+            (None, l) => l.map(|&Reverse(l)| (l, false)),
+        }
+    }
+
+    /// The first slot after `current` whose list in the wheel holds entries.
+    fn next_occupied(&self) -> Option<u64> {
+        if self.in_wheel == 0 {
+            return None;
+        }
+        let start = ((self.current + 1) % SLOTS as u64) as usize;
+        let (word, bit) = (start / 64, start % 64);
+        // From `start` round the wheel: the rest of its word, the other words, then the part
+        // of its word before it.
+        for step in 0..=WORDS {
+            let w = (word + step) % WORDS;
+            let bits = match step {
+                0 => self.occupied[w] & (!0u64 << bit),
+                WORDS => self.occupied[w] & !(!0u64 << bit),
+                _ => self.occupied[w],
+            };
+            if bits != 0 {
+                let at = w * 64 + bits.trailing_zeros() as usize;
+                let ahead = (at + SLOTS - start) % SLOTS;
+                return Some(self.current + 1 + ahead as u64);
+            }
+        }
+        unreachable!("in_wheel > 0, so some slot is occupied")
+    }
+
+    /// Records that one armed timer's park ended without it; `is_live` tells, if stale entries
+    /// are filtered out now, which entries still matter.
     pub(crate) fn mark_stale(&mut self, is_live: impl Fn(&Entry) -> bool) {
         self.stale += 1;
-        if self.stale > COMPACT_MIN && self.stale * 2 > self.heap.len() {
-            let slots = std::mem::take(&mut self.heap).into_vec();
-            let live = slots.into_iter().filter(|&Reverse(s)| is_live(&self.entry(s)));
-            self.heap = live.collect();
+        if self.stale > COMPACT_MIN && self.stale * 2 > self.len {
+            let keep = |s: &Slot| is_live(&entry(*s));
+            let late = std::mem::take(&mut self.late).into_iter().filter(|Reverse(s)| keep(s));
+            let far = std::mem::take(&mut self.far).into_iter().filter(|Reverse(s)| keep(s));
+            let (late, far): (Heap, Heap) = (late.collect(), far.collect());
+            self.run.retain(keep);
+            let mut wheel = std::mem::take(&mut self.wheel);
+            self.in_wheel = 0;
+            for (at, list) in wheel.iter_mut().enumerate() {
+                list.retain(keep);
+                self.in_wheel += list.len();
+                if list.is_empty() {
+                    self.occupied[at / 64] &= !(1 << (at % 64));
+                }
+            }
+            (self.late, self.far, self.wheel) = (late, far, wheel);
+            self.len = self.run.len() + self.late.len() + self.in_wheel + self.far.len();
             self.stale = 0;
         }
     }
 
     /// Number of timers whose park is still in progress.
     pub(crate) fn live(&self) -> usize {
-        self.heap.len() - self.stale
+        self.len - self.stale
     }
 
-    /// The slots of the entries that fire next: the earliest, then the two that may come
-    /// after it (its children in the heap). For prefetching; may include stale entries.
+    /// The slot keys of the entries of the current slot that fire next, in the order they
+    /// fire (those armed since it became current aside). For prefetching; may include stale
+    /// entries.
     pub(crate) fn upcoming(&self) -> impl Iterator<Item = usize> + '_ {
-        self.heap.as_slice().iter().take(3).map(|Reverse(s)| s.key as usize)
+        self.run.iter().rev().map(|s| s.key as usize)
     }
 
-    /// Earliest deadline in the heap (possibly stale: the caller pops those through `pop_due`).
-    pub(crate) fn peek(&self) -> Option<Entry> {
-        self.heap.peek().map(|&Reverse(s)| self.entry(s))
+    /// For prefetching in batches: when no more than `batch` of the entries that fire next
+    /// were handed out yet, the slot keys of the following ones, up to `2 * batch` ahead, in
+    /// firing order (those armed since the slot became current aside); else nothing. Each
+    /// entry is handed out once.
+    pub(crate) fn hand_out_next(&mut self, batch: usize) -> impl Iterator<Item = usize> + '_ {
+        let (len, from) = (self.run.len(), self.handed_out);
+        if from <= batch {
+            self.handed_out = (2 * batch).min(len);
+        }
+        let to = self.handed_out.max(from);
+        self.run[len - to..len - from.min(to)].iter().rev().map(|s| s.key as usize)
+    }
+
+    /// Earliest deadline armed (possibly stale: the caller pops those through `pop_due`).
+    pub(crate) fn peek(&mut self) -> Option<Entry> {
+        self.refill();
+        self.first().map(|(s, _)| entry(s))
     }
 
     /// Pops the earliest entry if it is due at `now`.
     pub(crate) fn pop_due(&mut self, now: Instant) -> Option<Entry> {
-        let due = self.entry(self.heap.peek()?.0);
+        self.refill();
+        let (due, in_run) = self.first()?;
         if due.deadline > now {
             return None;
         }
-        self.heap.pop();
-        Some(due)
+        if in_run {
+            self.run.pop();
+            self.handed_out = self.handed_out.saturating_sub(1);
+        } else {
+            self.late.pop();
+        }
+        self.len -= 1;
+        Some(entry(due))
     }
 
     /// Accounts for a popped entry that turned out stale.
@@ -96,14 +315,18 @@ impl Timers {
         self.stale = self.stale.saturating_sub(1);
     }
 
-    /// Entries in the heap, stale ones included.
+    /// Entries armed, stale ones included.
     pub(crate) fn len(&self) -> usize {
-        self.heap.len()
+        self.len
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.heap.is_empty()
+        self.len == 0
     }
+}
+
+fn entry(slot: Slot) -> Entry {
+    Entry { deadline: slot.deadline, key: slot.key as usize, seq: slot.seq }
 }
 
 #[cfg(test)]
@@ -111,33 +334,106 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
+    fn drain(t: &mut Timers, now: Instant) -> Vec<usize> {
+        std::iter::from_fn(|| t.pop_due(now)).map(|e| e.key).collect()
+    }
+
     #[test]
     fn earlier_first_then_insertion_order() {
-        let mut t = Timers::default();
         let base = Instant::now();
+        let mut t = Timers::new(base);
         t.insert(base + Duration::from_millis(5), 1, 1);
         t.insert(base + Duration::from_millis(1), 2, 2);
         t.insert(base + Duration::from_millis(5), 3, 3);
         t.insert(base + Duration::from_millis(1), 4, 4);
-        let now = base + Duration::from_secs(1);
-        let order: Vec<usize> = std::iter::from_fn(|| t.pop_due(now)).map(|e| e.key).collect();
-        assert_eq!(order, vec![2, 4, 1, 3]);
+        assert_eq!(drain(&mut t, base + Duration::from_secs(1)), vec![2, 4, 1, 3]);
+        assert!(t.is_empty());
+    }
+
+    /// Deadlines in the current slot, in the wheel and beyond it, armed in any order and
+    /// interleaved with pops, come out exactly as a single heap orders them.
+    #[test]
+    fn every_place_fires_in_exact_order() {
+        let base = Instant::now();
+        let mut t = Timers::new(base);
+        let mut reference = BinaryHeap::new();
+        let mut rng = crate::rng::Rng::new(7);
+        let mut now = base;
+        let mut fired = Vec::new();
+        let mut expected = Vec::new();
+        for seq in 1..20_000u64 {
+            // Mostly within the wheel, some in the current slot, some far beyond it.
+            let nanos = match rng.below(10) {
+                0 => rng.below(1 << SLOT_SHIFT),
+                1 => rng.below(10_000_000_000),
+                _ => rng.below(5_000_000),
+            };
+            let at = now + Duration::from_nanos(nanos + 1);
+            t.insert(at, seq as usize, seq);
+            reference.push(Reverse((at, seq)));
+            if rng.below(2) == 0 {
+                let next = t.peek().expect("just armed one");
+                assert_eq!(next.deadline, reference.peek().unwrap().0 .0);
+                now = next.deadline;
+                fired.extend(drain(&mut t, now));
+                while reference.peek().is_some_and(|r| r.0 .0 <= now) {
+                    expected.push(reference.pop().unwrap().0 .1 as usize);
+                }
+            }
+        }
+        fired.extend(drain(&mut t, now + Duration::from_secs(100)));
+        expected.extend(std::iter::from_fn(|| reference.pop()).map(|r| r.0 .1 as usize));
+        assert_eq!(fired, expected);
+        assert!(t.is_empty());
+    }
+
+    /// `hand_out_next` hands out every entry of the slot once, in firing order, and at most
+    /// twice the batch ahead of the next one to fire.
+    #[test]
+    fn prefetch_keys_come_once_in_firing_order() {
+        let base = Instant::now();
+        let mut t = Timers::new(base);
+        // One slot's worth, armed latest first: the run sorts them.
+        for i in 0..50u64 {
+            t.insert(
+                base + Duration::from_micros(20) + Duration::from_nanos(100 - i),
+                i as usize,
+                i + 1,
+            );
+        }
+        assert!(t.peek().is_some());
+        let (mut handed, mut fired) = (Vec::new(), Vec::new());
+        loop {
+            handed.extend(t.hand_out_next(4));
+            assert!(handed.len() <= fired.len() + 8);
+            match t.pop_due(base + Duration::from_secs(1)) {
+                Some(e) => fired.push(e.key),
+                None => break,
+            }
+        }
+        assert_eq!(fired, (0..50).rev().collect::<Vec<_>>());
+        assert_eq!(handed, fired);
     }
 
     #[test]
-    fn stale_majority_is_compacted() {
-        let mut t = Timers::default();
+    fn stale_majority_is_filtered() {
         let base = Instant::now();
+        let mut t = Timers::new(base);
         for i in 0..3000 {
-            t.insert(base, i, i as u64);
+            // A third each in the current slot, the wheel and beyond it.
+            let at = base + Duration::from_millis((i % 3) as u64 * 100) / 2;
+            t.insert(at, i, i as u64);
         }
         // The 1501st stale mark tips the balance (1501 > 1024 and 1501 * 2 > 3000).
         for _ in 0..1500 {
             t.mark_stale(|e| e.key >= 1501);
         }
-        assert_eq!(t.heap.len(), 3000);
+        assert_eq!(t.len(), 3000);
         t.mark_stale(|e| e.key >= 1501);
-        assert_eq!(t.heap.len(), 1499);
+        assert_eq!(t.len(), 1499);
         assert_eq!(t.live(), 1499);
+        let keys = drain(&mut t, base + Duration::from_secs(1));
+        assert_eq!(keys.len(), 1499);
+        assert!(keys.iter().all(|&k| k >= 1501));
     }
 }

@@ -289,9 +289,12 @@ impl Core {
         }
         // With many timers, the coroutines they wake have gone cold since they last ran; with
         // a few, all of them are still cached and the prefetches would only cost instructions.
-        let timers = self.timers.borrow();
+        let mut timers = self.timers.borrow_mut();
         if fired > 0 && timers.len() >= PREFETCH_MIN_TIMERS {
-            self.tasks.prefetch_timer_tasks(timers.upcoming());
+            if let Some(next) = timers.upcoming().next() {
+                self.tasks.prefetch_frames(next);
+            }
+            self.tasks.prefetch_records(timers.hand_out_next(PREFETCH_BATCH));
         }
         fired
     }
@@ -396,6 +399,13 @@ impl Core {
 /// number of coroutines whose records and top frames (a few cache lines each, on pages of
 /// their own) stay in the caches and the TLB between their turns.
 const PREFETCH_MIN_TIMERS: usize = 256;
+
+/// `fire_due_timers` asks for the records of the coroutines the next timers wake this many at
+/// a time, up to twice as many timers ahead (and for the frames of the next one's, whose record
+/// is cached by then). Each record sits on its coroutine's own stack page, which with thousands
+/// of coroutines has left the TLB: asked for one at a time, each prefetch waited for its page
+/// walk as a load would; asked for together, the walks overlap.
+const PREFETCH_BATCH: usize = 32;
 
 fn poll_failed(e: io::Error) -> String {
     format!("spindle: polling the reactor failed: {e}")

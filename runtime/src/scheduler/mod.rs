@@ -12,7 +12,7 @@
 //! | `clock.rs` | the real or virtual clock |
 //! | `config.rs` | the settings the runtime was built with |
 //!
-//! The drivers it owns (reactor, timer heap, remote-wake queue, stack pool, blocking pool,
+//! The drivers it owns (reactor, timers, remote-wake queue, stack pool, blocking pool,
 //! watchdog) import nothing of it: they hand back what woke (the reactor returns its wakers),
 //! and the scheduler applies it. Public functions reach the running core through
 //! [`crate::context`].
@@ -173,6 +173,8 @@ impl Core {
         let choices = Rng::new(config.seed.unwrap_or(0) ^ CHOICES_STREAM);
         let tasks = Tasks::new(config.seed);
         let clock = Clock::new(config.virtual_time);
+        // Slot 0 of the timers begins now: no deadline armed later is earlier.
+        let timers = Timers::new(clock.now());
         if let (Some(seed), Some((depth, steps))) = (config.seed, config.pct) {
             tasks.set_pct(Pct::new(depth, steps, &mut Rng::new(seed ^ PCT_STREAM)));
         }
@@ -190,7 +192,7 @@ impl Core {
             main_panicked: Cell::new(false),
             tearing_down: Cell::new(false),
             non_daemon: Cell::new(0),
-            timers: RefCell::new(Timers::default()),
+            timers: RefCell::new(timers),
             reactor,
             wake_buffer: Cell::new(Vec::new()),
             remote,
