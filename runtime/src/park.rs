@@ -107,10 +107,16 @@ impl Waker {
 ///
 /// # Panics
 /// Outside a coroutine of a running spindle runtime.
-#[inline]
+#[inline(always)]
 #[track_caller]
 pub fn park(reason: Reason, deadline: Option<Instant>, register: impl FnOnce(Waker)) -> Wake {
-    match with_core(|core| core.park(reason, deadline, register)) {
+    // The closures on the way down to the stack switch are forced inline: one shared by two
+    // callers (two `recv`s on channels of one message type) could otherwise stay out of line,
+    // and every resumption would pay a mispredicted return out of it (see `Core::yield_now`).
+    match with_core(
+        #[inline(always)]
+        |core| core.park(reason, deadline, register),
+    ) {
         Some(wake) => wake,
         None => context::outside_runtime(reason.what),
     }

@@ -107,29 +107,33 @@ impl Core {
         register: impl FnOnce(Waker),
         shielded: bool,
     ) -> Wake {
-        self.with_running(reason.what, |task| {
-            let seq = self.next_seq();
-            let flags = task.flags();
-            // A coroutine that is unwinding parks shielded: its destructors wait normally.
-            let shielded = shielded || (flags & UNWINDING != 0 && task.is_shielded());
-            if flags & CANCELLED != 0 && !shielded {
-                return Wake::Cancelled;
-            }
-            task.begin_park(seq, reason, deadline);
-            register(Waker::new(task.key, seq));
-            if task.woken_early() || deadline.is_some() || (flags & SCOPED != 0 && !shielded) {
-                if let Some(wake) = self.park_commit_slow(task, seq, deadline, shielded) {
-                    return wake;
+        self.with_running(
+            reason.what,
+            #[inline(always)]
+            |task| {
+                let seq = self.next_seq();
+                let flags = task.flags();
+                // A coroutine that is unwinding parks shielded: its destructors wait normally.
+                let shielded = shielded || (flags & UNWINDING != 0 && task.is_shielded());
+                if flags & CANCELLED != 0 && !shielded {
+                    return Wake::Cancelled;
                 }
-            } else {
-                task.commit_park();
-            }
-            let marker = 0u8;
-            task.sp_hint.set(ptr::addr_of!(marker) as usize);
-            task.near_hint.set(near);
-            suspend(task);
-            task.end_park()
-        })
+                task.begin_park(seq, reason, deadline);
+                register(Waker::new(task.key, seq));
+                if task.woken_early() || deadline.is_some() || (flags & SCOPED != 0 && !shielded) {
+                    if let Some(wake) = self.park_commit_slow(task, seq, deadline, shielded) {
+                        return wake;
+                    }
+                } else {
+                    task.commit_park();
+                }
+                let marker = 0u8;
+                task.sp_hint.set(ptr::addr_of!(marker) as usize);
+                task.near_hint.set(near);
+                suspend(task);
+                task.end_park()
+            },
+        )
     }
 
     /// The part of `park` after `register` when there is more to do than marking the task

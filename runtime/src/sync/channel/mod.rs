@@ -525,6 +525,7 @@ pub struct Iter<'a, T> {
 
 impl<T> Iterator for Iter<'_, T> {
     type Item = T;
+    #[inline]
     #[track_caller]
     fn next(&mut self) -> Option<T> {
         self.rx.recv().ok()
@@ -553,6 +554,7 @@ pub struct IntoIter<T> {
 
 impl<T> Iterator for IntoIter<T> {
     type Item = T;
+    #[inline]
     #[track_caller]
     fn next(&mut self) -> Option<T> {
         self.rx.recv().ok()
