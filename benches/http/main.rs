@@ -1,7 +1,7 @@
 //! The HTTP benchmark: wrk against spindle's HTTP server and its baselines, in one run.
 //!
 //! ```text
-//! cargo bench --bench http                     # 7 servers, 2 routes, 2 counts, 3 rounds: ~4 min
+//! cargo bench --bench http                     # 7 servers, 3 routes, 2 counts, 3 rounds: ~6 min
 //! SPINDLE_HTTP_SERVERS=spindle,hyper-ct SPINDLE_HTTP_ROUNDS=1 cargo bench --bench http  # quick
 //! ```
 //!
@@ -16,12 +16,15 @@
 //!
 //! Each server runs in a child process of its own (this binary again, with
 //! `SPINDLE_HTTP_SERVE` set), started once for the whole run. Routes `/` (TechEmpower's
-//! plaintext "Hello, World!") and `/work?us=20` (20 µs of CPU per request, the same spin in
+//! plaintext "Hello, World!"), `/@16` and `/work?us=20` (20 µs of CPU per request, the same spin in
 //! every server), at 50 and 1,000 connections (`SPINDLE_HTTP_ROUTES`, `SPINDLE_HTTP_CONNS`).
-//! Each measurement is one `wrk -t1 -cN -dSs --latency` run (`SPINDLE_HTTP_SECS`, whole
-//! seconds, default 2), no pipelining; in each of `SPINDLE_HTTP_ROUNDS` rounds (default 3) every
-//! server gets one run per route and count, the order rotating from round to round, after a
-//! 1 s warm-up run of each server per route and count.
+//! `/@16` is `/` with 16 requests pipelined per write, as TechEmpower's plaintext test sends
+//! them (a wrk script): there wrk's one thread does a sixteenth of the system calls per request
+//! and the server, not the client, is the limit. Each measurement is one
+//! `wrk -t1 -cN -dSs --latency` run (`SPINDLE_HTTP_SECS`, whole seconds, default 2); in each
+//! of `SPINDLE_HTTP_ROUNDS` rounds (default 3) every server gets one run per route and count,
+//! the order rotating from round to round, after a 1 s warm-up run of each server per route
+//! and count.
 //!
 //! Pinning, on a machine with two CPUs or more: servers that run on one thread (spindle's 1 shard,
 //! may_minihttp with 1 worker, hyper current-thread, and the thread-per-connection server,
@@ -115,9 +118,10 @@ impl Server {
         secs: u64,
         wrk_cpu: Option<usize>,
     ) -> Result<Measurement, String> {
-        let url = format!("http://{}{route}", self.addr);
+        let (path, depth) = split_depth(route)?;
+        let url = format!("http://{}{path}", self.addr);
         let (user0, system0) = process_cpu(self.child.id());
-        let report = wrk::run(&url, conns, secs, wrk_cpu)?;
+        let report = wrk::run(&url, conns, secs, wrk_cpu, depth)?;
         let (user1, system1) = process_cpu(self.child.id());
         if report.requests == 0.0 {
             return Err(format!("no request answered in {secs} s"));
@@ -145,7 +149,7 @@ fn compare() {
         .iter()
         .map(|c| c.parse().expect("SPINDLE_HTTP_CONNS: counts"))
         .collect();
-    let routes = list("SPINDLE_HTTP_ROUTES", "/,/work?us=20");
+    let routes = list("SPINDLE_HTTP_ROUTES", "/,/@16,/work?us=20");
     let all: Vec<&str> = servers::KINDS.iter().map(|k| k.name).collect();
     let kinds: Vec<&'static servers::Kind> = list("SPINDLE_HTTP_SERVERS", &all.join(","))
         .iter()
@@ -208,12 +212,12 @@ fn compare() {
                     match &m {
                         Ok(m) => println!(
                             "round {}: {:>10} {route:<13} {conns:>5} conns: {:>8.0} req/s, p50 \
-                             {:>7.2} ms, p99 {:>7.2} ms, {:>5.2} µs CPU per request, {} errors",
+                             {:>7} ms, p99 {:>7} ms, {:>5.2} µs CPU per request, {} errors",
                             round + 1,
                             server.kind.name,
                             m.report.rate(),
-                            m.report.p50.as_secs_f64() * 1e3,
-                            m.report.p99.as_secs_f64() * 1e3,
+                            ms(m.report.p50),
+                            ms(m.report.p99),
                             m.cpu_per_request_us(),
                             m.report.errors
                         ),
@@ -250,6 +254,23 @@ fn compare() {
     match plot::grouped_bars(&svg, &title, &groups, &bars) {
         Ok(()) => println!("plot: {}", svg.display()),
         Err(e) => println!("plot: cannot write {}: {e}", svg.display()),
+    }
+}
+
+/// A latency in milliseconds, `-` where wrk's figure is not used.
+fn ms(latency: Option<std::time::Duration>) -> String {
+    latency.map_or("-".into(), |l| format!("{:.2}", l.as_secs_f64() * 1e3))
+}
+
+/// A route of `SPINDLE_HTTP_ROUTES` as a path and how many requests wrk pipelines per write:
+/// `/work?us=20` is one at a time, `/@16` is `/` sixteen at a time.
+fn split_depth(route: &str) -> Result<(&str, usize), String> {
+    match route.rsplit_once('@') {
+        None => Ok((route, 1)),
+        Some((path, depth)) => match depth.parse() {
+            Ok(depth @ 1..=1024) => Ok((path, depth)),
+            _ => Err(format!("{route:?}: the pipelining depth after `@` is 1 to 1024")),
+        },
     }
 }
 

@@ -18,6 +18,12 @@ impl Measurement {
     pub fn cpu_per_request_us(&self) -> f64 {
         self.cpu.as_secs_f64() * 1e6 / self.report.requests.max(1.0)
     }
+
+    /// The server's CPU time over the run's length, in cores: below 1 for a one-core server,
+    /// it waited for the client part of the time.
+    pub fn server_busy(&self) -> f64 {
+        self.cpu.as_secs_f64() / self.report.seconds.max(1e-9)
+    }
 }
 
 /// One line of the table.
@@ -32,7 +38,8 @@ pub struct Row {
     p50: Option<f64>,
     p99: Option<f64>,
     cpu_per_request_us: Option<f64>,
-    /// wrk's share of its core.
+    /// The server's CPU in cores, and wrk's share of its core.
+    server_busy: Option<f64>,
     client_busy: Option<f64>,
     errors: u64,
 }
@@ -66,9 +73,14 @@ impl Row {
             pinning,
             rate: median(done.iter().map(|m| m.report.rate()).collect()),
             vs: baselines.iter().map(|&base| ratios(base)).collect(),
-            p50: median(done.iter().map(|m| m.report.p50.as_secs_f64() * 1e3).collect()),
-            p99: median(done.iter().map(|m| m.report.p99.as_secs_f64() * 1e3).collect()),
+            p50: median(
+                done.iter().filter_map(|m| Some(m.report.p50?.as_secs_f64() * 1e3)).collect(),
+            ),
+            p99: median(
+                done.iter().filter_map(|m| Some(m.report.p99?.as_secs_f64() * 1e3)).collect(),
+            ),
             cpu_per_request_us: median(done.iter().map(|m| m.cpu_per_request_us()).collect()),
+            server_busy: median(done.iter().map(|m| m.server_busy()).collect()),
             client_busy: median(done.iter().map(|m| m.report.client_busy()).collect()),
             errors: done.iter().map(|m| m.report.errors).sum(),
         }
@@ -78,16 +90,16 @@ impl Row {
 pub fn print(rows: &[Row], rounds: usize) {
     println!();
     let vs: String = BASELINES.iter().map(|(_, label)| format!(" vs {label} |")).collect();
-    let rest = " p50 | p99 | server CPU per request | wrk busy | errors |";
+    let rest = " p50 | p99 | server CPU per request | server busy | wrk busy | errors |";
     println!("| route | conns | server | cores | req/s |{vs}{rest}");
     let vs_align = "---:|".repeat(BASELINES.len());
-    println!("|---|---:|---|---|---:|{vs_align}---:|---:|---:|---:|---:|");
+    println!("|---|---:|---|---|---:|{vs_align}---:|---:|---:|---:|---:|---:|");
     for row in rows {
         let ratio = |r: &Option<Ratios>| r.as_ref().map_or("-".into(), Ratios::to_string);
         let ms = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.2} ms"));
         let vs: String = row.vs.iter().map(|r| format!(" {} |", ratio(r))).collect();
         println!(
-            "| `{}` | {} | {} | {} | {} |{vs} {} | {} | {} | {} | {} |",
+            "| `{}` | {} | {} | {} | {} |{vs} {} | {} | {} | {} | {} | {} |",
             row.route,
             row.conns,
             row.label,
@@ -96,6 +108,7 @@ pub fn print(rows: &[Row], rounds: usize) {
             ms(row.p50),
             ms(row.p99),
             row.cpu_per_request_us.map_or("-".into(), |v| format!("{v:.2} µs")),
+            row.server_busy.map_or("-".into(), |v| format!("{v:.2}")),
             row.client_busy.map_or("-".into(), |v| format!("{:.0}%", v * 100.0)),
             row.errors,
         );
@@ -103,8 +116,10 @@ pub fn print(rows: &[Row], rounds: usize) {
     println!(
         "\nreq/s, latency and CPU: medians of {rounds} rounds. Ratios: the median of the ratios \
          of req/s taken within each round (lowest-highest round). CPU: user + system time of \
-         the server process over the run, per request answered. wrk busy: wrk's CPU time over \
-         the run's length (100%: its one thread was the limit, not the server)."
+         the server process over the run, per request answered. server busy: that CPU time over \
+         the run's length, in cores. wrk busy: wrk's CPU time over the run's length (100%: \
+         its one thread was the limit, not the server). Latency: none for pipelined runs, \
+         whose histogram wrk gets wrong."
     );
 }
 

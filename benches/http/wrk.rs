@@ -8,8 +8,11 @@ use std::time::Duration;
 pub struct Report {
     pub requests: f64,
     pub seconds: f64,
-    pub p50: Duration,
-    pub p99: Duration,
+    /// wrk's latency percentiles; `None` for a pipelined run, whose histogram wrk fills
+    /// wrongly (every response after a write's first is timed from that write, and its
+    /// 75th-99th percentiles print as 0).
+    pub p50: Option<Duration>,
+    pub p99: Option<Duration>,
     /// Socket errors (connect, read, write, timeout) plus non-2xx answers.
     pub errors: u64,
     /// wrk's own CPU time (user + system) over the run: near `seconds`, wrk's one thread was
@@ -61,9 +64,44 @@ pub fn taskset_available() -> bool {
     Command::new("taskset").arg("--version").output().is_ok()
 }
 
-/// Runs `wrk -t1 -c<conns> -d<secs>s --latency <url>`, on `cpu` if given (through taskset).
-/// wrk takes whole seconds only.
-pub fn run(url: &str, conns: usize, secs: u64, cpu: Option<usize>) -> Result<Report, String> {
+/// wrk's script for pipelining: each write sends `depth` requests (the script's argument).
+/// wrk then counts, and times, every response.
+const PIPELINE_LUA: &str = r#"
+init = function(args)
+   local depth = tonumber(args[1]) or 1
+   local r = {}
+   for i = 1, depth do
+      r[i] = wrk.format()
+   end
+   req = table.concat(r)
+end
+
+request = function()
+   return req
+end
+"#;
+
+/// The pipelining script, written once into the temporary directory.
+fn pipeline_script() -> Result<std::path::PathBuf, String> {
+    let path =
+        std::env::temp_dir().join(format!("spindle-http-pipeline-{}.lua", std::process::id()));
+    if !path.exists() {
+        std::fs::write(&path, PIPELINE_LUA)
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    }
+    Ok(path)
+}
+
+/// Runs `wrk -t1 -c<conns> -d<secs>s --latency <url>`, on `cpu` if given (through taskset),
+/// sending `depth` requests per write (TechEmpower's plaintext test pipelines 16) when `depth`
+/// is over 1. wrk takes whole seconds only.
+pub fn run(
+    url: &str,
+    conns: usize,
+    secs: u64,
+    cpu: Option<usize>,
+    depth: usize,
+) -> Result<Report, String> {
     let mut command = match cpu {
         Some(cpu) => {
             let mut c = Command::new("taskset");
@@ -73,16 +111,28 @@ pub fn run(url: &str, conns: usize, secs: u64, cpu: Option<usize>) -> Result<Rep
         None => Command::new("wrk"),
     };
     // wrk (exec'd by taskset) is the only child that ends during the run: the servers live on.
+    command.args([
+        "-t1",
+        &format!("-c{conns}"),
+        &format!("-d{secs}s"),
+        "--latency",
+        "--timeout",
+        "5s",
+    ]);
+    if depth > 1 {
+        command.arg("-s").arg(pipeline_script()?);
+    }
+    command.arg(url);
+    if depth > 1 {
+        command.args(["--", &depth.to_string()]);
+    }
     let before = children_cpu();
-    let output = command
-        .args(["-t1", &format!("-c{conns}"), &format!("-d{secs}s"), "--latency", "--timeout", "5s"])
-        .arg(url)
-        .output()
-        .map_err(|e| format!("cannot run wrk: {e}"))?;
+    let output = command.output().map_err(|e| format!("cannot run wrk: {e}"))?;
     let client_cpu = children_cpu().saturating_sub(before);
     let text = String::from_utf8_lossy(&output.stdout);
     let report = parse(&text).ok_or_else(|| format!("cannot read wrk's report:\n{text}"))?;
-    Ok(Report { client_cpu, ..report })
+    let (p50, p99) = if depth > 1 { (None, None) } else { (report.p50, report.p99) };
+    Ok(Report { client_cpu, p50, p99, ..report })
 }
 
 /// Reads the lines of wrk's report this bench uses.
@@ -113,7 +163,14 @@ fn parse(text: &str) -> Option<Report> {
         }
     }
     let (requests, seconds) = (requests?, seconds?);
-    Some(Report { requests, seconds, p50: p50?, p99: p99?, errors, client_cpu: Duration::ZERO })
+    Some(Report {
+        requests,
+        seconds,
+        p50: Some(p50?),
+        p99: Some(p99?),
+        errors,
+        client_cpu: Duration::ZERO,
+    })
 }
 
 /// A wrk duration: "322.00us", "1.20ms", "2.01s", "1.5m".
