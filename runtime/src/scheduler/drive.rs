@@ -352,15 +352,24 @@ impl Core {
         if let Some(w) = &self.watchdog {
             w.enter(t.id);
         }
-        self.count_resume(t);
-        self.trace_resume(t);
+        // The checks inline, the work out of line: most checked switches count nothing.
+        if self.counting.is_some() {
+            self.count_resume(t);
+        }
+        if self.tracer.is_some() {
+            self.trace_resume(t);
+        }
     }
 
     /// Tells the watchdog the coroutine gave the thread back; checks an unguarded stack.
     #[inline(never)]
     fn after_switch(&self, t: &Task) {
-        self.count_suspend(t, t.is_parked());
-        self.trace_suspend(t, t.is_parked());
+        if self.counting.is_some() {
+            self.count_suspend(t, t.is_parked());
+        }
+        if self.tracer.is_some() {
+            self.trace_suspend(t, t.is_parked());
+        }
         if let Some(w) = &self.watchdog {
             w.leave(t.id, || t.name.as_deref().map(str::to_owned));
         }

@@ -285,14 +285,15 @@ impl Core {
             None => s.stamp(|| self.now()),
         };
         let tid = task.id;
-        let open = std::mem::take(s.open(task.key));
-        if let Some((since, reason)) = open.wait_since {
+        let open = s.open(task.key);
+        open.run_since = Some(at);
+        let (wait, flow) = (open.wait_since.take(), open.flow.take());
+        if let Some((since, reason)) = wait {
             s.push(Record::Wait { since, to: at, tid, reason });
         }
-        if let Some(flow) = open.flow {
+        if let Some(flow) = flow {
             s.push(Record::Resumed { flow, at, tid });
         }
-        s.open(task.key).run_since = Some(at);
         let counters = (self.tasks.queued(), self.tasks.len());
         if s.counters != Some(counters) {
             s.counters = Some(counters);
