@@ -1,14 +1,17 @@
 //! Integers in decimal, written straight into the trace's buffer.
 
-/// Appends `n` in decimal to `buf`.
+/// Writes `n` in decimal at the start of `out` and returns how many of its bytes are the
+/// number (1 to 20); `out` has room for 20 (it panics otherwise). Bytes after the number may
+/// be overwritten.
 ///
-/// The digits are gathered in a register and stored with one 16-byte write, then the tail is
-/// cut off: digits written one byte at a time into a scratch array and read back as one block
-/// stall the CPU's store forwarding, and a copy of the digits' own length would call `memcpy`.
+/// The digits are gathered in a register and stored with one 16-byte write, of which the
+/// number's length is kept: digits written one byte at a time into a scratch array and read
+/// back as one block stall the CPU's store forwarding, and a copy of the digits' own length
+/// would call `memcpy`.
 #[inline(always)]
-pub(super) fn push_int(buf: &mut Vec<u8>, n: u64) {
+pub(super) fn write_int(out: &mut [u8], n: u64) -> usize {
     if n >= 10_000_000_000_000_000 {
-        return push_long_int(buf, n);
+        return write_long_int(out, n);
     }
     let mut digits: u128 = 0;
     let mut len = 0;
@@ -28,9 +31,8 @@ pub(super) fn push_int(buf: &mut Vec<u8>, n: u64) {
         digits = (digits << 8) | u128::from(b'0' + rest as u8);
         len += 1;
     }
-    let at = buf.len();
-    buf.extend_from_slice(&digits.to_le_bytes());
-    buf.truncate(at + len);
+    out[..16].copy_from_slice(&digits.to_le_bytes());
+    len
 }
 
 /// `"00"` to `"99"`.
@@ -44,9 +46,9 @@ const PAIRS: [[u8; 2]; 100] = {
     pairs
 };
 
-/// `push_int` for numbers of more than 16 digits.
+/// `write_int` for numbers of more than 16 digits.
 #[cold]
-fn push_long_int(buf: &mut Vec<u8>, mut n: u64) {
+fn write_long_int(out: &mut [u8], mut n: u64) -> usize {
     let mut digits = [0u8; 20];
     let mut at = digits.len();
     while n > 0 {
@@ -54,7 +56,9 @@ fn push_long_int(buf: &mut Vec<u8>, mut n: u64) {
         digits[at] = b'0' + (n % 10) as u8;
         n /= 10;
     }
-    buf.extend_from_slice(&digits[at..]);
+    let len = digits.len() - at;
+    out[..len].copy_from_slice(&digits[at..]);
+    len
 }
 
 #[cfg(test)]
@@ -65,9 +69,9 @@ mod tests {
     fn integers_are_written_in_decimal() {
         let long = [9_999_999_999_999_999, 10_000_000_000_000_000, u64::MAX];
         for n in [0, 7, 10, 99, 100, 12_345, 1 << 40].into_iter().chain(long) {
-            let mut buf = Vec::new();
-            push_int(&mut buf, n);
-            assert_eq!(buf, n.to_string().into_bytes());
+            let mut out = [b'x'; 24];
+            let len = write_int(&mut out, n);
+            assert_eq!(&out[..len], n.to_string().as_bytes());
         }
     }
 }

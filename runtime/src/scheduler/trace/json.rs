@@ -1,8 +1,13 @@
 //! Trace events as Chrome trace-event JSON, written by hand into a byte buffer (integers too:
 //! `digits.rs`), off the runtime's thread: by the writer thread for a streamed trace, at the end
 //! of `run` for a ring.
+//!
+//! The buffer is a zeroed `Vec` that only grows, written through a cursor: each event first
+//! makes room for its longest possible text, and then every piece is a copy into the slice at
+//! the cursor, with no capacity check of its own (a `Vec::extend_from_slice` per piece was
+//! about a fifth of the writer thread's instructions).
 
-use super::digits::push_int;
+use super::digits::write_int;
 use super::record::Record;
 use super::timebase::Scale;
 use super::SCHEDULER_TRACK;
@@ -10,14 +15,51 @@ use crate::wake::{Reason, Subject};
 
 /// Events written so far, `,\n` between them (the file's `[` and `]` are not theirs).
 pub(super) struct Json {
-    pub(super) buf: Vec<u8>,
+    /// Zeroed bytes; the first `len` are the events.
+    buf: Vec<u8>,
+    len: usize,
     /// No event is written yet: the next needs no `,\n` before it.
     first: bool,
 }
 
+/// The most an event takes apart from its strings: its fixed text (under 100 bytes) and at
+/// most five numbers of at most 24 bytes each (`18446744073709551.615`).
+const FIXED: usize = 256;
+
+/// An escaped string takes at most this many bytes per byte of it (`\u001f`).
+const ESCAPED: usize = 6;
+
 impl Json {
     pub(super) fn new(capacity: usize) -> Json {
-        Json { buf: Vec::with_capacity(capacity), first: true }
+        Json { buf: vec![0; capacity.max(FIXED)], len: 0, first: true }
+    }
+
+    /// The events written since the last `clear`.
+    pub(super) fn bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Forgets the events written (once they are in the file).
+    pub(super) fn clear(&mut self) {
+        self.len = 0;
+    }
+
+    /// Makes room for `bytes` more.
+    #[inline(always)]
+    fn room(&mut self, bytes: usize) {
+        if self.buf.len() - self.len < bytes {
+            self.grow(bytes);
+        }
+    }
+
+    #[cold]
+    fn grow(&mut self, bytes: usize) {
+        let want = self.len.saturating_add(bytes).max(self.buf.len().saturating_mul(2));
+        self.buf.resize(want, 0);
     }
 
     /// Writes `record`, its stamps turned into time by `scale`.
@@ -25,14 +67,17 @@ impl Json {
         match *record {
             Record::Name { tid, ref name } => self.name(tid, name.as_deref()),
             Record::Run { since, to, tid } => {
+                self.room(FIXED);
                 let (since, to) = (scale.ns(since), scale.ns(to));
                 self.slice(|j| j.raw(b"run"), b"", since, to, tid);
             }
             Record::Wait { since, to, tid, reason } => {
+                self.room(FIXED + reason_len(reason));
                 let (since, to) = (scale.ns(since), scale.ns(to));
                 self.slice(|j| j.reason(reason), b"wait", since, to, tid);
             }
             Record::Woke { name, flow, at, tid } => {
+                self.room(FIXED + ESCAPED * name.len());
                 self.open();
                 self.raw(br#"{"name":""#);
                 self.escaped(name);
@@ -40,11 +85,13 @@ impl Json {
                 self.flow_rest(flow, scale.ns(at), tid);
             }
             Record::Resumed { flow, at, tid } => {
+                self.room(FIXED);
                 self.open();
                 self.raw(br#"{"name":"wake","cat":"wake","ph":"f","bp":"e""#);
                 self.flow_rest(flow, scale.ns(at), tid);
             }
             Record::Counters { at, runnable, live } => {
+                self.room(FIXED);
                 self.open();
                 self.raw(br#"{"name":"coroutines","ph":"C","ts":"#);
                 self.us(scale.ns(at));
@@ -55,9 +102,10 @@ impl Json {
                 self.raw(b"}}");
             }
             Record::Instant { name, at, tid } => {
+                self.room(FIXED + ESCAPED * name.len());
                 self.open();
                 self.raw(br#"{"name":""#);
-                self.raw(name.as_bytes());
+                self.escaped(name);
                 self.raw(br#"","ph":"i","s":"t","ts":"#);
                 self.us(scale.ns(at));
                 self.raw(br#","pid":1,"tid":"#);
@@ -69,6 +117,7 @@ impl Json {
 
     /// The name of track `tid` (a metadata event): `#tid name`, or the scheduler's.
     pub(super) fn name(&mut self, tid: u64, name: Option<&str>) {
+        self.room(FIXED + ESCAPED * name.map_or(0, str::len));
         self.open();
         self.raw(br#"{"name":"thread_name","ph":"M","pid":1,"tid":"#);
         self.int(tid);
@@ -92,47 +141,40 @@ impl Json {
         }
     }
 
+    /// Copies `bytes` in; the event made room for them.
     #[inline(always)]
     fn raw(&mut self, bytes: &[u8]) {
-        self.buf.extend_from_slice(bytes);
+        let end = self.len + bytes.len();
+        self.buf[self.len..end].copy_from_slice(bytes);
+        self.len = end;
+    }
+
+    #[inline(always)]
+    fn byte(&mut self, byte: u8) {
+        self.buf[self.len] = byte;
+        self.len += 1;
     }
 
     /// `n` in decimal.
     #[inline(always)]
     fn int(&mut self, n: u64) {
-        push_int(&mut self.buf, n);
+        self.len += write_int(&mut self.buf[self.len..], n);
     }
 
     /// `ns` nanoseconds as microseconds: `12`, `12.5`, `12.345`.
     #[inline(always)]
     fn us(&mut self, ns: u64) {
-        push_int(&mut self.buf, ns / 1000);
-        let frac = (ns % 1000) as u32;
-        if frac != 0 {
-            let digits = [
-                b'.',
-                b'0' + (frac / 100) as u8,
-                b'0' + (frac / 10 % 10) as u8,
-                b'0' + (frac % 10) as u8,
-            ];
-            let len = if !frac.is_multiple_of(10) {
-                4
-            } else if !frac.is_multiple_of(100) {
-                3
-            } else {
-                2
-            };
-            let at = self.buf.len();
-            self.buf.extend_from_slice(&digits);
-            self.buf.truncate(at + len);
-        }
+        self.int(ns / 1000);
+        // All four bytes are stored (there is room), and the cursor moves past those kept.
+        let (digits, len) = FRACTIONS[(ns % 1000) as usize];
+        self.buf[self.len..self.len + 4].copy_from_slice(&digits);
+        self.len += usize::from(len);
     }
 
     /// `s` as the body of a JSON string.
     fn escaped(&mut self, s: &str) {
         if !s.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20) {
-            self.buf.extend_from_slice(s.as_bytes());
-            return;
+            return self.raw(s.as_bytes());
         }
         for b in s.bytes() {
             match b {
@@ -141,10 +183,10 @@ impl Json {
                 b if b < 0x20 => {
                     const HEX: &[u8; 16] = b"0123456789abcdef";
                     self.raw(b"\\u00");
-                    self.buf.push(HEX[usize::from(b >> 4)]);
-                    self.buf.push(HEX[usize::from(b & 0xf)]);
+                    self.byte(HEX[usize::from(b >> 4)]);
+                    self.byte(HEX[usize::from(b & 0xf)]);
                 }
-                b => self.buf.push(b),
+                b => self.byte(b),
             }
         }
     }
@@ -210,6 +252,37 @@ impl Json {
     }
 }
 
+/// The fraction of a microsecond, by nanoseconds 0 to 999, as a float prints it: nothing for 0,
+/// then `.5`, `.25`, `.125`: the bytes and how many of them to keep.
+const FRACTIONS: [([u8; 4], u8); 1000] = {
+    let mut table = [([0u8; 4], 0u8); 1000];
+    let mut ns = 1;
+    while ns < 1000 {
+        let digits =
+            [b'.', b'0' + (ns / 100) as u8, b'0' + (ns / 10 % 10) as u8, b'0' + (ns % 10) as u8];
+        let len = if ns % 10 != 0 {
+            4
+        } else if ns % 100 != 0 {
+            3
+        } else {
+            2
+        };
+        table[ns] = (digits, len);
+        ns += 1;
+    }
+    table
+};
+
+/// The most bytes `Json::reason` writes for `reason`, beyond [`FIXED`].
+fn reason_len(reason: Option<Reason>) -> usize {
+    let Some(reason) = reason else { return 0 };
+    let on = match reason.on {
+        Some(Subject::Object { name, .. }) => ESCAPED * name.len(),
+        _ => 0,
+    };
+    ESCAPED * reason.what.len() + on
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -217,7 +290,20 @@ mod tests {
     fn us(ns: u64) -> String {
         let mut json = Json::new(0);
         json.us(ns);
-        String::from_utf8(json.buf).unwrap()
+        String::from_utf8(json.bytes().to_vec()).unwrap()
+    }
+
+    #[test]
+    fn an_event_with_long_strings_makes_room_for_itself() {
+        let mut json = Json::new(0);
+        let long: &'static str = Box::leak("\u{1}\"".repeat(300).into_boxed_str());
+        let record = Record::Instant { name: long, at: 1, tid: 2 };
+        json.event(&record, &Scale::NANOS);
+        json.name(3, Some(long));
+        let text = String::from_utf8(json.bytes().to_vec()).unwrap();
+        let escaped = "\\u0001\\\"".repeat(300);
+        assert!(text.starts_with(&format!(r#"{{"name":"{escaped}","ph":"i""#)), "{text}");
+        assert!(text.ends_with(&format!(r##""args":{{"name":"#3 {escaped}"}}}}"##)), "{text}");
     }
 
     #[test]

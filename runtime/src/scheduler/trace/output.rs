@@ -43,8 +43,8 @@ impl Writer {
                 }
                 // On an error the thread returns, which drops `written` and `to_write`: the
                 // runtime's next hand-over sees it and stops tracing.
-                file.write_all(&json.buf)?;
-                json.buf.clear();
+                file.write_all(json.bytes())?;
+                json.clear();
                 records.clear();
                 let _ = written.try_send(records);
             }

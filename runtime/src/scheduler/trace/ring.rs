@@ -102,12 +102,12 @@ impl Ring {
                     _ => Scale::NANOS,
                 });
             json.event(record, scale);
-            if json.buf.len() >= 1 << 16 {
-                file.write_all(&json.buf)?;
-                json.buf.clear();
+            if json.len() >= 1 << 16 {
+                file.write_all(json.bytes())?;
+                json.clear();
             }
         }
-        file.write_all(&json.buf)?;
+        file.write_all(json.bytes())?;
         file.write_all(b"\n]\n")?;
         file.flush()
     }
