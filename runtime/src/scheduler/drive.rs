@@ -118,6 +118,13 @@ impl Core {
                 }
                 continue;
             }
+            // Under virtual time, with nothing outside the runtime that could wake anyone, the
+            // loop below would find no timer due (none is armed for now or earlier: a past
+            // deadline ends its park at once, and a jump fires all it reaches), no remote work,
+            // and jump to the next live timer: do just that.
+            if self.clock.is_virtual() && self.only_timers_can_wake() && self.jump_to_timers() > 0 {
+                continue;
+            }
             if self.fire_due_timers() > 0 || self.apply_remote() > 0 {
                 continue;
             }
@@ -235,6 +242,26 @@ impl Core {
         }
         self.fire_due_timers();
         Ok(())
+    }
+
+    /// No socket is registered, no remote waker is out and no remote wake or job is queued:
+    /// only a timer (or a live `Handle`'s thread) can still wake a coroutine.
+    #[inline]
+    fn only_timers_can_wake(&self) -> bool {
+        self.reactor.sources() == 0 && self.remote.outstanding() == 0 && !self.remote.has_pending()
+    }
+
+    /// Virtual time, nothing runnable and [`Core::only_timers_can_wake`]: moves the clock to
+    /// the next live timer and fires every timer due then; returns how many woke a coroutine
+    /// (0 when no live timer is armed).
+    fn jump_to_timers(&self) -> usize {
+        match self.next_deadline() {
+            Some(next) => {
+                self.clock.advance_to(next);
+                self.fire_due_timers()
+            }
+            None => 0,
+        }
     }
 
     /// Something outside the runtime may still wake a coroutine: a remote wake or job is
