@@ -397,6 +397,17 @@ impl Task {
         self.scopes.borrow().iter().map(|s| s.deadline).min()
     }
 
+    /// What a park returns whose timer fired at `at` (made only if needed): `TimedOut` when
+    /// outside any timeout scope (the timer was the caller's own deadline), else as
+    /// [`Task::deadline_outcome`] says.
+    #[inline]
+    pub(crate) fn timer_outcome(&self, at: impl FnOnce() -> Instant) -> Wake {
+        if self.flags.get() & SCOPED == 0 && self.op_deadline.get().is_some() {
+            return Wake::TimedOut;
+        }
+        self.deadline_outcome(at())
+    }
+
     /// What a park whose effective deadline `at` passed returns: `TimedOut` if the caller's own
     /// deadline is due, else `Cancelled` with the earliest-expiring timeout scope recorded.
     pub(crate) fn deadline_outcome(&self, at: Instant) -> Wake {

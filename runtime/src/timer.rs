@@ -9,6 +9,16 @@
 //!   many) every entry is filtered, so a program that sets long timeouts and is always woken
 //!   early keeps as many entries as it has live timers.
 //!
+//! # Ticks
+//!
+//! An entry keeps its deadline as a tick: nanoseconds since the runtime's start (`base`), a
+//! `u64` rather than an `Instant`, so that finding its slot is a shift and comparing two is
+//! one instruction. The conversion is exact both ways (an `Instant` counts whole nanoseconds on
+//! every platform std supports), so the order is the `Instant`s' order and the virtual clock
+//! jumps to exactly the deadline that was armed. No deadline armed is earlier than `base` (a
+//! deadline that has passed ends its park before it is armed); one more than 584 years after it
+//! counts as 584 years (ties among such deadlines fire in the order they were armed).
+//!
 //! # Where an entry waits
 //!
 //! Time is cut into slots of [`SLOT_SHIFT`] bits of nanoseconds (16 µs) from the runtime's
@@ -34,22 +44,22 @@
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-/// One armed timer: when it is due, wake park `seq` of the coroutine in slot `key`.
+/// One armed timer: at tick `at` (see the module docs), wake park `seq` of the coroutine in
+/// slot `key`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Entry {
-    pub deadline: Instant,
+    pub at: u64,
     pub key: usize,
     pub seq: u64,
 }
 
-/// An entry as the timers keep it: 32 bytes rather than 40 (two to a cache line). The park
-/// sequence number doubles as the insertion order, since a park arms its timer as it begins,
-/// in sequence order.
+/// An entry as the timers keep it: 24 bytes rather than 40. The park sequence number doubles
+/// as the insertion order, since a park arms its timer as it begins, in sequence order.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 struct Slot {
-    deadline: Instant,
+    at: u64,
     seq: u64,
     key: u32,
 }
@@ -70,7 +80,8 @@ const WORDS: usize = SLOTS / 64;
 const COMPACT_MIN: usize = 1024;
 
 pub(crate) struct Timers {
-    /// Slot 0 begins here; no deadline armed is earlier (an earlier one counts as slot 0).
+    /// Tick 0: the clock's reading when the runtime was made. No deadline armed is earlier (an
+    /// earlier one counts as tick 0).
     base: Instant,
     /// The slot `run` and `late` cover, with all earlier ones.
     current: u64,
@@ -122,14 +133,33 @@ impl Timers {
     pub(crate) fn insert(&mut self, deadline: Instant, key: usize, seq: u64) {
         // Slab keys index live records, each on a stack of its own: far below 2^32.
         debug_assert!(key <= u32::MAX as usize);
+        debug_assert!(deadline >= self.base, "no deadline armed is earlier than the start");
         self.len += 1;
-        self.place(Slot { deadline, seq, key: key as u32 });
+        self.place(Slot { at: self.ticks(deadline), seq, key: key as u32 });
+    }
+
+    /// The tick of `instant` (see the module docs): saturating, at 0 before `base` and at
+    /// `u64::MAX` 584 years after it.
+    #[inline]
+    pub(crate) fn ticks(&self, instant: Instant) -> u64 {
+        let since = instant.saturating_duration_since(self.base);
+        since
+            .as_secs()
+            .checked_mul(1_000_000_000)
+            .and_then(|n| n.checked_add(u64::from(since.subsec_nanos())))
+            .unwrap_or(u64::MAX)
+    }
+
+    /// The instant of tick `at`: the deadline that was armed, exactly (below 584 years). No
+    /// tick overflows an `Instant`: 584 years past a clock reading.
+    pub(crate) fn instant(&self, at: u64) -> Instant {
+        self.base + Duration::from_nanos(at)
     }
 
     /// Puts `slot` where its deadline's slot says (see the module docs).
-    #[inline]
+    #[inline(always)]
     fn place(&mut self, slot: Slot) {
-        let index = self.index(slot.deadline);
+        let index = slot.at >> SLOT_SHIFT;
         if index <= self.current {
             self.late.push(Reverse(slot));
         } else if index - self.current < SLOTS as u64 {
@@ -144,13 +174,6 @@ impl Timers {
         } else {
             self.far.push(Reverse(slot));
         }
-    }
-
-    /// The slot `deadline` falls in.
-    #[inline]
-    fn index(&self, deadline: Instant) -> u64 {
-        let nanos = deadline.saturating_duration_since(self.base).as_nanos();
-        u64::try_from(nanos >> SLOT_SHIFT).unwrap_or(u64::MAX)
     }
 
     /// Makes `run` or `late` hold the earliest entry, if there is any: while both are empty,
@@ -169,7 +192,7 @@ impl Timers {
     #[inline(never)]
     fn advance(&mut self) {
         let in_wheel = self.next_occupied();
-        let in_far = self.far.peek().map(|&Reverse(s)| self.index(s.deadline));
+        let in_far = self.far.peek().map(|&Reverse(s)| s.at >> SLOT_SHIFT);
         let next = match (in_wheel, in_far) {
             (Some(a), Some(b)) => a.min(b),
             (a, b) => a.or(b).expect("len > 0, and run and late are empty"),
@@ -183,7 +206,7 @@ impl Timers {
             self.occupied[at / 64] &= !(1 << (at % 64));
         }
         while let Some(&Reverse(s)) = self.far.peek() {
-            let index = self.index(s.deadline);
+            let index = s.at >> SLOT_SHIFT;
             if index - self.current >= SLOTS as u64 {
                 break;
             }
@@ -194,7 +217,7 @@ impl Timers {
                 self.place(s);
             }
         }
-        self.run.sort_unstable_by(|a, b| b.cmp(a));
+        sort_latest_first(&mut self.run);
         self.handed_out = 0;
     }
 
@@ -288,16 +311,42 @@ impl Timers {
     }
 
     /// Earliest deadline armed (possibly stale: the caller pops those through `pop_due`).
+    #[inline]
     pub(crate) fn peek(&mut self) -> Option<Entry> {
+        // Mostly the end of `run`, with nothing armed for the current slot since.
+        if let (true, Some(&s)) = (self.late.is_empty(), self.run.last()) {
+            return Some(entry(s));
+        }
+        self.peek_slow()
+    }
+
+    #[inline(never)]
+    fn peek_slow(&mut self) -> Option<Entry> {
         self.refill();
         self.first().map(|(s, _)| entry(s))
     }
 
-    /// Pops the earliest entry if it is due at `now`.
-    pub(crate) fn pop_due(&mut self, now: Instant) -> Option<Entry> {
+    /// Pops the earliest entry if it is due at tick `now` (`u64::MAX`: whenever it is due).
+    #[inline]
+    pub(crate) fn pop_due(&mut self, now: u64) -> Option<Entry> {
+        // Mostly the end of `run`, with nothing armed for the current slot since.
+        if let (true, Some(&s)) = (self.late.is_empty(), self.run.last()) {
+            if s.at > now {
+                return None;
+            }
+            self.run.pop();
+            self.handed_out = self.handed_out.saturating_sub(1);
+            self.len -= 1;
+            return Some(entry(s));
+        }
+        self.pop_due_slow(now)
+    }
+
+    #[inline(never)]
+    fn pop_due_slow(&mut self, now: u64) -> Option<Entry> {
         self.refill();
         let (due, in_run) = self.first()?;
-        if due.deadline > now {
+        if due.at > now {
             return None;
         }
         if in_run {
@@ -325,16 +374,36 @@ impl Timers {
     }
 }
 
+/// Sorts one slot's entries latest first. A slot mostly holds a few entries (a hundred
+/// coroutines sleeping a millisecond put one or two in each), for which the library's sort
+/// costs more in its dispatch than in comparisons: those are sorted by insertion here.
+fn sort_latest_first(run: &mut [Slot]) {
+    if run.len() > 16 {
+        run.sort_unstable_by(|a, b| b.cmp(a));
+        return;
+    }
+    for i in 1..run.len() {
+        let s = run[i];
+        let mut j = i;
+        while j > 0 && run[j - 1] < s {
+            run[j] = run[j - 1];
+            j -= 1;
+        }
+        run[j] = s;
+    }
+}
+
+#[inline]
 fn entry(slot: Slot) -> Entry {
-    Entry { deadline: slot.deadline, key: slot.key as usize, seq: slot.seq }
+    Entry { at: slot.at, key: slot.key as usize, seq: slot.seq }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     fn drain(t: &mut Timers, now: Instant) -> Vec<usize> {
+        let now = t.ticks(now);
         std::iter::from_fn(|| t.pop_due(now)).map(|e| e.key).collect()
     }
 
@@ -373,8 +442,8 @@ mod tests {
             reference.push(Reverse((at, seq)));
             if rng.below(2) == 0 {
                 let next = t.peek().expect("just armed one");
-                assert_eq!(next.deadline, reference.peek().unwrap().0 .0);
-                now = next.deadline;
+                assert_eq!(t.instant(next.at), reference.peek().unwrap().0 .0);
+                now = t.instant(next.at);
                 fired.extend(drain(&mut t, now));
                 while reference.peek().is_some_and(|r| r.0 .0 <= now) {
                     expected.push(reference.pop().unwrap().0 .1 as usize);
@@ -406,7 +475,7 @@ mod tests {
         loop {
             handed.extend(t.hand_out_next(4));
             assert!(handed.len() <= fired.len() + 8);
-            match t.pop_due(base + Duration::from_secs(1)) {
+            match t.pop_due(t.ticks(base + Duration::from_secs(1))) {
                 Some(e) => fired.push(e.key),
                 None => break,
             }

@@ -13,6 +13,7 @@ use super::run_queue::Runnable;
 use super::{Core, NO_TASK};
 use crate::context;
 use crate::task::{Task, Yielder};
+use crate::timer::Entry;
 use crate::wake::{Subject, Wake, Waker};
 
 impl Core {
@@ -255,12 +256,23 @@ impl Core {
     /// the next live timer and fires every timer due then; returns how many woke a coroutine
     /// (0 when no live timer is armed).
     fn jump_to_timers(&self) -> usize {
-        match self.next_deadline() {
-            Some(next) => {
-                self.clock.advance_to(next);
-                self.fire_due_timers()
+        // The stale entries ahead of it are dropped on the way, uncounted, as `next_deadline`
+        // drops them.
+        loop {
+            let Some(e) = self.timers.borrow_mut().pop_due(u64::MAX) else { return 0 };
+            let woke = self.tasks.with_task(e.key, |task| {
+                if !task.timer_is_live(e.seq) {
+                    return false;
+                }
+                self.clock.advance_to(self.timers.borrow().instant(e.at));
+                self.trace_waking_from("timer");
+                self.fire_live_timer(task, e);
+                true
+            });
+            if woke == Some(true) {
+                return 1 + self.fire_timers_until(e.at);
             }
-            None => 0,
+            self.timers.borrow_mut().popped_stale();
         }
     }
 
@@ -279,9 +291,9 @@ impl Core {
         let mut timers = self.timers.borrow_mut();
         while let Some(e) = timers.peek() {
             if self.timer_is_live(e.key, e.seq) {
-                return Some(e.deadline);
+                return Some(timers.instant(e.at));
             }
-            timers.pop_due(e.deadline);
+            timers.pop_due(e.at);
             timers.popped_stale();
         }
         None
@@ -293,26 +305,16 @@ impl Core {
             return 0;
         }
         self.trace_waking_from("timer");
-        let now = self.now();
+        let now = self.timers.borrow().ticks(self.now());
+        self.fire_timers_until(now)
+    }
+
+    /// Wakes the coroutines whose timers are due at tick `now`; returns how many.
+    fn fire_timers_until(&self, now: u64) -> usize {
         let mut fired = 0;
         loop {
             let Some(entry) = self.timers.borrow_mut().pop_due(now) else { break };
-            let woke = self.tasks.with_task(entry.key, |task| {
-                if !task.timer_is_live(entry.seq) {
-                    return false;
-                }
-                task.fire_timer();
-                let outcome = task.deadline_outcome(entry.deadline);
-                self.wake_task(task, outcome);
-                true
-            });
-            if woke == Some(true) {
-                fired += 1;
-                self.count(|s| s.timers_fired += 1);
-            } else {
-                self.timers.borrow_mut().popped_stale();
-                self.count(|s| s.timers_stale += 1);
-            }
+            fired += usize::from(self.fire_timer(entry));
         }
         // With many timers, the coroutines they wake have gone cold since they last ran; with
         // a few, all of them are still cached and the prefetches would only cost instructions.
@@ -324,6 +326,33 @@ impl Core {
             self.tasks.prefetch_records(timers.hand_out_next(PREFETCH_BATCH));
         }
         fired
+    }
+
+    /// Wakes the coroutine of `entry`, a timer popped because it is due, if its park is still
+    /// the one the timer was set for; returns whether it woke it (else the entry was stale).
+    #[inline]
+    fn fire_timer(&self, entry: Entry) -> bool {
+        let woke = self.tasks.with_task(entry.key, |task| {
+            let live = task.timer_is_live(entry.seq);
+            if live {
+                self.fire_live_timer(task, entry);
+            }
+            live
+        });
+        if woke != Some(true) {
+            self.timers.borrow_mut().popped_stale();
+            self.count(|s| s.timers_stale += 1);
+        }
+        woke == Some(true)
+    }
+
+    /// Wakes `task`, whose park `entry` is the live timer of, popped because it is due.
+    #[inline(always)]
+    fn fire_live_timer(&self, task: &Task, entry: Entry) {
+        task.fire_timer();
+        let outcome = task.timer_outcome(|| self.timers.borrow().instant(entry.at));
+        self.wake_task(task, outcome);
+        self.count(|s| s.timers_fired += 1);
     }
 
     /// Applies the wakes other threads queued and runs their jobs (a `Handle`'s spawns and

@@ -121,7 +121,8 @@ impl Core {
                 task.begin_park(seq, reason, deadline);
                 register(Waker::new(task.key, seq));
                 if task.woken_early() || deadline.is_some() || (flags & SCOPED != 0 && !shielded) {
-                    if let Some(wake) = self.park_commit_slow(task, seq, deadline, shielded) {
+                    let scoped = flags & SCOPED != 0 && !shielded;
+                    if let Some(wake) = self.park_commit_slow(task, seq, deadline, scoped) {
                         return wake;
                     }
                 } else {
@@ -138,20 +139,21 @@ impl Core {
 
     /// The part of `park` after `register` when there is more to do than marking the task
     /// parked: `Some` if the park already ended (woken while registering, or the deadline
-    /// passed); else arms the timer for the earliest of the caller's deadline and the
-    /// coroutine's timeout scopes (none when `shielded`), and commits the park.
+    /// passed); else arms the timer for the earliest of the caller's deadline and, when
+    /// `scoped` (inside a `time::timeout` and not shielded), the coroutine's timeout scopes, and
+    /// commits the park.
     #[inline(never)]
     fn park_commit_slow(
         &self,
         task: &Task,
         seq: u64,
         deadline: Option<Instant>,
-        shielded: bool,
+        scoped: bool,
     ) -> Option<Wake> {
         if let Some(wake) = task.take_early_wake() {
             return Some(wake);
         }
-        let scope_deadline = if shielded { None } else { task.scope_deadline() };
+        let scope_deadline = if scoped { task.scope_deadline() } else { None };
         let effective = match (deadline, scope_deadline) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
