@@ -11,13 +11,9 @@
 //!
 //! # Ticks
 //!
-//! An entry keeps its deadline as a tick: nanoseconds since the runtime's start (`base`), a
-//! `u64` rather than an `Instant`, so that finding its slot is a shift and comparing two is
-//! one instruction. The conversion is exact both ways (an `Instant` counts whole nanoseconds on
-//! every platform std supports), so the order is the `Instant`s' order and the virtual clock
-//! jumps to exactly the deadline that was armed. No deadline armed is earlier than `base` (a
-//! deadline that has passed ends its park before it is armed); one more than 584 years after it
-//! counts as 584 years (ties among such deadlines fire in the order they were armed).
+//! An entry keeps its deadline as a tick (nanoseconds since the runtime's clock was made, see
+//! `scheduler::clock`), a `u64` rather than an `Instant`, so that finding its slot is a shift
+//! and comparing two is one instruction.
 //!
 //! # Where an entry waits
 //!
@@ -44,7 +40,6 @@
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-use std::time::{Duration, Instant};
 
 /// One armed timer: at tick `at` (see the module docs), wake park `seq` of the coroutine in
 /// slot `key`.
@@ -80,9 +75,6 @@ const WORDS: usize = SLOTS / 64;
 const COMPACT_MIN: usize = 1024;
 
 pub(crate) struct Timers {
-    /// Tick 0: the clock's reading when the runtime was made. No deadline armed is earlier (an
-    /// earlier one counts as tick 0).
-    base: Instant,
     /// The slot `run` and `late` cover, with all earlier ones.
     current: u64,
     /// The entries of slot `current` (and earlier) as it became current, sorted latest first:
@@ -111,11 +103,9 @@ pub(crate) struct Timers {
 }
 
 impl Timers {
-    /// No timers; slot 0 begins at `base`, which must be no later than any deadline armed
-    /// (the clock's reading when the runtime is made).
-    pub(crate) fn new(base: Instant) -> Timers {
+    /// No timers; slot 0 begins at tick 0.
+    pub(crate) fn new() -> Timers {
         Timers {
-            base,
             current: 0,
             run: Vec::new(),
             late: Heap::new(),
@@ -130,30 +120,12 @@ impl Timers {
     }
 
     /// Arms a timer. `seq` must grow from one insert to the next: ties fire in that order.
-    pub(crate) fn insert(&mut self, deadline: Instant, key: usize, seq: u64) {
+    #[inline]
+    pub(crate) fn insert(&mut self, at: u64, key: usize, seq: u64) {
         // Slab keys index live records, each on a stack of its own: far below 2^32.
         debug_assert!(key <= u32::MAX as usize);
-        debug_assert!(deadline >= self.base, "no deadline armed is earlier than the start");
         self.len += 1;
-        self.place(Slot { at: self.ticks(deadline), seq, key: key as u32 });
-    }
-
-    /// The tick of `instant` (see the module docs): saturating, at 0 before `base` and at
-    /// `u64::MAX` 584 years after it.
-    #[inline]
-    pub(crate) fn ticks(&self, instant: Instant) -> u64 {
-        let since = instant.saturating_duration_since(self.base);
-        since
-            .as_secs()
-            .checked_mul(1_000_000_000)
-            .and_then(|n| n.checked_add(u64::from(since.subsec_nanos())))
-            .unwrap_or(u64::MAX)
-    }
-
-    /// The instant of tick `at`: the deadline that was armed, exactly (below 584 years). No
-    /// tick overflows an `Instant`: 584 years past a clock reading.
-    pub(crate) fn instant(&self, at: u64) -> Instant {
-        self.base + Duration::from_nanos(at)
+        self.place(Slot { at, seq, key: key as u32 });
     }
 
     /// Puts `slot` where its deadline's slot says (see the module docs).
@@ -402,20 +374,20 @@ fn entry(slot: Slot) -> Entry {
 mod tests {
     use super::*;
 
-    fn drain(t: &mut Timers, now: Instant) -> Vec<usize> {
-        let now = t.ticks(now);
+    const MS: u64 = 1_000_000;
+
+    fn drain(t: &mut Timers, now: u64) -> Vec<usize> {
         std::iter::from_fn(|| t.pop_due(now)).map(|e| e.key).collect()
     }
 
     #[test]
     fn earlier_first_then_insertion_order() {
-        let base = Instant::now();
-        let mut t = Timers::new(base);
-        t.insert(base + Duration::from_millis(5), 1, 1);
-        t.insert(base + Duration::from_millis(1), 2, 2);
-        t.insert(base + Duration::from_millis(5), 3, 3);
-        t.insert(base + Duration::from_millis(1), 4, 4);
-        assert_eq!(drain(&mut t, base + Duration::from_secs(1)), vec![2, 4, 1, 3]);
+        let mut t = Timers::new();
+        t.insert(5 * MS, 1, 1);
+        t.insert(MS, 2, 2);
+        t.insert(5 * MS, 3, 3);
+        t.insert(MS, 4, 4);
+        assert_eq!(drain(&mut t, 1000 * MS), vec![2, 4, 1, 3]);
         assert!(t.is_empty());
     }
 
@@ -423,11 +395,10 @@ mod tests {
     /// interleaved with pops, come out exactly as a single heap orders them.
     #[test]
     fn every_place_fires_in_exact_order() {
-        let base = Instant::now();
-        let mut t = Timers::new(base);
+        let mut t = Timers::new();
         let mut reference = BinaryHeap::new();
         let mut rng = crate::rng::Rng::new(7);
-        let mut now = base;
+        let mut now = 0;
         let mut fired = Vec::new();
         let mut expected = Vec::new();
         for seq in 1..20_000u64 {
@@ -437,20 +408,20 @@ mod tests {
                 1 => rng.below(10_000_000_000),
                 _ => rng.below(5_000_000),
             };
-            let at = now + Duration::from_nanos(nanos + 1);
+            let at = now + nanos + 1;
             t.insert(at, seq as usize, seq);
             reference.push(Reverse((at, seq)));
             if rng.below(2) == 0 {
                 let next = t.peek().expect("just armed one");
-                assert_eq!(t.instant(next.at), reference.peek().unwrap().0 .0);
-                now = t.instant(next.at);
+                assert_eq!(next.at, reference.peek().unwrap().0 .0);
+                now = next.at;
                 fired.extend(drain(&mut t, now));
                 while reference.peek().is_some_and(|r| r.0 .0 <= now) {
                     expected.push(reference.pop().unwrap().0 .1 as usize);
                 }
             }
         }
-        fired.extend(drain(&mut t, now + Duration::from_secs(100)));
+        fired.extend(drain(&mut t, u64::MAX));
         expected.extend(std::iter::from_fn(|| reference.pop()).map(|r| r.0 .1 as usize));
         assert_eq!(fired, expected);
         assert!(t.is_empty());
@@ -460,22 +431,17 @@ mod tests {
     /// twice the batch ahead of the next one to fire.
     #[test]
     fn prefetch_keys_come_once_in_firing_order() {
-        let base = Instant::now();
-        let mut t = Timers::new(base);
+        let mut t = Timers::new();
         // One slot's worth, armed latest first: the run sorts them.
         for i in 0..50u64 {
-            t.insert(
-                base + Duration::from_micros(20) + Duration::from_nanos(100 - i),
-                i as usize,
-                i + 1,
-            );
+            t.insert(20_000 + 100 - i, i as usize, i + 1);
         }
         assert!(t.peek().is_some());
         let (mut handed, mut fired) = (Vec::new(), Vec::new());
         loop {
             handed.extend(t.hand_out_next(4));
             assert!(handed.len() <= fired.len() + 8);
-            match t.pop_due(t.ticks(base + Duration::from_secs(1))) {
+            match t.pop_due(1000 * MS) {
                 Some(e) => fired.push(e.key),
                 None => break,
             }
@@ -486,11 +452,10 @@ mod tests {
 
     #[test]
     fn stale_majority_is_filtered() {
-        let base = Instant::now();
-        let mut t = Timers::new(base);
+        let mut t = Timers::new();
         for i in 0..3000 {
             // A third each in the current slot, the wheel and beyond it.
-            let at = base + Duration::from_millis((i % 3) as u64 * 100) / 2;
+            let at = (i % 3) as u64 * 50 * MS;
             t.insert(at, i, i as u64);
         }
         // The 1501st stale mark tips the balance (1501 > 1024 and 1501 * 2 > 3000).
@@ -501,7 +466,7 @@ mod tests {
         t.mark_stale(|e| e.key >= 1501);
         assert_eq!(t.len(), 1499);
         assert_eq!(t.live(), 1499);
-        let keys = drain(&mut t, base + Duration::from_secs(1));
+        let keys = drain(&mut t, 1000 * MS);
         assert_eq!(keys.len(), 1499);
         assert!(keys.iter().all(|&k| k >= 1501));
     }

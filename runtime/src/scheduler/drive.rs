@@ -192,7 +192,8 @@ impl Core {
         let next = self.next_deadline();
         let external = self.reactor.sources() > 0 || self.remote.outstanding() > 0;
         if !self.clock.is_virtual() {
-            let timeout = next.map(|d| d.saturating_duration_since(Instant::now()));
+            let timeout =
+                next.map(|d| self.clock.instant(d).saturating_duration_since(Instant::now()));
             self.poll_reactor(timeout)?;
         } else {
             // Virtual time jumps only when nothing outside the runtime can still make progress
@@ -264,7 +265,7 @@ impl Core {
                 if !task.timer_is_live(e.seq) {
                     return false;
                 }
-                self.clock.advance_to(self.timers.borrow().instant(e.at));
+                self.clock.advance_to(e.at);
                 self.trace_waking_from("timer");
                 self.fire_live_timer(task, e);
                 true
@@ -286,12 +287,12 @@ impl Core {
             || self.remote.has_pending()
     }
 
-    /// Earliest live deadline, dropping stale heap tops on the way.
-    fn next_deadline(&self) -> Option<Instant> {
+    /// Earliest live deadline (a tick), dropping stale heap tops on the way.
+    fn next_deadline(&self) -> Option<u64> {
         let mut timers = self.timers.borrow_mut();
         while let Some(e) = timers.peek() {
             if self.timer_is_live(e.key, e.seq) {
-                return Some(timers.instant(e.at));
+                return Some(e.at);
             }
             timers.pop_due(e.at);
             timers.popped_stale();
@@ -305,7 +306,7 @@ impl Core {
             return 0;
         }
         self.trace_waking_from("timer");
-        let now = self.timers.borrow().ticks(self.now());
+        let now = self.clock.now_tick();
         self.fire_timers_until(now)
     }
 
@@ -350,7 +351,7 @@ impl Core {
     #[inline(always)]
     fn fire_live_timer(&self, task: &Task, entry: Entry) {
         task.fire_timer();
-        let outcome = task.timer_outcome(|| self.timers.borrow().instant(entry.at));
+        let outcome = task.timer_outcome(entry.at);
         self.wake_task(task, outcome);
         self.count(|s| s.timers_fired += 1);
     }

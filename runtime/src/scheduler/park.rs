@@ -12,7 +12,7 @@
 
 use std::any::Any;
 use std::ptr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::Core;
 use crate::context;
@@ -74,7 +74,15 @@ impl Core {
         deadline: Option<Instant>,
         register: impl FnOnce(Waker),
     ) -> Wake {
+        let deadline = deadline.map(|d| self.clock.tick(d));
         self.park_inner(reason, deadline, [0; 2], register, false)
+    }
+
+    /// A park with nothing to register that ends at tick `at` of the runtime's clock (see
+    /// `clock`), or earlier if cancelled: `sleep`'s, which computes its deadline as a tick.
+    #[inline(always)]
+    pub(crate) fn park_until_tick(&self, reason: Reason, at: u64) -> Wake {
+        self.park_inner(reason, Some(at), [0; 2], |_| {}, false)
     }
 
     /// `park::park_near`: a park that names memory to prefetch before the coroutine resumes.
@@ -86,6 +94,7 @@ impl Core {
         near: [usize; 2],
         register: impl FnOnce(Waker),
     ) -> Wake {
+        let deadline = deadline.map(|d| self.clock.tick(d));
         self.park_inner(reason, deadline, near, register, false)
     }
 
@@ -97,12 +106,13 @@ impl Core {
         self.park_inner(reason, None, [0; 2], register, true)
     }
 
-    /// Both parks: a short sequence, always inlined, around the stack switch.
+    /// Every park, its deadline a tick: a short sequence, always inlined, around the stack
+    /// switch.
     #[inline(always)]
     fn park_inner(
         &self,
         reason: Reason,
-        deadline: Option<Instant>,
+        deadline: Option<u64>,
         near: [usize; 2],
         register: impl FnOnce(Waker),
         shielded: bool,
@@ -147,7 +157,7 @@ impl Core {
         &self,
         task: &Task,
         seq: u64,
-        deadline: Option<Instant>,
+        deadline: Option<u64>,
         scoped: bool,
     ) -> Option<Wake> {
         if let Some(wake) = task.take_early_wake() {
@@ -159,7 +169,7 @@ impl Core {
             (a, b) => a.or(b),
         };
         if let Some(at) = effective {
-            if at <= self.now() {
+            if at <= self.clock.now_tick() {
                 task.abandon_park();
                 return Some(task.deadline_outcome(at));
             }
@@ -274,7 +284,7 @@ impl Core {
         } else if task.is_cancelled() {
             true
         } else {
-            let now = self.now();
+            let now = self.clock.now_tick();
             let due = task.scope_deadline().is_some_and(|d| d <= now);
             if due {
                 task.clear_op_deadline();
@@ -335,8 +345,10 @@ impl Core {
         self.with_running("shield", |task| Shield::raise(task, false))
     }
 
-    /// Opens a `time::timeout` scope for the running coroutine; returns its id.
-    pub(crate) fn push_scope(&self, deadline: Instant) -> u64 {
+    /// Opens a `time::timeout` scope for the running coroutine that expires `timeout` from
+    /// now; returns its id.
+    pub(crate) fn push_scope(&self, timeout: Duration) -> u64 {
+        let deadline = self.clock.tick_after(timeout);
         self.with_running("time::timeout", |task| {
             let id = self.next_seq();
             task.scopes.borrow_mut().push(Scope { deadline, id });
