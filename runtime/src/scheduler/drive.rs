@@ -271,7 +271,7 @@ impl Core {
                 true
             });
             if woke == Some(true) {
-                return 1 + self.fire_timers_until(e.at);
+                return self.fire_timers_until(e.at, 1);
             }
             self.timers.borrow_mut().popped_stale();
         }
@@ -307,12 +307,12 @@ impl Core {
         }
         self.trace_waking_from("timer");
         let now = self.clock.now_tick();
-        self.fire_timers_until(now)
+        self.fire_timers_until(now, 0)
     }
 
-    /// Wakes the coroutines whose timers are due at tick `now`; returns how many.
-    fn fire_timers_until(&self, now: u64) -> usize {
-        let mut fired = 0;
+    /// Wakes the coroutines whose timers are due at tick `now`, after the caller fired
+    /// `fired` already; returns how many were fired in all.
+    fn fire_timers_until(&self, now: u64, mut fired: usize) -> usize {
         loop {
             let Some(entry) = self.timers.borrow_mut().pop_due(now) else { break };
             fired += usize::from(self.fire_timer(entry));
