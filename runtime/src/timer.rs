@@ -177,6 +177,19 @@ impl Timers {
             self.in_wheel -= self.run.len();
             self.occupied[at / 64] &= !(1 << (at % 64));
         }
+        if !self.far.is_empty() {
+            self.take_from_far();
+        }
+        if self.run.len() > 1 {
+            sort_latest_first(&mut self.run);
+        }
+        self.handed_out = 0;
+    }
+
+    /// Moves the entries of `far` that the wheel spans from `current` on into it (those of
+    /// slot `current` into `run`).
+    #[inline(never)]
+    fn take_from_far(&mut self) {
         while let Some(&Reverse(s)) = self.far.peek() {
             let index = s.at >> SLOT_SHIFT;
             if index - self.current >= SLOTS as u64 {
@@ -189,8 +202,6 @@ impl Timers {
                 self.place(s);
             }
         }
-        sort_latest_first(&mut self.run);
-        self.handed_out = 0;
     }
 
     /// The earliest entry (of `run` and `late`, which `refill` filled), and whether it is

@@ -23,8 +23,10 @@ enum Kind {
     /// `Instant::now()`.
     Real,
     /// Advances only when the scheduler is idle (see `drive::idle_wait`), to the next timer:
-    /// its reading as an instant and as a tick, always the same time.
-    Virtual { now: Cell<Instant>, tick: Cell<u64> },
+    /// its reading is `tick`. `instant` is the `Instant` of tick `instant_tick`, made when
+    /// `now` was last asked after a jump: a simulation jumps far more often than it reads the
+    /// clock as an `Instant`.
+    Virtual { tick: Cell<u64>, instant: Cell<Instant>, instant_tick: Cell<u64> },
 }
 
 impl Clock {
@@ -33,7 +35,11 @@ impl Clock {
     pub(crate) fn new(virtual_time: bool) -> Clock {
         let base = Instant::now();
         let kind = if virtual_time {
-            Kind::Virtual { now: Cell::new(base), tick: Cell::new(0) }
+            Kind::Virtual {
+                tick: Cell::new(0),
+                instant: Cell::new(base),
+                instant_tick: Cell::new(0),
+            }
         } else {
             Kind::Real
         };
@@ -45,7 +51,13 @@ impl Clock {
     pub(crate) fn now(&self) -> Instant {
         match &self.kind {
             Kind::Real => Instant::now(),
-            Kind::Virtual { now, .. } => now.get(),
+            Kind::Virtual { tick, instant, instant_tick } => {
+                if instant_tick.get() != tick.get() {
+                    instant.set(self.instant(tick.get()));
+                    instant_tick.set(tick.get());
+                }
+                instant.get()
+            }
         }
     }
 
@@ -96,10 +108,9 @@ impl Clock {
 
     /// Moves a virtual clock forward to tick `to` (never back); a real clock ignores it.
     pub(crate) fn advance_to(&self, to: u64) {
-        if let Kind::Virtual { now, tick } = &self.kind {
+        if let Kind::Virtual { tick, .. } = &self.kind {
             if to > tick.get() {
                 tick.set(to);
-                now.set(self.instant(to));
             }
         }
     }

@@ -212,8 +212,9 @@ impl Core {
     }
 
     /// Ends `task`'s park in progress with `reason`: queues it if it was parked, and counts
-    /// its timer stale.
-    #[inline]
+    /// its timer stale. Always inlined: what it does is a few stores, but out of line it
+    /// saved and restored registers for them.
+    #[inline(always)]
     pub(super) fn wake_task(&self, task: &Task, reason: Wake) {
         let woken = task.wake(reason);
         if self.counting.is_some() {
@@ -226,8 +227,14 @@ impl Core {
             self.tasks.push_runnable(task);
         }
         if woken.timer_went_stale {
-            self.timers.borrow_mut().mark_stale(|e| self.timer_is_live(e.key, e.seq));
+            self.timer_went_stale();
         }
+    }
+
+    /// A timer's park ended another way: its entry is stale.
+    #[inline(never)]
+    fn timer_went_stale(&self) {
+        self.timers.borrow_mut().mark_stale(|e| self.timer_is_live(e.key, e.seq));
     }
 
     /// Whether the timer set for park `seq` of slot `key` still matters.
