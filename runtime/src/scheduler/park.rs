@@ -75,14 +75,14 @@ impl Core {
         register: impl FnOnce(Waker),
     ) -> Wake {
         let deadline = deadline.map(|d| self.clock.tick(d));
-        self.park_inner(reason, deadline, [0; 2], register, false)
+        self.park_inner(reason, deadline, [0; 2], register, false, false)
     }
 
     /// A park with nothing to register that ends at tick `at` of the runtime's clock (see
     /// `clock`), or earlier if cancelled: `sleep`'s, which computes its deadline as a tick.
     #[inline(always)]
     pub(crate) fn park_until_tick(&self, reason: Reason, at: u64) -> Wake {
-        self.park_inner(reason, Some(at), [0; 2], |_| {}, false)
+        self.park_inner(reason, Some(at), [0; 2], |_| {}, false, true)
     }
 
     /// `park::park_near`: a park that names memory to prefetch before the coroutine resumes.
@@ -95,7 +95,7 @@ impl Core {
         register: impl FnOnce(Waker),
     ) -> Wake {
         let deadline = deadline.map(|d| self.clock.tick(d));
-        self.park_inner(reason, deadline, near, register, false)
+        self.park_inner(reason, deadline, near, register, false, false)
     }
 
     /// A park that cancellation and timeout scopes cannot cut short: it starts even when the
@@ -103,11 +103,13 @@ impl Core {
     /// with `Cancelled`, once). For waits that must finish for soundness: a scope that was
     /// interrupted waiting for the coroutines that borrow from it.
     pub(crate) fn park_shielded(&self, reason: Reason, register: impl FnOnce(Waker)) -> Wake {
-        self.park_inner(reason, None, [0; 2], register, true)
+        self.park_inner(reason, None, [0; 2], register, true, false)
     }
 
     /// Every park, its deadline a tick: a short sequence, always inlined, around the stack
-    /// switch.
+    /// switch. `arm_inline` (a constant at each call site): a park with a deadline of its own
+    /// arms its timer here rather than in `park_commit_slow` when it is outside any timeout
+    /// scope (`sleep`'s: one call site, and a simulation's every event).
     #[inline(always)]
     fn park_inner(
         &self,
@@ -116,6 +118,7 @@ impl Core {
         near: [usize; 2],
         register: impl FnOnce(Waker),
         shielded: bool,
+        arm_inline: bool,
     ) -> Wake {
         self.with_running(
             reason.what,
@@ -130,8 +133,18 @@ impl Core {
                 }
                 task.begin_park(seq, reason, deadline);
                 register(Waker::new(task.key, seq));
-                if task.woken_early() || deadline.is_some() || (flags & SCOPED != 0 && !shielded) {
-                    let scoped = flags & SCOPED != 0 && !shielded;
+                let scoped = flags & SCOPED != 0 && !shielded;
+                if let (true, Some(at), false, false) =
+                    (arm_inline, deadline, scoped, task.woken_early())
+                {
+                    if at <= self.clock.now_tick() {
+                        task.abandon_park();
+                        return Wake::TimedOut; // its own deadline passed: no scope to blame
+                    }
+                    self.timers.borrow_mut().insert(at, task.key, seq);
+                    task.arm_timer();
+                    task.commit_park();
+                } else if task.woken_early() || deadline.is_some() || scoped {
                     if let Some(wake) = self.park_commit_slow(task, seq, deadline, scoped) {
                         return wake;
                     }
