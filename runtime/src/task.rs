@@ -399,11 +399,14 @@ impl Task {
     }
 
     /// What a park returns whose timer fired at tick `at`: `TimedOut` when outside any
-    /// timeout scope (the timer was the caller's own deadline), else as
-    /// [`Task::deadline_outcome`] says.
+    /// timeout scope (the timer was the caller's own deadline: only a running coroutine opens
+    /// or closes its scopes, so they are those it parked with), else as
+    /// [`Task::deadline_outcome`] says. Outside a scope it reads nothing but the flags, in the
+    /// record's first cache line, the one the timers prefetch.
     #[inline]
     pub(crate) fn timer_outcome(&self, at: u64) -> Wake {
-        if self.flags.get() & SCOPED == 0 && self.op_deadline.get().is_some() {
+        if self.flags.get() & SCOPED == 0 {
+            debug_assert!(self.op_deadline.get().is_some(), "an unscoped timer is its own");
             return Wake::TimedOut;
         }
         self.deadline_outcome(at)
