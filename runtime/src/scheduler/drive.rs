@@ -312,6 +312,7 @@ impl Core {
 
     /// Wakes the coroutines whose timers are due at tick `now`, after the caller fired
     /// `fired` already; returns how many were fired in all.
+    #[inline(always)]
     fn fire_timers_until(&self, now: u64, mut fired: usize) -> usize {
         loop {
             let Some(entry) = self.timers.borrow_mut().pop_due(now) else { break };
