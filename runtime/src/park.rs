@@ -153,12 +153,21 @@ pub fn unwind() -> ! {
     std::panic::resume_unwind(payload)
 }
 
-/// Parks the current coroutine on its own (no waker registered anywhere) until `deadline`, then
-/// returns. Unwinds when cancelled.
+/// Parks the current coroutine on its own (no waker registered anywhere) until tick `deadline`
+/// of the runtime's clock (`Core::tick`, `Core::tick_after`), then returns. Unwinds when
+/// cancelled.
 #[track_caller]
-pub(crate) fn park_until(reason: Reason, deadline: Instant) {
+pub(crate) fn park_until(reason: Reason, deadline: u64) {
     loop {
-        match park(reason, Some(deadline), |_| {}) {
+        let parked = with_core(
+            #[inline(always)]
+            |core| core.park_until_tick(reason, deadline),
+        );
+        let wake = match parked {
+            Some(wake) => wake,
+            None => context::outside_runtime(reason.what),
+        };
+        match wake {
             Wake::TimedOut => return,
             Wake::Cancelled => unwind(),
             Wake::Notified => continue,

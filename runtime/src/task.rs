@@ -54,7 +54,6 @@ use std::any::Any;
 use std::cell::{Cell, RefCell, UnsafeCell};
 use std::ptr;
 use std::rc::Rc;
-use std::time::Instant;
 
 use crate::overflow::Header;
 use crate::stack::{Stack, RECORD_SLOT};
@@ -78,7 +77,8 @@ pub(crate) const UNWINDING: u8 = 4;
 
 /// An active `time::timeout` of a coroutine.
 pub(crate) struct Scope {
-    pub deadline: Instant,
+    /// As a tick of the runtime's clock (see `scheduler::clock`).
+    pub deadline: u64,
     pub id: u64,
 }
 
@@ -115,8 +115,9 @@ pub(crate) struct Task {
     pub coroutine: UnsafeCell<Coro>,
     /// What the coroutine waits on while parked.
     reason: Cell<Reason>,
-    /// Deadline the park's caller asked for (scope deadlines aside).
-    op_deadline: Cell<Option<Instant>>,
+    /// Deadline the park's caller asked for (scope deadlines aside), as a tick of the
+    /// runtime's clock.
+    op_deadline: Cell<Option<u64>>,
     // ----- cold -----
     /// What the overflow handler reports (size, guard range, id, name); see
     /// `context::running_header`.
@@ -286,7 +287,7 @@ impl Task {
 
     /// Running -> Registering: park `seq` begins, waiting on `reason` until `deadline`.
     #[inline(always)]
-    pub(crate) fn begin_park(&self, seq: u64, reason: Reason, deadline: Option<Instant>) {
+    pub(crate) fn begin_park(&self, seq: u64, reason: Reason, deadline: Option<u64>) {
         debug_assert!(seq != 0, "park sequence 0 means 'not parked'");
         debug_assert!(
             self.park_seq.get() == 0 && !self.parked.get() && !self.timer_armed.get(),
@@ -392,14 +393,28 @@ impl Task {
         self.op_deadline.set(None);
     }
 
-    /// The earliest deadline of its timeout scopes, if any.
-    pub(crate) fn scope_deadline(&self) -> Option<Instant> {
+    /// The earliest deadline of its timeout scopes (a tick), if any.
+    pub(crate) fn scope_deadline(&self) -> Option<u64> {
         self.scopes.borrow().iter().map(|s| s.deadline).min()
+    }
+
+    /// What a park returns whose timer fired at tick `at`: `TimedOut` when outside any
+    /// timeout scope (the timer was the caller's own deadline: only a running coroutine opens
+    /// or closes its scopes, so they are those it parked with), else as
+    /// [`Task::deadline_outcome`] says. Outside a scope it reads nothing but the flags, in the
+    /// record's first cache line, the one the timers prefetch.
+    #[inline]
+    pub(crate) fn timer_outcome(&self, at: u64) -> Wake {
+        if self.flags.get() & SCOPED == 0 {
+            debug_assert!(self.op_deadline.get().is_some(), "an unscoped timer is its own");
+            return Wake::TimedOut;
+        }
+        self.deadline_outcome(at)
     }
 
     /// What a park whose effective deadline `at` passed returns: `TimedOut` if the caller's own
     /// deadline is due, else `Cancelled` with the earliest-expiring timeout scope recorded.
-    pub(crate) fn deadline_outcome(&self, at: Instant) -> Wake {
+    pub(crate) fn deadline_outcome(&self, at: u64) -> Wake {
         if self.op_deadline.get().is_some_and(|d| d <= at) {
             return Wake::TimedOut;
         }

@@ -50,8 +50,7 @@ pub fn deadline_after(timeout: Duration) -> Instant {
 /// Outside a coroutine of a running spindle runtime.
 #[track_caller]
 pub fn sleep(duration: Duration) {
-    let deadline =
-        context::expect_core("sleep", |core| context::saturating_add(core.now(), duration));
+    let deadline = context::expect_core("sleep", |core| core.tick_after(duration));
     park_until(Reason::new("sleep"), deadline);
 }
 
@@ -66,9 +65,7 @@ pub fn sleep(duration: Duration) {
 /// Outside a coroutine of a running spindle runtime.
 #[track_caller]
 pub fn sleep_until(deadline: Instant) {
-    if !context::in_runtime() {
-        context::outside_runtime("sleep_until");
-    }
+    let deadline = context::expect_core("sleep_until", |core| core.tick(deadline));
     park_until(Reason::new("sleep"), deadline);
 }
 
@@ -105,9 +102,7 @@ impl std::error::Error for Elapsed {}
 /// Outside a coroutine of a running spindle runtime.
 #[track_caller]
 pub fn timeout<T>(duration: Duration, f: impl FnOnce() -> T) -> Result<T, Elapsed> {
-    let id = context::expect_core("time::timeout", |core| {
-        core.push_scope(context::saturating_add(core.now(), duration))
-    });
+    let id = context::expect_core("time::timeout", |core| core.push_scope(duration));
     let result = catch_unwind(AssertUnwindSafe(f));
     let expired = with_core(|core| core.pop_scope(id)).unwrap_or(false);
     match result {

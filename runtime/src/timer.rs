@@ -9,6 +9,12 @@
 //!   many) every entry is filtered, so a program that sets long timeouts and is always woken
 //!   early keeps as many entries as it has live timers.
 //!
+//! # Ticks
+//!
+//! An entry keeps its deadline as a tick (nanoseconds since the runtime's clock was made, see
+//! `scheduler::clock`), a `u64` rather than an `Instant`, so that finding its slot is a shift
+//! and comparing two is one instruction.
+//!
 //! # Where an entry waits
 //!
 //! Time is cut into slots of [`SLOT_SHIFT`] bits of nanoseconds (16 µs) from the runtime's
@@ -34,22 +40,21 @@
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-use std::time::Instant;
 
-/// One armed timer: when it is due, wake park `seq` of the coroutine in slot `key`.
+/// One armed timer: at tick `at` (see the module docs), wake park `seq` of the coroutine in
+/// slot `key`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Entry {
-    pub deadline: Instant,
+    pub at: u64,
     pub key: usize,
     pub seq: u64,
 }
 
-/// An entry as the timers keep it: 32 bytes rather than 40 (two to a cache line). The park
-/// sequence number doubles as the insertion order, since a park arms its timer as it begins,
-/// in sequence order.
+/// An entry as the timers keep it: 24 bytes rather than 40. The park sequence number doubles
+/// as the insertion order, since a park arms its timer as it begins, in sequence order.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 struct Slot {
-    deadline: Instant,
+    at: u64,
     seq: u64,
     key: u32,
 }
@@ -70,8 +75,6 @@ const WORDS: usize = SLOTS / 64;
 const COMPACT_MIN: usize = 1024;
 
 pub(crate) struct Timers {
-    /// Slot 0 begins here; no deadline armed is earlier (an earlier one counts as slot 0).
-    base: Instant,
     /// The slot `run` and `late` cover, with all earlier ones.
     current: u64,
     /// The entries of slot `current` (and earlier) as it became current, sorted latest first:
@@ -100,11 +103,9 @@ pub(crate) struct Timers {
 }
 
 impl Timers {
-    /// No timers; slot 0 begins at `base`, which must be no later than any deadline armed
-    /// (the clock's reading when the runtime is made).
-    pub(crate) fn new(base: Instant) -> Timers {
+    /// No timers; slot 0 begins at tick 0.
+    pub(crate) fn new() -> Timers {
         Timers {
-            base,
             current: 0,
             run: Vec::new(),
             late: Heap::new(),
@@ -119,17 +120,18 @@ impl Timers {
     }
 
     /// Arms a timer. `seq` must grow from one insert to the next: ties fire in that order.
-    pub(crate) fn insert(&mut self, deadline: Instant, key: usize, seq: u64) {
+    #[inline]
+    pub(crate) fn insert(&mut self, at: u64, key: usize, seq: u64) {
         // Slab keys index live records, each on a stack of its own: far below 2^32.
         debug_assert!(key <= u32::MAX as usize);
         self.len += 1;
-        self.place(Slot { deadline, seq, key: key as u32 });
+        self.place(Slot { at, seq, key: key as u32 });
     }
 
     /// Puts `slot` where its deadline's slot says (see the module docs).
-    #[inline]
+    #[inline(always)]
     fn place(&mut self, slot: Slot) {
-        let index = self.index(slot.deadline);
+        let index = slot.at >> SLOT_SHIFT;
         if index <= self.current {
             self.late.push(Reverse(slot));
         } else if index - self.current < SLOTS as u64 {
@@ -144,13 +146,6 @@ impl Timers {
         } else {
             self.far.push(Reverse(slot));
         }
-    }
-
-    /// The slot `deadline` falls in.
-    #[inline]
-    fn index(&self, deadline: Instant) -> u64 {
-        let nanos = deadline.saturating_duration_since(self.base).as_nanos();
-        u64::try_from(nanos >> SLOT_SHIFT).unwrap_or(u64::MAX)
     }
 
     /// Makes `run` or `late` hold the earliest entry, if there is any: while both are empty,
@@ -169,7 +164,7 @@ impl Timers {
     #[inline(never)]
     fn advance(&mut self) {
         let in_wheel = self.next_occupied();
-        let in_far = self.far.peek().map(|&Reverse(s)| self.index(s.deadline));
+        let in_far = self.far.peek().map(|&Reverse(s)| s.at >> SLOT_SHIFT);
         let next = match (in_wheel, in_far) {
             (Some(a), Some(b)) => a.min(b),
             (a, b) => a.or(b).expect("len > 0, and run and late are empty"),
@@ -182,8 +177,21 @@ impl Timers {
             self.in_wheel -= self.run.len();
             self.occupied[at / 64] &= !(1 << (at % 64));
         }
+        if !self.far.is_empty() {
+            self.take_from_far();
+        }
+        if self.run.len() > 1 {
+            sort_latest_first(&mut self.run);
+        }
+        self.handed_out = 0;
+    }
+
+    /// Moves the entries of `far` that the wheel spans from `current` on into it (those of
+    /// slot `current` into `run`).
+    #[inline(never)]
+    fn take_from_far(&mut self) {
         while let Some(&Reverse(s)) = self.far.peek() {
-            let index = self.index(s.deadline);
+            let index = s.at >> SLOT_SHIFT;
             if index - self.current >= SLOTS as u64 {
                 break;
             }
@@ -194,8 +202,6 @@ impl Timers {
                 self.place(s);
             }
         }
-        self.run.sort_unstable_by(|a, b| b.cmp(a));
-        self.handed_out = 0;
     }
 
     /// The earliest entry (of `run` and `late`, which `refill` filled), and whether it is
@@ -288,16 +294,42 @@ impl Timers {
     }
 
     /// Earliest deadline armed (possibly stale: the caller pops those through `pop_due`).
+    #[inline]
     pub(crate) fn peek(&mut self) -> Option<Entry> {
+        // Mostly the end of `run`, with nothing armed for the current slot since.
+        if let (true, Some(&s)) = (self.late.is_empty(), self.run.last()) {
+            return Some(entry(s));
+        }
+        self.peek_slow()
+    }
+
+    #[inline(never)]
+    fn peek_slow(&mut self) -> Option<Entry> {
         self.refill();
         self.first().map(|(s, _)| entry(s))
     }
 
-    /// Pops the earliest entry if it is due at `now`.
-    pub(crate) fn pop_due(&mut self, now: Instant) -> Option<Entry> {
+    /// Pops the earliest entry if it is due at tick `now` (`u64::MAX`: whenever it is due).
+    #[inline]
+    pub(crate) fn pop_due(&mut self, now: u64) -> Option<Entry> {
+        // Mostly the end of `run`, with nothing armed for the current slot since.
+        if let (true, Some(&s)) = (self.late.is_empty(), self.run.last()) {
+            if s.at > now {
+                return None;
+            }
+            self.run.pop();
+            self.handed_out = self.handed_out.saturating_sub(1);
+            self.len -= 1;
+            return Some(entry(s));
+        }
+        self.pop_due_slow(now)
+    }
+
+    #[inline(never)]
+    fn pop_due_slow(&mut self, now: u64) -> Option<Entry> {
         self.refill();
         let (due, in_run) = self.first()?;
-        if due.deadline > now {
+        if due.at > now {
             return None;
         }
         if in_run {
@@ -325,28 +357,51 @@ impl Timers {
     }
 }
 
+/// Sorts one slot's entries latest first. A slot mostly holds a few entries (a hundred
+/// coroutines sleeping a millisecond put one or two in each), for which the library's sort
+/// costs more in its dispatch than in comparisons: those are sorted by insertion here.
+fn sort_latest_first(run: &mut [Slot]) {
+    if run.len() > 16 {
+        // By deadline, then sequence (unique, so the key never counts): one 128-bit
+        // comparison rather than a chain of three.
+        let order = |s: &Slot| Reverse(u128::from(s.at) << 64 | u128::from(s.seq));
+        run.sort_unstable_by_key(order);
+        return;
+    }
+    for i in 1..run.len() {
+        let s = run[i];
+        let mut j = i;
+        while j > 0 && run[j - 1] < s {
+            run[j] = run[j - 1];
+            j -= 1;
+        }
+        run[j] = s;
+    }
+}
+
+#[inline]
 fn entry(slot: Slot) -> Entry {
-    Entry { deadline: slot.deadline, key: slot.key as usize, seq: slot.seq }
+    Entry { at: slot.at, key: slot.key as usize, seq: slot.seq }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
-    fn drain(t: &mut Timers, now: Instant) -> Vec<usize> {
+    const MS: u64 = 1_000_000;
+
+    fn drain(t: &mut Timers, now: u64) -> Vec<usize> {
         std::iter::from_fn(|| t.pop_due(now)).map(|e| e.key).collect()
     }
 
     #[test]
     fn earlier_first_then_insertion_order() {
-        let base = Instant::now();
-        let mut t = Timers::new(base);
-        t.insert(base + Duration::from_millis(5), 1, 1);
-        t.insert(base + Duration::from_millis(1), 2, 2);
-        t.insert(base + Duration::from_millis(5), 3, 3);
-        t.insert(base + Duration::from_millis(1), 4, 4);
-        assert_eq!(drain(&mut t, base + Duration::from_secs(1)), vec![2, 4, 1, 3]);
+        let mut t = Timers::new();
+        t.insert(5 * MS, 1, 1);
+        t.insert(MS, 2, 2);
+        t.insert(5 * MS, 3, 3);
+        t.insert(MS, 4, 4);
+        assert_eq!(drain(&mut t, 1000 * MS), vec![2, 4, 1, 3]);
         assert!(t.is_empty());
     }
 
@@ -354,11 +409,10 @@ mod tests {
     /// interleaved with pops, come out exactly as a single heap orders them.
     #[test]
     fn every_place_fires_in_exact_order() {
-        let base = Instant::now();
-        let mut t = Timers::new(base);
+        let mut t = Timers::new();
         let mut reference = BinaryHeap::new();
         let mut rng = crate::rng::Rng::new(7);
-        let mut now = base;
+        let mut now = 0;
         let mut fired = Vec::new();
         let mut expected = Vec::new();
         for seq in 1..20_000u64 {
@@ -368,20 +422,20 @@ mod tests {
                 1 => rng.below(10_000_000_000),
                 _ => rng.below(5_000_000),
             };
-            let at = now + Duration::from_nanos(nanos + 1);
+            let at = now + nanos + 1;
             t.insert(at, seq as usize, seq);
             reference.push(Reverse((at, seq)));
             if rng.below(2) == 0 {
                 let next = t.peek().expect("just armed one");
-                assert_eq!(next.deadline, reference.peek().unwrap().0 .0);
-                now = next.deadline;
+                assert_eq!(next.at, reference.peek().unwrap().0 .0);
+                now = next.at;
                 fired.extend(drain(&mut t, now));
                 while reference.peek().is_some_and(|r| r.0 .0 <= now) {
                     expected.push(reference.pop().unwrap().0 .1 as usize);
                 }
             }
         }
-        fired.extend(drain(&mut t, now + Duration::from_secs(100)));
+        fired.extend(drain(&mut t, u64::MAX));
         expected.extend(std::iter::from_fn(|| reference.pop()).map(|r| r.0 .1 as usize));
         assert_eq!(fired, expected);
         assert!(t.is_empty());
@@ -391,22 +445,17 @@ mod tests {
     /// twice the batch ahead of the next one to fire.
     #[test]
     fn prefetch_keys_come_once_in_firing_order() {
-        let base = Instant::now();
-        let mut t = Timers::new(base);
+        let mut t = Timers::new();
         // One slot's worth, armed latest first: the run sorts them.
         for i in 0..50u64 {
-            t.insert(
-                base + Duration::from_micros(20) + Duration::from_nanos(100 - i),
-                i as usize,
-                i + 1,
-            );
+            t.insert(20_000 + 100 - i, i as usize, i + 1);
         }
         assert!(t.peek().is_some());
         let (mut handed, mut fired) = (Vec::new(), Vec::new());
         loop {
             handed.extend(t.hand_out_next(4));
             assert!(handed.len() <= fired.len() + 8);
-            match t.pop_due(base + Duration::from_secs(1)) {
+            match t.pop_due(1000 * MS) {
                 Some(e) => fired.push(e.key),
                 None => break,
             }
@@ -417,11 +466,10 @@ mod tests {
 
     #[test]
     fn stale_majority_is_filtered() {
-        let base = Instant::now();
-        let mut t = Timers::new(base);
+        let mut t = Timers::new();
         for i in 0..3000 {
             // A third each in the current slot, the wheel and beyond it.
-            let at = base + Duration::from_millis((i % 3) as u64 * 100) / 2;
+            let at = (i % 3) as u64 * 50 * MS;
             t.insert(at, i, i as u64);
         }
         // The 1501st stale mark tips the balance (1501 > 1024 and 1501 * 2 > 3000).
@@ -432,7 +480,7 @@ mod tests {
         t.mark_stale(|e| e.key >= 1501);
         assert_eq!(t.len(), 1499);
         assert_eq!(t.live(), 1499);
-        let keys = drain(&mut t, base + Duration::from_secs(1));
+        let keys = drain(&mut t, 1000 * MS);
         assert_eq!(keys.len(), 1499);
         assert!(keys.iter().all(|&k| k >= 1501));
     }

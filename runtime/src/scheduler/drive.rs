@@ -13,6 +13,7 @@ use super::run_queue::Runnable;
 use super::{Core, NO_TASK};
 use crate::context;
 use crate::task::{Task, Yielder};
+use crate::timer::Entry;
 use crate::wake::{Subject, Wake, Waker};
 
 impl Core {
@@ -118,6 +119,13 @@ impl Core {
                 }
                 continue;
             }
+            // Under virtual time, with nothing outside the runtime that could wake anyone, the
+            // loop below would find no timer due (none is armed for now or earlier: a past
+            // deadline ends its park at once, and a jump fires all it reaches), no remote work,
+            // and jump to the next live timer: do just that.
+            if self.clock.is_virtual() && self.only_timers_can_wake() && self.jump_to_timers() > 0 {
+                continue;
+            }
             if self.fire_due_timers() > 0 || self.apply_remote() > 0 {
                 continue;
             }
@@ -184,7 +192,8 @@ impl Core {
         let next = self.next_deadline();
         let external = self.reactor.sources() > 0 || self.remote.outstanding() > 0;
         if !self.clock.is_virtual() {
-            let timeout = next.map(|d| d.saturating_duration_since(Instant::now()));
+            let timeout =
+                next.map(|d| self.clock.instant(d).saturating_duration_since(Instant::now()));
             self.poll_reactor(timeout)?;
         } else {
             // Virtual time jumps only when nothing outside the runtime can still make progress
@@ -237,6 +246,37 @@ impl Core {
         Ok(())
     }
 
+    /// No socket is registered, no remote waker is out and no remote wake or job is queued:
+    /// only a timer (or a live `Handle`'s thread) can still wake a coroutine.
+    #[inline]
+    fn only_timers_can_wake(&self) -> bool {
+        self.reactor.sources() == 0 && self.remote.outstanding() == 0 && !self.remote.has_pending()
+    }
+
+    /// Virtual time, nothing runnable and [`Core::only_timers_can_wake`]: moves the clock to
+    /// the next live timer and fires every timer due then; returns how many woke a coroutine
+    /// (0 when no live timer is armed).
+    fn jump_to_timers(&self) -> usize {
+        // The stale entries ahead of it are dropped on the way, uncounted, as `next_deadline`
+        // drops them.
+        loop {
+            let Some(e) = self.timers.borrow_mut().pop_due(u64::MAX) else { return 0 };
+            let woke = self.tasks.with_task(e.key, |task| {
+                if !task.timer_is_live(e.seq) {
+                    return false;
+                }
+                self.clock.advance_to(e.at);
+                self.trace_waking_from("timer");
+                self.fire_live_timer(task, e);
+                true
+            });
+            if woke == Some(true) {
+                return self.fire_timers_until(e.at, 1);
+            }
+            self.timers.borrow_mut().popped_stale();
+        }
+    }
+
     /// Something outside the runtime may still wake a coroutine: a remote wake or job is
     /// queued, or a remote waker (an `unblock` job, another thread) is out for a park still in
     /// progress. A live `Handle` alone is not work in flight (it holds no virtual clock).
@@ -247,14 +287,14 @@ impl Core {
             || self.remote.has_pending()
     }
 
-    /// Earliest live deadline, dropping stale heap tops on the way.
-    fn next_deadline(&self) -> Option<Instant> {
+    /// Earliest live deadline (a tick), dropping stale heap tops on the way.
+    fn next_deadline(&self) -> Option<u64> {
         let mut timers = self.timers.borrow_mut();
         while let Some(e) = timers.peek() {
             if self.timer_is_live(e.key, e.seq) {
-                return Some(e.deadline);
+                return Some(e.at);
             }
-            timers.pop_due(e.deadline);
+            timers.pop_due(e.at);
             timers.popped_stale();
         }
         None
@@ -266,26 +306,17 @@ impl Core {
             return 0;
         }
         self.trace_waking_from("timer");
-        let now = self.now();
-        let mut fired = 0;
+        let now = self.clock.now_tick();
+        self.fire_timers_until(now, 0)
+    }
+
+    /// Wakes the coroutines whose timers are due at tick `now`, after the caller fired
+    /// `fired` already; returns how many were fired in all.
+    #[inline(always)]
+    fn fire_timers_until(&self, now: u64, mut fired: usize) -> usize {
         loop {
             let Some(entry) = self.timers.borrow_mut().pop_due(now) else { break };
-            let woke = self.tasks.with_task(entry.key, |task| {
-                if !task.timer_is_live(entry.seq) {
-                    return false;
-                }
-                task.fire_timer();
-                let outcome = task.deadline_outcome(entry.deadline);
-                self.wake_task(task, outcome);
-                true
-            });
-            if woke == Some(true) {
-                fired += 1;
-                self.count(|s| s.timers_fired += 1);
-            } else {
-                self.timers.borrow_mut().popped_stale();
-                self.count(|s| s.timers_stale += 1);
-            }
+            fired += usize::from(self.fire_timer(entry));
         }
         // With many timers, the coroutines they wake have gone cold since they last ran; with
         // a few, all of them are still cached and the prefetches would only cost instructions.
@@ -297,6 +328,33 @@ impl Core {
             self.tasks.prefetch_records(timers.hand_out_next(PREFETCH_BATCH));
         }
         fired
+    }
+
+    /// Wakes the coroutine of `entry`, a timer popped because it is due, if its park is still
+    /// the one the timer was set for; returns whether it woke it (else the entry was stale).
+    #[inline]
+    fn fire_timer(&self, entry: Entry) -> bool {
+        let woke = self.tasks.with_task(entry.key, |task| {
+            let live = task.timer_is_live(entry.seq);
+            if live {
+                self.fire_live_timer(task, entry);
+            }
+            live
+        });
+        if woke != Some(true) {
+            self.timers.borrow_mut().popped_stale();
+            self.count(|s| s.timers_stale += 1);
+        }
+        woke == Some(true)
+    }
+
+    /// Wakes `task`, whose park `entry` is the live timer of, popped because it is due.
+    #[inline(always)]
+    fn fire_live_timer(&self, task: &Task, entry: Entry) {
+        task.fire_timer();
+        let outcome = task.timer_outcome(entry.at);
+        self.wake_task(task, outcome);
+        self.count(|s| s.timers_fired += 1);
     }
 
     /// Applies the wakes other threads queued and runs their jobs (a `Handle`'s spawns and

@@ -173,8 +173,7 @@ impl Core {
         let choices = Rng::new(config.seed.unwrap_or(0) ^ CHOICES_STREAM);
         let tasks = Tasks::new(config.seed);
         let clock = Clock::new(config.virtual_time);
-        // Slot 0 of the timers begins now: no deadline armed later is earlier.
-        let timers = Timers::new(clock.now());
+        let timers = Timers::new();
         if let (Some(seed), Some((depth, steps))) = (config.seed, config.pct) {
             tasks.set_pct(Pct::new(depth, steps, &mut Rng::new(seed ^ PCT_STREAM)));
         }
@@ -221,6 +220,18 @@ impl Core {
     #[inline]
     pub(crate) fn now(&self) -> std::time::Instant {
         self.clock.now()
+    }
+
+    /// The tick (see `clock`) `timeout` from now, saturating as `time::deadline_after` does.
+    #[inline]
+    pub(crate) fn tick_after(&self, timeout: std::time::Duration) -> u64 {
+        self.clock.tick_after(timeout)
+    }
+
+    /// The tick of `instant` on the runtime's clock.
+    #[inline]
+    pub(crate) fn tick(&self, instant: std::time::Instant) -> u64 {
+        self.clock.tick(instant)
     }
 
     /// Makes the next sequence number at least `floor`.

@@ -12,7 +12,7 @@
 
 use std::any::Any;
 use std::ptr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::Core;
 use crate::context;
@@ -74,7 +74,15 @@ impl Core {
         deadline: Option<Instant>,
         register: impl FnOnce(Waker),
     ) -> Wake {
-        self.park_inner(reason, deadline, [0; 2], register, false)
+        let deadline = deadline.map(|d| self.clock.tick(d));
+        self.park_inner(reason, deadline, [0; 2], register, false, false)
+    }
+
+    /// A park with nothing to register that ends at tick `at` of the runtime's clock (see
+    /// `clock`), or earlier if cancelled: `sleep`'s, which computes its deadline as a tick.
+    #[inline(always)]
+    pub(crate) fn park_until_tick(&self, reason: Reason, at: u64) -> Wake {
+        self.park_inner(reason, Some(at), [0; 2], |_| {}, false, true)
     }
 
     /// `park::park_near`: a park that names memory to prefetch before the coroutine resumes.
@@ -86,7 +94,8 @@ impl Core {
         near: [usize; 2],
         register: impl FnOnce(Waker),
     ) -> Wake {
-        self.park_inner(reason, deadline, near, register, false)
+        let deadline = deadline.map(|d| self.clock.tick(d));
+        self.park_inner(reason, deadline, near, register, false, false)
     }
 
     /// A park that cancellation and timeout scopes cannot cut short: it starts even when the
@@ -94,18 +103,22 @@ impl Core {
     /// with `Cancelled`, once). For waits that must finish for soundness: a scope that was
     /// interrupted waiting for the coroutines that borrow from it.
     pub(crate) fn park_shielded(&self, reason: Reason, register: impl FnOnce(Waker)) -> Wake {
-        self.park_inner(reason, None, [0; 2], register, true)
+        self.park_inner(reason, None, [0; 2], register, true, false)
     }
 
-    /// Both parks: a short sequence, always inlined, around the stack switch.
+    /// Every park, its deadline a tick: a short sequence, always inlined, around the stack
+    /// switch. `arm_inline` (a constant at each call site): a park with a deadline of its own
+    /// arms its timer here rather than in `park_commit_slow` when it is outside any timeout
+    /// scope (`sleep`'s: one call site, and a simulation's every event).
     #[inline(always)]
     fn park_inner(
         &self,
         reason: Reason,
-        deadline: Option<Instant>,
+        deadline: Option<u64>,
         near: [usize; 2],
         register: impl FnOnce(Waker),
         shielded: bool,
+        arm_inline: bool,
     ) -> Wake {
         self.with_running(
             reason.what,
@@ -120,8 +133,19 @@ impl Core {
                 }
                 task.begin_park(seq, reason, deadline);
                 register(Waker::new(task.key, seq));
-                if task.woken_early() || deadline.is_some() || (flags & SCOPED != 0 && !shielded) {
-                    if let Some(wake) = self.park_commit_slow(task, seq, deadline, shielded) {
+                let scoped = flags & SCOPED != 0 && !shielded;
+                if let (true, Some(at), false, false) =
+                    (arm_inline, deadline, scoped, task.woken_early())
+                {
+                    if at <= self.clock.now_tick() {
+                        task.abandon_park();
+                        return Wake::TimedOut; // its own deadline passed: no scope to blame
+                    }
+                    self.timers.borrow_mut().insert(at, task.key, seq);
+                    task.arm_timer();
+                    task.commit_park();
+                } else if task.woken_early() || deadline.is_some() || scoped {
+                    if let Some(wake) = self.park_commit_slow(task, seq, deadline, scoped) {
                         return wake;
                     }
                 } else {
@@ -138,26 +162,27 @@ impl Core {
 
     /// The part of `park` after `register` when there is more to do than marking the task
     /// parked: `Some` if the park already ended (woken while registering, or the deadline
-    /// passed); else arms the timer for the earliest of the caller's deadline and the
-    /// coroutine's timeout scopes (none when `shielded`), and commits the park.
+    /// passed); else arms the timer for the earliest of the caller's deadline and, when
+    /// `scoped` (inside a `time::timeout` and not shielded), the coroutine's timeout scopes, and
+    /// commits the park.
     #[inline(never)]
     fn park_commit_slow(
         &self,
         task: &Task,
         seq: u64,
-        deadline: Option<Instant>,
-        shielded: bool,
+        deadline: Option<u64>,
+        scoped: bool,
     ) -> Option<Wake> {
         if let Some(wake) = task.take_early_wake() {
             return Some(wake);
         }
-        let scope_deadline = if shielded { None } else { task.scope_deadline() };
+        let scope_deadline = if scoped { task.scope_deadline() } else { None };
         let effective = match (deadline, scope_deadline) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
         if let Some(at) = effective {
-            if at <= self.now() {
+            if at <= self.clock.now_tick() {
                 task.abandon_park();
                 return Some(task.deadline_outcome(at));
             }
@@ -200,8 +225,9 @@ impl Core {
     }
 
     /// Ends `task`'s park in progress with `reason`: queues it if it was parked, and counts
-    /// its timer stale.
-    #[inline]
+    /// its timer stale. Always inlined: what it does is a few stores, but out of line it
+    /// saved and restored registers for them.
+    #[inline(always)]
     pub(super) fn wake_task(&self, task: &Task, reason: Wake) {
         let woken = task.wake(reason);
         if self.counting.is_some() {
@@ -214,8 +240,14 @@ impl Core {
             self.tasks.push_runnable(task);
         }
         if woken.timer_went_stale {
-            self.timers.borrow_mut().mark_stale(|e| self.timer_is_live(e.key, e.seq));
+            self.timer_went_stale();
         }
+    }
+
+    /// A timer's park ended another way: its entry is stale.
+    #[inline(never)]
+    fn timer_went_stale(&self) {
+        self.timers.borrow_mut().mark_stale(|e| self.timer_is_live(e.key, e.seq));
     }
 
     /// Whether the timer set for park `seq` of slot `key` still matters.
@@ -272,7 +304,7 @@ impl Core {
         } else if task.is_cancelled() {
             true
         } else {
-            let now = self.now();
+            let now = self.clock.now_tick();
             let due = task.scope_deadline().is_some_and(|d| d <= now);
             if due {
                 task.clear_op_deadline();
@@ -333,8 +365,10 @@ impl Core {
         self.with_running("shield", |task| Shield::raise(task, false))
     }
 
-    /// Opens a `time::timeout` scope for the running coroutine; returns its id.
-    pub(crate) fn push_scope(&self, deadline: Instant) -> u64 {
+    /// Opens a `time::timeout` scope for the running coroutine that expires `timeout` from
+    /// now; returns its id.
+    pub(crate) fn push_scope(&self, timeout: Duration) -> u64 {
+        let deadline = self.clock.tick_after(timeout);
         self.with_running("time::timeout", |task| {
             let id = self.next_seq();
             task.scopes.borrow_mut().push(Scope { deadline, id });

@@ -207,9 +207,10 @@ impl Tasks {
     }
 
     /// Asks the CPU for the stack frames the coroutine in slot `key` touches first when it
-    /// resumes (around where it last switched out, and the [`FRAME_LINES_BELOW`] lines under
-    /// that): for the coroutine the next timer wakes, whose record an earlier
-    /// [`Tasks::prefetch_records`] asked for (so its stack page is in the TLB again).
+    /// resumes (the [`FRAME_LINES_ABOVE`] lines from where it last switched out on, and the
+    /// [`FRAME_LINES_BELOW`] lines under that): for the coroutine the next timer wakes, whose
+    /// record an earlier [`Tasks::prefetch_records`] asked for (so its stack page is in the TLB
+    /// again).
     pub(crate) fn prefetch_frames(&self, key: usize) {
         // SAFETY: as in `with_task`; only the pointer and one `Cell` of a record are read.
         let table = unsafe { &*self.table.get() };
@@ -217,7 +218,7 @@ impl Tasks {
             // SAFETY: records in the table are live (see the module docs).
             let sp = unsafe { task.as_ref() }.sp_hint.get();
             let mut line = sp.wrapping_sub(FRAME_LINES_BELOW * 64);
-            for _ in 0..FRAME_LINES_BELOW + 2 {
+            for _ in 0..FRAME_LINES_BELOW + FRAME_LINES_ABOVE {
                 prefetch(line);
                 line = line.wrapping_add(64);
             }
@@ -231,7 +232,10 @@ impl Tasks {
         let table = unsafe { &*self.table.get() };
         for key in keys {
             if let Some(task) = table.get(key) {
-                prefetch(task.as_ptr() as usize);
+                let record = task.as_ptr() as usize;
+                for line in 0..RECORD_LINES {
+                    prefetch(record + line * 64);
+                }
             }
         }
     }
@@ -370,6 +374,15 @@ impl Tasks {
 /// coroutines their cache misses were a fifth of the time (perf), the stalls landing in
 /// `Timers::insert`.
 const FRAME_LINES_BELOW: usize = 4;
+
+/// Lines of a record that `prefetch_records` asks for: what the wake reads and writes
+/// (the first), what resuming the coroutine reads (its saved stack pointer, in the second)
+/// and what its next park writes (the reason and the caller's deadline, into the third).
+const RECORD_LINES: usize = 3;
+
+/// Lines from `sp_hint`'s on up that `prefetch_frames` asks for: the frames of the park and
+/// of its callers (`sleep`, the loop that sleeps), which the coroutine returns through first.
+const FRAME_LINES_ABOVE: usize = 5;
 
 /// Asks the CPU to start loading what the next two coroutines in the run queue will touch
 /// first: the record of the one after next, and the stack frames of the next (whose record
