@@ -117,7 +117,8 @@ fn a_failure_writes_its_runs_trace_the_same_each_time() {
     let events = trace.as_array().unwrap();
     assert!(events.iter().any(|e| e["ph"] == "X" && e["name"] == "run"));
     // Main and the two racing coroutines each have a track.
-    let tracks = events.iter().filter(|e| e["ph"] == "M" && e["tid"] != u64::MAX).count();
+    let tracks =
+        events.iter().filter(|e| e["name"] == "thread_name" && e["tid"] != u64::MAX).count();
     assert_eq!(tracks, 3, "{events:?}");
 }
 

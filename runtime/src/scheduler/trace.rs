@@ -157,7 +157,7 @@ impl Tracer {
             Some(keep) => Sink::Ring(Ring::new(keep, s.ticks, s.mark)),
             None => {
                 let mut file = File::create(&self.config.path)?;
-                file.write_all(b"[\n")?;
+                file.write_all(json::HEADER)?;
                 Sink::Stream { writer: Writer::start(file)?, records: Vec::with_capacity(BATCH) }
             }
         });

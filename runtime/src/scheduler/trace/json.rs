@@ -13,13 +13,16 @@ use super::timebase::Scale;
 use super::SCHEDULER_TRACK;
 use crate::wake::{Reason, Subject};
 
-/// Events written so far, `,\n` between them (the file's `[` and `]` are not theirs).
+/// The start of every trace file: the array's `[` and a first event, which names the process
+/// (`spindle`), so that every event written after it begins with the `,\n` between two.
+pub(super) const HEADER: &[u8] =
+    b"[\n{\"name\":\"process_name\",\"ph\":\"M\",\"pid\":1,\"args\":{\"name\":\"spindle\"}}";
+
+/// Events written so far, each after a `,\n` (the file's [`HEADER`] and `]` are not theirs).
 pub(super) struct Json {
     /// Zeroed bytes; the first `len` are the events.
     buf: Vec<u8>,
     len: usize,
-    /// No event is written yet: the next needs no `,\n` before it.
-    first: bool,
 }
 
 /// The most an event takes apart from its strings: its fixed text (under 100 bytes) and at
@@ -31,7 +34,7 @@ const ESCAPED: usize = 6;
 
 impl Json {
     pub(super) fn new(capacity: usize) -> Json {
-        Json { buf: vec![0; capacity.max(FIXED)], len: 0, first: true }
+        Json { buf: vec![0; capacity.max(FIXED)], len: 0 }
     }
 
     /// The events written since the last `clear`.
@@ -69,12 +72,12 @@ impl Json {
             Record::Run { since, to, tid } => {
                 self.room(FIXED);
                 let (since, to) = (scale.ns(since), scale.ns(to));
-                self.slice(|j| j.raw(b"run"), b"", since, to, tid);
+                self.run(since, to, tid);
             }
             Record::Wait { since, to, tid, reason } => {
                 self.room(FIXED + reason_len(reason));
                 let (since, to) = (scale.ns(since), scale.ns(to));
-                self.slice(|j| j.reason(reason), b"wait", since, to, tid);
+                self.wait(reason, since, to, tid);
             }
             Record::Woke { name, flow, at, tid } => {
                 self.room(FIXED + ESCAPED * name.len());
@@ -136,9 +139,7 @@ impl Json {
     /// Starts an event.
     #[inline(always)]
     fn open(&mut self) {
-        if !std::mem::take(&mut self.first) {
-            self.raw(b",\n");
-        }
+        self.raw(b",\n");
     }
 
     /// Copies `bytes` in; the event made room for them.
@@ -218,19 +219,25 @@ impl Json {
         self.raw(b")");
     }
 
-    /// A slice (`ph` X) on track `tid` from `since` to `to` (ns); `cat` empty for none.
+    /// A run (`ph` X, named `run`) on track `tid` from `since` to `to` (ns).
     #[inline(always)]
-    fn slice(&mut self, name: impl FnOnce(&mut Self), cat: &[u8], since: u64, to: u64, tid: u64) {
-        self.open();
-        self.raw(br#"{"name":""#);
-        name(self);
-        if cat.is_empty() {
-            self.raw(br#"","ph":"X","ts":"#);
-        } else {
-            self.raw(br#"","cat":""#);
-            self.raw(cat);
-            self.raw(br#"","ph":"X","ts":"#);
-        }
+    fn run(&mut self, since: u64, to: u64, tid: u64) {
+        self.raw(b",\n{\"name\":\"run\",\"ph\":\"X\",\"ts\":");
+        self.slice_rest(since, to, tid);
+    }
+
+    /// A wait (`ph` X, `cat` wait) named by `reason` on track `tid` from `since` to `to` (ns).
+    #[inline(always)]
+    fn wait(&mut self, reason: Option<Reason>, since: u64, to: u64, tid: u64) {
+        self.raw(b",\n{\"name\":\"");
+        self.reason(reason);
+        self.raw(br#"","cat":"wait","ph":"X","ts":"#);
+        self.slice_rest(since, to, tid);
+    }
+
+    /// A slice's time, length and track, and its end.
+    #[inline(always)]
+    fn slice_rest(&mut self, since: u64, to: u64, tid: u64) {
         self.us(since);
         self.raw(br#","dur":"#);
         self.us(to.saturating_sub(since));
@@ -302,7 +309,8 @@ mod tests {
         json.name(3, Some(long));
         let text = String::from_utf8(json.bytes().to_vec()).unwrap();
         let escaped = "\\u0001\\\"".repeat(300);
-        assert!(text.starts_with(&format!(r#"{{"name":"{escaped}","ph":"i""#)), "{text}");
+        assert!(text.starts_with(&format!(",\n{}", r#"{"name":""#)), "{text}");
+        assert!(text.contains(&format!(r#"{{"name":"{escaped}","ph":"i""#)), "{text}");
         assert!(text.ends_with(&format!(r##""args":{{"name":"#3 {escaped}"}}}}"##)), "{text}");
     }
 

@@ -82,7 +82,7 @@ impl Ring {
             self.marks.push_back((self.pushed, Mark::now(start)));
         }
         let mut file = io::BufWriter::new(File::create(path)?);
-        file.write_all(b"[\n")?;
+        file.write_all(super::json::HEADER)?;
         let mut json = Json::new(1 << 16);
         let live = self.live.iter().map(|(tid, name)| (*tid, name));
         for (tid, name) in self.finished.iter().map(|(tid, name)| (*tid, name)).chain(live) {

@@ -90,8 +90,9 @@ pub(super) struct Scale {
     /// The stamp at the stretch's start, and its nanoseconds.
     from_tsc: u64,
     from_ns: u64,
-    /// Nanoseconds per tick, in 32.32 fixed point.
-    per_tick: u128,
+    /// Nanoseconds per tick, in 32.32 fixed point (saturated: a TSC ticks far faster than once
+    /// in 4 s), so that placing a stamp is one 64 x 64 -> 128-bit multiply.
+    per_tick: u64,
     /// The nanoseconds at the stretch's end: no stamp of it is placed later.
     to_ns: u64,
 }
@@ -107,7 +108,9 @@ impl Scale {
         let ns = to.ns.saturating_sub(from.ns);
         let per_tick = match u128::from(ticks) {
             0 => 0,
-            ticks => ((u128::from(ns) << 32) + ticks / 2) / ticks,
+            ticks => {
+                u64::try_from(((u128::from(ns) << 32) + ticks / 2) / ticks).unwrap_or(u64::MAX)
+            }
         };
         Scale { from_tsc: from.tsc, from_ns: from.ns, per_tick, to_ns: to.ns.max(from.ns) }
     }
@@ -116,7 +119,8 @@ impl Scale {
     #[inline]
     pub(super) fn ns(&self, t: u64) -> u64 {
         // Rounded to the nearest nanosecond.
-        let after = (u128::from(t.saturating_sub(self.from_tsc)) * self.per_tick + (1 << 31)) >> 32;
+        let product = u128::from(t.saturating_sub(self.from_tsc)) * u128::from(self.per_tick);
+        let after = (product + (1 << 31)) >> 32;
         let ns = u128::from(self.from_ns) + after;
         u64::try_from(ns).unwrap_or(u64::MAX).min(self.to_ns)
     }
