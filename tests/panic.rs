@@ -130,3 +130,43 @@ fn unjoined_panic_is_reported_with_the_coroutine_name() {
     assert!(!stderr.contains("handled"), "a joined panic must not be reported: {stderr}");
     assert!(!stderr.contains("thread '"), "the default hook must stay quiet: {stderr}");
 }
+
+/// Run by `a_panic_with_rust_backtrace_on_the_smallest_stack_is_reported_not_fatal` in a
+/// child process with `RUST_BACKTRACE=1` (the setting is read once per process).
+#[test]
+#[ignore = "run by a_panic_with_rust_backtrace_on_the_smallest_stack_is_reported_not_fatal"]
+fn panics_on_the_smallest_stacks() {
+    spindle::run(|| {
+        // One joined, one not (its report is printed, with the backtrace symbolized).
+        let joined = Builder::new().stack_size(spindle::MIN_STACK_SIZE).spawn(|| panic!("joined"));
+        let dropped =
+            Builder::new().stack_size(spindle::MIN_STACK_SIZE).spawn(|| panic!("dropped"));
+        drop(dropped.unwrap());
+        match joined.unwrap().join() {
+            Err(JoinError::Panicked(p)) => {
+                assert_eq!(p.message(), Some("joined"));
+                assert!(p.backtrace().is_some(), "RUST_BACKTRACE=1 captures a backtrace");
+            }
+            other => panic!("expected the panic, got {other:?}"),
+        }
+        spindle::yield_now();
+    });
+}
+
+#[test]
+fn a_panic_with_rust_backtrace_on_the_smallest_stack_is_reported_not_fatal() {
+    // Capturing and, above all, symbolizing a backtrace needs far more stack than 16 KiB: done
+    // on a coroutine's own stack, it overflowed and aborted the process.
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "panics_on_the_smallest_stacks", "--ignored", "--nocapture"])
+        .env("RUST_BACKTRACE", "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("1 passed"), "the child ran the test: {stdout}");
+    assert!(!stderr.contains("overflowed its stack"), "{stderr}");
+    assert!(stderr.contains("coroutine #2 panicked"), "the dropped one is reported: {stderr}");
+    assert!(stderr.contains("stack backtrace:"), "with its backtrace: {stderr}");
+}

@@ -62,7 +62,9 @@ pub(crate) fn install_hook() {
             let Some(coroutine_id) = id else {
                 return previous(info);
             };
-            let backtrace = Backtrace::capture();
+            // On the scheduler's stack: the unwinder needs more than a coroutine may have.
+            let backtrace = with_core(|core| core.on_thread_stack(Backtrace::capture))
+                .unwrap_or_else(Backtrace::capture);
             let captured = Captured {
                 coroutine_id,
                 message: info.payload_as_str().map(str::to_owned),
@@ -185,7 +187,12 @@ pub(crate) fn unjoined_report(coroutine: &dyn fmt::Display, panic: &Panic) -> St
     out.push_str(":\n");
     out.push_str(panic.message.as_deref().unwrap_or("Box<dyn Any>"));
     if let Some(bt) = &panic.backtrace {
-        out.push_str(&format!("\nstack backtrace:\n{bt}"));
+        // Symbolizing a backtrace reads the debug information with a deep stack of its own: on
+        // the thread's stack, not a coroutine's (a 64 KiB one overflowed).
+        let text = with_core(|core| core.on_thread_stack(|| bt.to_string()))
+            .unwrap_or_else(|| bt.to_string());
+        out.push_str("\nstack backtrace:\n");
+        out.push_str(&text);
     }
     out
 }

@@ -392,6 +392,24 @@ impl Core {
     }
 }
 
+impl Core {
+    /// Runs `f` on the thread's own stack, the scheduler's, when a coroutine runs; else here.
+    /// For backtraces of panics: symbolizing one (to print it) parses debug information with
+    /// a deep stack of its own, more than a coroutine's stack has (with `RUST_BACKTRACE=1` the
+    /// report of an unjoined panic overflowed a 64 KiB stack), and capturing one walks the
+    /// unwind tables. A backtrace captured here still shows the coroutine's frames: the
+    /// switch's unwind information leads from the scheduler's stack back to them.
+    pub(crate) fn on_thread_stack<R>(&self, f: impl FnOnce() -> R + Send) -> R {
+        let yielder = self.tasks.with_current(|task| task.yielder.get()).unwrap_or(ptr::null());
+        if yielder.is_null() {
+            return f();
+        }
+        // SAFETY: as in `suspend`: the yielder was recorded by `started`, first thing on the
+        // running coroutine's stack, the stack we are on, and lives as long as the coroutine.
+        unsafe { (*yielder).on_parent_stack(f) }
+    }
+}
+
 /// Suspends the running coroutine, whose record is `task`, back to the scheduler.
 #[inline(always)]
 fn suspend(task: &Task) {
