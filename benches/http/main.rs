@@ -244,6 +244,7 @@ fn compare() {
         }
     }
     drop(started);
+    wrk::remove_pipeline_script();
     table::print(&rows, rounds);
 
     let svg = std::env::var_os("SPINDLE_HTTP_SVG").map(PathBuf::from).unwrap_or_else(|| {

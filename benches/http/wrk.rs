@@ -81,10 +81,22 @@ request = function()
 end
 "#;
 
+/// Where this run's pipelining script goes: the temporary directory, named by process.
+fn pipeline_script_path() -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("spindle-http-pipeline-{}.lua", std::process::id()))
+}
+
+/// Removes the pipelining script, if a pipelined run wrote it (a regular file of ours).
+pub fn remove_pipeline_script() {
+    let path = pipeline_script_path();
+    if path.metadata().is_ok_and(|m| m.is_file()) {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
 /// The pipelining script, written once into the temporary directory.
 fn pipeline_script() -> Result<std::path::PathBuf, String> {
-    let path =
-        std::env::temp_dir().join(format!("spindle-http-pipeline-{}.lua", std::process::id()));
+    let path = pipeline_script_path();
     if !path.exists() {
         std::fs::write(&path, PIPELINE_LUA)
             .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
