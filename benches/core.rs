@@ -49,6 +49,18 @@ fn config() -> Criterion {
 /// Times `yield_now` on `rt` with one partner coroutine yielding back: each iteration is a full
 /// A -> B -> A round trip.
 fn yield_against_a_partner(rt: &spindle::Runtime, b: &mut criterion::Bencher<'_>) {
+    round_trips(rt, b, spindle::yield_now);
+}
+
+/// Times `step` on `rt` against a partner coroutine taking the same steps; each step ends in a
+/// yield, so each iteration is a full A -> B -> A round trip.
+/// Generic, not a `fn()`, so that `step` is inlined: an indirect call per yield would make the
+/// plain row measure a nested call instead.
+fn round_trips(
+    rt: &spindle::Runtime,
+    b: &mut criterion::Bencher<'_>,
+    step: impl Fn() + Copy + 'static,
+) {
     rt.run(|| {
         let stop = Rc::new(Cell::new(false));
         let partner = {
@@ -56,15 +68,15 @@ fn yield_against_a_partner(rt: &spindle::Runtime, b: &mut criterion::Bencher<'_>
             spindle::spawn(move || {
                 let mut turns = 0u64;
                 while !stop.get() {
-                    spindle::yield_now();
+                    step();
                     turns += 1;
                 }
                 turns
             })
         };
-        // Let B reach its loop, so each measured yield is a full A -> B -> A.
+        // Let B reach its loop, so each measured step is a full A -> B -> A.
         spindle::yield_now();
-        b.iter(spindle::yield_now);
+        b.iter(step);
         stop.set(true);
         spindle::yield_now();
         black_box(partner.join().unwrap());
@@ -89,26 +101,10 @@ const BUSY_STEPS: u32 = 400;
 
 /// [`yield_against_a_partner`] with both sides doing [`BUSY_STEPS`] of work before each yield.
 fn busy_against_a_partner(rt: &spindle::Runtime, b: &mut criterion::Bencher<'_>) {
-    rt.run(|| {
-        let stop = Rc::new(Cell::new(false));
-        let partner = {
-            let stop = stop.clone();
-            spindle::spawn(move || {
-                while !stop.get() {
-                    spin(BUSY_STEPS);
-                    spindle::yield_now();
-                }
-            })
-        };
+    round_trips(rt, b, || {
+        spin(BUSY_STEPS);
         spindle::yield_now();
-        b.iter(|| {
-            spin(BUSY_STEPS);
-            spindle::yield_now();
-        });
-        stop.set(true);
-        spindle::yield_now();
-        partner.join().unwrap();
-    })
+    });
 }
 
 /// What a trace costs a program that does some work between switches: there the writer thread
